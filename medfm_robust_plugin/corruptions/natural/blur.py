@@ -1,0 +1,1 @@
+"""blur corruptions of the natural family."""

@@ -1,0 +1,1 @@
+"""digital corruptions of the natural family."""

@@ -1,0 +1,1 @@
+"""geometric corruptions of the natural family."""

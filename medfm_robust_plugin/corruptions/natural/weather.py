@@ -1,0 +1,1 @@
+"""weather corruptions of the natural family."""

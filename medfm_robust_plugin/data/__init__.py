@@ -1,0 +1,1 @@
+"""Samples, dataset loaders, and the embedded procedural phantoms."""

@@ -1,0 +1,157 @@
+"""Procedural phantoms: deterministic synthetic medical images, generated on demand (no files in git).
+
+Each generator takes a size and a seed and returns the image with its exact lesion mask, so that
+every label is known by construction. They are the embedded sample images of the preview and the
+gallery, and the fixtures of the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """A synthetic image, its modality, and the mask of its lesion (True inside)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    modality: str
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return (yy + 0.5) / size * 2 - 1, (xx + 0.5) / size * 2 - 1
+
+
+def smooth_texture(size: int, rng: np.random.Generator, scale: float = 8.0) -> np.ndarray:
+    """Zero-mean, unit-variance low-frequency texture (filtered white noise)."""
+    import cv2
+
+    noise = rng.standard_normal((size, size)).astype(np.float32)
+    blurred = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(size / scale / 4, 0.5))
+    return (blurred - blurred.mean()) / (blurred.std() + 1e-6)
+
+
+def _blob(size: int, rng: np.random.Generator, radius: tuple[float, float], lobes: int = 5):
+    """A lesion-like blob: an ellipse whose radius wobbles with angle. Returns (mask, centre)."""
+    y, x = _grid(size)
+    cy, cx = rng.uniform(-0.35, 0.35, size=2)
+    r0 = rng.uniform(*radius)
+    angle = np.arctan2(y - cy, x - cx)
+    phases = rng.uniform(0, 2 * np.pi, size=lobes)
+    amps = rng.uniform(0.0, 0.15, size=lobes)
+    wobble = 1 + sum(a * np.sin((k + 2) * angle + p) for k, (a, p) in enumerate(zip(amps, phases)))
+    aspect = rng.uniform(0.7, 1.3)
+    dist = np.sqrt(((x - cx) * aspect) ** 2 + ((y - cy) / aspect) ** 2)
+    return dist < r0 * wobble, (cy, cx)
+
+
+def dermoscopy(size: int = 256, seed: int = 0) -> Phantom:
+    """RGB skin with a pigmented lesion (uint8)."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    skin = np.array([214, 170, 140], np.float32) + rng.uniform(-15, 15, 3).astype(np.float32)
+    tex = smooth_texture(size, rng, 16)[..., None]
+    image = skin + 6 * tex + 25 * (1 - (x**2 + y**2))[..., None] * 0.3
+    mask, _ = _blob(size, rng, (0.25, 0.45))
+    lesion = np.array([110, 70, 50], np.float32) + 18 * smooth_texture(size, rng, 6)[..., None]
+    soft = _soft(mask)
+    image = image * (1 - soft[..., None]) + lesion * soft[..., None]
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "dermoscopy")
+
+
+def endoscopy(size: int = 256, seed: int = 0) -> Phantom:
+    """RGB colon-like mucosa with a polyp, dark lumen and circular field of view (uint8)."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    r = np.sqrt(x**2 + y**2)
+    base = np.array([190, 95, 80], np.float32)
+    shading = np.clip(1.1 - 0.6 * r, 0.2, 1.1)[..., None]
+    folds = 0.12 * np.sin(9 * r + 2 * smooth_texture(size, rng, 6))[..., None]
+    image = base * (shading + folds) + 10 * smooth_texture(size, rng, 20)[..., None]
+    mask, (cy, cx) = _blob(size, rng, (0.12, 0.22))
+    polyp = np.array([215, 120, 100], np.float32) * (1.0 + 0.1 * smooth_texture(size, rng, 8)[..., None])
+    soft = _soft(mask)
+    image = image * (1 - soft[..., None]) + polyp * soft[..., None]
+    image[r > 0.98] = 0
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "endoscopy")
+
+
+def ct_slice(size: int = 256, seed: int = 0) -> Phantom:
+    """Axial abdomen-like CT slice in Hounsfield units (int16): air, fat, soft tissue, bone, a lesion."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    hu = np.full((size, size), -1000.0, np.float32)
+    body = (x / 0.9) ** 2 + (y / 0.7) ** 2 < 1
+    hu[body] = -100  # subcutaneous fat
+    inner = (x / 0.8) ** 2 + (y / 0.6) ** 2 < 1
+    hu[inner] = 40 + 10 * smooth_texture(size, rng, 10)[inner]
+    liver = ((x + 0.3) / 0.4) ** 2 + ((y + 0.05) / 0.35) ** 2 < 1
+    hu[liver] = 60
+    spine = (x / 0.12) ** 2 + ((y - 0.45) / 0.12) ** 2 < 1
+    hu[spine] = 700
+    mask, _ = _blob(size, rng, (0.06, 0.1))
+    mask &= inner
+    hu[mask] = 10 + rng.uniform(-10, 10)
+    return Phantom(np.rint(hu).astype(np.int16), mask, "ct")
+
+
+def mri_slice(size: int = 256, seed: int = 0) -> Phantom:
+    """Brain-like T1 MR magnitude slice (float32, arbitrary units 0-1000) with a bright tumour."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    head = (x / 0.75) ** 2 + (y / 0.9) ** 2
+    image = np.zeros((size, size), np.float32)
+    image[head < 1] = 250  # scalp/CSF ring
+    brain = head < 0.8
+    image[brain] = 600 + 60 * smooth_texture(size, rng, 12)[brain]
+    ventricles = ((np.abs(x) - 0.12) / 0.08) ** 2 + (y / 0.25) ** 2 < 1
+    image[ventricles & brain] = 150
+    mask, _ = _blob(size, rng, (0.08, 0.16))
+    mask &= brain
+    image[mask] = 900
+    return Phantom(image, mask, "mri")
+
+
+def xray(size: int = 256, seed: int = 0) -> Phantom:
+    """Chest-X-ray-like radiograph, 12-bit values in uint16, with a nodule."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    image = 3000 - 600 * (x**2) + 200 * smooth_texture(size, rng, 10)
+    lungs = (((np.abs(x) - 0.4) / 0.3) ** 2 + (y / 0.65) ** 2) < 1
+    image[lungs] -= 1700
+    ribs = (np.sin(14 * (y + 0.15 * x**2)) > 0.6) & lungs
+    image[ribs] += 450
+    mask, _ = _blob(size, rng, (0.04, 0.08))
+    mask &= lungs
+    image[mask] += 900
+    return Phantom(np.clip(image, 0, 4095).astype(np.uint16), mask, "xray")
+
+
+def _soft(mask: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=1.5)
+
+
+GENERATORS: dict[str, Callable[..., Phantom]] = {
+    "dermoscopy": dermoscopy,
+    "endoscopy": endoscopy,
+    "ct": ct_slice,
+    "mri": mri_slice,
+    "xray": xray,
+}
+
+
+def phantom(modality: str, size: int = 256, seed: int = 0) -> Phantom:
+    """The phantom of ``modality`` (one of GENERATORS)."""
+    try:
+        return GENERATORS[modality](size=size, seed=seed)
+    except KeyError:
+        raise ValueError(
+            f"no phantom for modality '{modality}'; choose one of {', '.join(GENERATORS)}"
+        ) from None

@@ -1,0 +1,181 @@
+"""Applying corruptions: ``corrupt``, ``corrupt_batch``, ``list_corruptions``, ``sample_seed``."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from . import image as img
+from .corruptions.spec import Corruption
+from .errors import InvalidImageError, MedFMRobustError, UnknownCorruptionError, describe_source
+from .plugins import get_registry
+
+SEED_BITS = 63
+
+
+def sample_seed(
+    global_seed: int, dataset: str, sample_id: object, corruption: str, severity: object
+) -> int:
+    """A stable seed for one (dataset, sample, corruption, severity), the same in every process.
+
+    Derived by hashing, never from call order, so that workers, reruns and hosts agree.
+    """
+    key = json.dumps([int(global_seed), str(dataset), str(sample_id), str(corruption), str(severity)])
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << SEED_BITS) - 1)
+
+
+def get_corruption(name: str | Corruption) -> Corruption:
+    """The registered corruption called ``name``; the error suggests close names."""
+    if isinstance(name, Corruption):
+        return name
+    registry = get_registry()
+    try:
+        return registry.get("corruptions", name)
+    except KeyError:
+        known = registry.names("corruptions")
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust corruptions list`"
+        raise UnknownCorruptionError(f"unknown corruption '{name}'; {hint}") from None
+
+
+def list_corruptions(modality: str | None = None, family: str | None = None) -> list[Corruption]:
+    """Registered corruptions, optionally only those for a modality and/or of a family."""
+    registry = get_registry()
+    found = [registry.items["corruptions"][n] for n in registry.names("corruptions")]
+    return [
+        c for c in found if c.applies_to(modality) and (family is None or c.family == family)
+    ]
+
+
+def corrupt(
+    image: Any,
+    name: str | Corruption,
+    severity: float = 3,
+    seed: int = 0,
+    return_params: bool = False,
+    *,
+    strength: float | None = None,
+    value_range: tuple[float, float] | None = None,
+    sample_id: object | None = None,
+) -> Any:
+    """Corrupt one image and return it in the dtype, shape, channels and range it came in.
+
+    ``image`` is a numpy array (H x W or H x W x 1/3/4), a PIL image, or a path (PNG, JPEG, TIFF,
+    DICOM, NIfTI). ``severity`` is 1-5 (fractions interpolate the table); ``strength`` in [0, 1]
+    overrides it. With ``return_params=True`` the result is ``(image, params)``, where ``params``
+    records everything needed to replay the corruption.
+    """
+    source = sample_id if sample_id is not None else (image if isinstance(image, str) else None)
+    spec = get_corruption(name)
+    param = spec.param_for(severity=severity if strength is None else None, strength=strength)
+    array, pil_mode = img.as_array(image, source)
+    img.check_array(array, source)
+    rng = np.random.Generator(np.random.PCG64(int(seed)))
+    out, draws, layout = _apply(spec, array, param, rng, value_range, source)
+    result: Any = img.array_to_pil(out, pil_mode) if pil_mode is not None else out
+    if not return_params:
+        return result
+    params = {
+        "corruption": spec.name,
+        "severity": None if strength is not None else _jsonable(severity),
+        "strength": None if strength is None else float(strength),
+        "param": _jsonable(param),
+        "seed": int(seed),
+        "value_range": list(layout.value_range),
+    }
+    if draws:
+        params["draws"] = _jsonable(draws)
+    return result, params
+
+
+def _apply(
+    spec: Corruption,
+    array: np.ndarray,
+    param: Any,
+    rng: np.random.Generator,
+    value_range: tuple[float, float] | None,
+    source: object | None,
+) -> tuple[np.ndarray, dict[str, Any] | None, img.Layout]:
+    body, alpha, layout = img.split(array, value_range)
+    work = img.to_unit(body, layout) if spec.domain == "unit" else body
+    work_in, undo = img.adapt_channels(work, spec.channels)
+    try:
+        returned = spec.function(np.ascontiguousarray(work_in, dtype=np.float32), param, rng)
+    except MedFMRobustError:
+        raise
+    except Exception as exc:
+        raise MedFMRobustError(
+            f"{describe_source(source)}: corruption '{spec.name}' (plugin '{spec.plugin}') failed "
+            f"on a {array.dtype} image of shape {array.shape}: {type(exc).__name__}: {exc}"
+        ) from exc
+    out, draws = returned if isinstance(returned, tuple) else (returned, None)
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim == 2:
+        out = out[..., None]
+    if out.shape != work_in.shape:
+        raise InvalidImageError(
+            f"{describe_source(source)}: corruption '{spec.name}' (plugin '{spec.plugin}') returned "
+            f"shape {out.shape} for input {work_in.shape}; a corruption must keep the shape"
+        )
+    out = img.restore_channels(out, undo, work)
+    values = img.from_unit(out, layout) if spec.domain == "unit" else out
+    return img.merge(values, alpha, layout), draws, layout
+
+
+def corrupt_batch(
+    images: Sequence[Any],
+    name: str | Corruption,
+    severity: float = 3,
+    seed: int | Sequence[int] = 0,
+    return_params: bool = False,
+    *,
+    sample_ids: Sequence[object] | None = None,
+    dataset: str = "batch",
+    workers: int = 1,
+    strength: float | None = None,
+) -> list[Any]:
+    """Corrupt many images. With one integer ``seed``, each image gets ``sample_seed(seed, dataset,
+    id, name, severity)`` from its sample id (its index when no ids are given), so the result of an
+    image does not depend on its neighbours or on ``workers``.
+    """
+    spec = get_corruption(name)
+    ids = list(sample_ids) if sample_ids is not None else list(range(len(images)))
+    if len(ids) != len(images):
+        raise ValueError(f"{len(images)} images but {len(ids)} sample ids")
+    if isinstance(seed, (int, np.integer)):
+        level = severity if strength is None else f"strength={strength}"
+        seeds = [sample_seed(int(seed), dataset, i, spec.name, level) for i in ids]
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != len(images):
+            raise ValueError(f"{len(images)} images but {len(seeds)} seeds")
+
+    def one(k: int) -> Any:
+        return corrupt(
+            images[k], spec, severity, seeds[k], return_params, strength=strength, sample_id=ids[k]
+        )
+
+    if workers <= 1:
+        return [one(k) for k in range(len(images))]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(images))))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+

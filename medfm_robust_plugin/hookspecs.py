@@ -1,0 +1,44 @@
+"""The MedFM-Robust plugin contract: five hooks, each handed a ``register`` callback.
+
+A plugin is a module (or an installed package exposing one through the ``medfm_robust`` entry-point
+group) that implements any of these hooks with ``@medfm_robust_plugin.hookimpl``. The built-in
+corruptions, datasets, tasks, models and metrics are registered through the very same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT_NAME = "medfm_robust"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Register = Callable[..., Any]
+
+
+@hookspec
+def register_corruptions(register: Register) -> None:
+    """Register corruptions: ``register(corruption)`` for each ``@corruption``-decorated function."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset loaders: ``register(loader, name=None)``."""
+
+
+@hookspec
+def register_tasks(register: Register) -> None:
+    """Register benchmark tasks (task cards): ``register(task, name=None)``."""
+
+
+@hookspec
+def register_models(register: Register) -> None:
+    """Register model wrappers: ``register(model_factory, name=None, aliases=())``."""
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register task metrics: ``register(metric, name=None)``."""

@@ -1,0 +1,414 @@
+"""Images as the benchmark sees them: reading medical and natural formats, checking them, and
+moving between the caller's representation and the corruption's working one.
+
+A corruption works on float32 H x W x C arrays, either in [0, 1] (``domain="unit"``) or in the
+image's physical values (``domain="physical"``: HU, MR magnitude). The caller gets back the dtype,
+shape, channel count and value range it gave; an alpha channel passes through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ImageReadError, InvalidImageError, describe_source
+
+MAX_PIXELS_ENV = "MEDFM_ROBUST_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 120_000_000  # well above a whole-slide tile or a 10k x 10k photo
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
+
+RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+NIFTI_SUFFIXES = {".nii", ".nii.gz"}
+
+
+def max_pixels() -> int:
+    """The decompression-bomb guard: the largest image accepted, in pixels."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidImageError(f"{MAX_PIXELS_ENV}={raw!r} is not an integer pixel count") from None
+
+
+@dataclass
+class MedicalImage:
+    """A decoded image with what the file said about it."""
+
+    array: np.ndarray
+    source: str | None = None
+    spacing: tuple[float, ...] | None = None
+    value_range: tuple[float, float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_array(array: np.ndarray, source: object | None = None, limit: int | None = None) -> None:
+    """Raise InvalidImageError (naming ``source``) unless ``array`` is an image we can corrupt."""
+    name = describe_source(source)
+    if not isinstance(array, np.ndarray):
+        raise InvalidImageError(
+            f"{name}: expected a numpy array, PIL image or file path, got {type(array).__name__}"
+        )
+    if array.dtype == np.bool_:
+        raise InvalidImageError(
+            f"{name}: boolean arrays are masks, not images; convert with .astype(np.uint8) * 255"
+        )
+    if array.dtype.type not in SUPPORTED_DTYPES:
+        raise InvalidImageError(
+            f"{name}: dtype {array.dtype} is not supported; use uint8, uint16, int16, int32, "
+            "float32 or float64"
+        )
+    if array.ndim not in (2, 3):
+        raise InvalidImageError(
+            f"{name}: expected H x W or H x W x C, got an array of shape {array.shape}; "
+            "pass 2-D slices of a volume one at a time"
+        )
+    if array.size == 0 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise InvalidImageError(f"{name}: image is empty (shape {array.shape})")
+    if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
+        raise InvalidImageError(
+            f"{name}: {array.shape[2]} channels is not supported; use 1 (gray), 3 (RGB) or 4 (RGBA)"
+        )
+    limit = max_pixels() if limit is None else limit
+    if array.shape[0] * array.shape[1] > limit:
+        raise InvalidImageError(
+            f"{name}: {array.shape[0]} x {array.shape[1]} pixels exceeds the limit of {limit}; "
+            f"raise {MAX_PIXELS_ENV} if the image is trusted"
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidImageError(
+            f"{name}: image contains NaN or infinite values; replace them (np.nan_to_num) first"
+        )
+
+
+# --------------------------------------------------------------------------- layout and conversion
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the caller's array was laid out, so that the result can be put back the same way."""
+
+    dtype: np.dtype
+    ndim: int
+    channels: int
+    value_range: tuple[float, float]
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels == 4
+
+
+def infer_value_range(array: np.ndarray) -> tuple[float, float]:
+    """The range that maps to [0, 1]: the dtype's for uint8, otherwise the data's.
+
+    uint8 is always 0-255. Float data already in [0, 1] keeps [0, 1]. Other data (12-bit X-ray in
+    uint16, HU in int16 or float, MR magnitude) uses its own minimum and maximum (0 as minimum for
+    non-negative data), so that a 12-bit image is not squeezed into the bottom of a 16-bit range.
+    """
+    if array.dtype == np.uint8:
+        return 0.0, 255.0
+    lo, hi = float(array.min()), float(array.max())
+    if array.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    if lo >= 0.0:
+        lo = 0.0
+    if hi <= lo:
+        hi = lo + (1.0 if array.dtype.kind == "f" else 255.0)
+    return lo, hi
+
+
+def split(
+    array: np.ndarray, value_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray | None, Layout]:
+    """Caller's array -> (float32 H x W x C colour/gray part in its own values, alpha, layout)."""
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if value_range is None:
+        value_range = infer_value_range(array[..., :3] if channels == 4 else array)
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if not hi > lo:
+        raise InvalidImageError(f"value_range {value_range} must have its maximum above its minimum")
+    layout = Layout(array.dtype, array.ndim, channels, (lo, hi))
+    alpha = array[..., 3].copy() if channels == 4 else None
+    body = array[..., :3] if channels == 4 else array
+    if body.ndim == 2:
+        body = body[..., None]
+    return body.astype(np.float32, copy=True), alpha, layout
+
+
+def to_unit(body: np.ndarray, layout: Layout) -> np.ndarray:
+    lo, hi = layout.value_range
+    out = (body - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def from_unit(work: np.ndarray, layout: Layout) -> np.ndarray:
+    lo, hi = layout.value_range
+    work = np.clip(work, 0.0, 1.0)
+    return work.astype(np.float64) * (hi - lo) + lo
+
+
+def merge(values: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
+    """Physical float values (H x W x C) -> the caller's dtype, channels and range."""
+    lo, hi = layout.value_range
+    values = np.clip(values, lo, hi)
+    if layout.dtype.kind in "ui":
+        info = np.iinfo(layout.dtype)
+        values = np.clip(np.rint(values), info.min, info.max)
+    out = values.astype(layout.dtype, copy=False)
+    if alpha is not None:
+        out = np.concatenate([out, alpha[..., None].astype(layout.dtype, copy=False)], axis=2)
+    elif layout.ndim == 2:
+        out = out[..., 0]
+    return np.ascontiguousarray(out)
+
+
+def adapt_channels(work: np.ndarray, wanted: str) -> tuple[np.ndarray, str | None]:
+    """Give a corruption the channels it asks for; return how to undo it."""
+    c = work.shape[2]
+    if wanted == "rgb" and c == 1:
+        return np.repeat(work, 3, axis=2), "to_gray"
+    if wanted == "gray" and c == 3:
+        if np.array_equal(work[..., 0], work[..., 1]) and np.array_equal(work[..., 0], work[..., 2]):
+            return work[..., :1], "to_rgb"
+        return luma(work)[..., None], "add_luma_delta"
+    return work, None
+
+
+def restore_channels(out: np.ndarray, undo: str | None, original: np.ndarray) -> np.ndarray:
+    if undo == "to_gray":
+        return luma(out)[..., None]
+    if undo == "to_rgb":
+        return np.repeat(out, 3, axis=2)
+    if undo == "add_luma_delta":
+        return original + (out - luma(original)[..., None])
+    return out
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ LUMA.astype(rgb.dtype)
+
+
+# --------------------------------------------------------------------------- reading and writing
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def as_array(image: Any, source: object | None = None) -> tuple[np.ndarray, Any]:
+    """Accept an array, PIL image, path or MedicalImage; return (array, how to return it)."""
+    if isinstance(image, np.ndarray):
+        return image, None
+    if isinstance(image, MedicalImage):
+        return image.array, None
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image).array, None
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a core dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        return pil_to_array(image, source), image.mode
+    raise InvalidImageError(
+        f"{describe_source(source)}: expected a numpy array, PIL image or file path, "
+        f"got {type(image).__name__}"
+    )
+
+
+def pil_to_array(img: Any, source: object | None = None) -> np.ndarray:
+    mode = img.mode
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB")
+    elif mode == "LA":
+        img = img.convert("RGBA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    array = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        array = array.astype(np.uint16)
+    return array
+
+
+def array_to_pil(array: np.ndarray, mode: str) -> Any:
+    from PIL import Image
+
+    if array.dtype == np.uint16 and array.ndim == 2:
+        return Image.fromarray(array.astype(np.uint16))
+    out = Image.fromarray(array)
+    if mode in ("L", "RGB", "RGBA", "I", "F", "I;16") or mode == out.mode:
+        return out
+    return out.convert(mode) if mode in ("LA", "P", "CMYK", "1") else out
+
+
+def load_image(path: str | os.PathLike, *, slice_index: int | None = None) -> MedicalImage:
+    """Read PNG, JPEG, TIFF (8/16-bit, float), BMP, DICOM (rescaled to physical values) or a NIfTI slice."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"'{path}': no such file; check the path")
+    suffix = _suffix(path)
+    try:
+        if suffix in DICOM_SUFFIXES:
+            image = _read_dicom(path)
+        elif suffix in NIFTI_SUFFIXES:
+            image = _read_nifti(path, slice_index)
+        else:
+            image = _read_raster(path)
+    except (ImageReadError, InvalidImageError):
+        raise
+    except Exception as exc:
+        raise ImageReadError(
+            f"'{path}': could not be read as an image ({type(exc).__name__}: {exc}); "
+            "supported: PNG, JPEG, TIFF, BMP, DICOM, NIfTI"
+        ) from exc
+    check_array(image.array, path)
+    return image
+
+
+def _read_raster(path: Path) -> MedicalImage:
+    import cv2
+    from PIL import Image
+
+    # The header alone tells the size: refuse decompression bombs before decoding any pixel.
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+            pil_mode = probe.mode
+    except Exception:
+        width = height = None
+        pil_mode = None
+    if width is not None and width * height > max_pixels():
+        raise InvalidImageError(
+            f"'{path}': {height} x {width} pixels exceeds the limit of {max_pixels()}; "
+            f"raise {MAX_PIXELS_ENV} if the image is trusted"
+        )
+    data = np.fromfile(path, dtype=np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        if pil_mode is None:
+            raise ImageReadError(f"'{path}': not a readable image file (is it truncated or mislabelled?)")
+        with Image.open(path) as img:
+            array = pil_to_array(img, path)
+    elif array.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        array = cv2.cvtColor(array, code)
+    return MedicalImage(np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)})
+
+
+def _read_dicom(path: Path) -> MedicalImage:
+    import pydicom
+
+    ds = pydicom.dcmread(str(path))
+    if "PixelData" not in ds:
+        raise ImageReadError(f"'{path}': DICOM file has no pixel data")
+    stored = ds.pixel_array
+    if stored.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
+        raise InvalidImageError(
+            f"'{path}': multi-frame DICOM with {stored.shape[0]} frames; export one frame at a time"
+        )
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    if slope != 1.0 or intercept != 0.0:
+        array = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    else:
+        array = stored
+    spacing = tuple(float(s) for s in ds.PixelSpacing) if "PixelSpacing" in ds else None
+    meta = {
+        "format": ".dcm",
+        "modality": str(ds.get("Modality", "")),
+        "rescale_slope": slope,
+        "rescale_intercept": intercept,
+        "stored_dtype": str(stored.dtype),
+        "photometric": str(ds.get("PhotometricInterpretation", "")),
+    }
+    return MedicalImage(np.ascontiguousarray(array), source=str(path), spacing=spacing, meta=meta)
+
+
+def _read_nifti(path: Path, slice_index: int | None) -> MedicalImage:
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    slope, inter = img.dataobj.slope, img.dataobj.inter
+    scaled = not (np.isnan(slope) or slope == 1.0) or not (np.isnan(inter) or inter == 0.0)
+    data = np.asanyarray(img.dataobj) if scaled else np.asarray(img.dataobj.get_unscaled())
+    data = np.squeeze(data)
+    if data.ndim == 3:
+        index = data.shape[2] // 2 if slice_index is None else slice_index
+        if not 0 <= index < data.shape[2]:
+            raise InvalidImageError(f"'{path}': slice {index} is outside 0..{data.shape[2] - 1}")
+        data = data[:, :, index]
+    elif data.ndim != 2:
+        raise InvalidImageError(f"'{path}': NIfTI data of shape {data.shape} is neither 2-D nor 3-D")
+    zooms = img.header.get_zooms()[:2]
+    return MedicalImage(
+        np.ascontiguousarray(data),
+        source=str(path),
+        spacing=tuple(float(z) for z in zooms),
+        meta={"format": ".nii", "affine": img.affine.tolist(), "slice_index": slice_index},
+    )
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray, like: MedicalImage | None = None) -> Path:
+    """Write ``array`` in the format its suffix names, keeping its dtype where the format allows."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = _suffix(path)
+    if suffix in DICOM_SUFFIXES:
+        _write_dicom(path, array, like)
+    elif suffix in NIFTI_SUFFIXES:
+        import nibabel as nib
+
+        affine = np.array(like.meta["affine"]) if like is not None and "affine" in like.meta else np.eye(4)
+        nib.save(nib.Nifti1Image(array, affine), str(path))
+    elif suffix == ".npy":
+        np.save(path, array)
+    elif suffix in RASTER_SUFFIXES:
+        out = array
+        if suffix in (".jpg", ".jpeg") and out.dtype != np.uint8:
+            raise InvalidImageError(f"'{path}': JPEG holds 8-bit images only; save {out.dtype} as PNG or TIFF")
+        if suffix == ".png" and out.dtype not in (np.uint8, np.uint16):
+            raise InvalidImageError(
+                f"'{path}': PNG holds 8/16-bit images; save {out.dtype} as .tif, .npy, .nii or .dcm"
+            )
+        if out.ndim == 3 and out.shape[2] in (3, 4):
+            code = cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR
+            out = cv2.cvtColor(out, code)
+        if not cv2.imwrite(str(path), out):
+            raise ImageReadError(f"'{path}': could not write a {array.dtype} image in this format")
+    else:
+        raise InvalidImageError(
+            f"'{path}': unknown output format {suffix!r}; use .png, .jpg, .tif, .npy, .nii(.gz) or .dcm"
+        )
+    return path
+
+
+def _write_dicom(path: Path, array: np.ndarray, like: MedicalImage | None) -> None:
+    import pydicom
+
+    if like is None or not like.source or _suffix(Path(like.source)) not in DICOM_SUFFIXES:
+        raise InvalidImageError(f"'{path}': writing DICOM needs a DICOM input to take the header from")
+    ds = pydicom.dcmread(like.source)
+    slope = like.meta.get("rescale_slope", 1.0)
+    intercept = like.meta.get("rescale_intercept", 0.0)
+    stored_dtype = np.dtype(like.meta.get("stored_dtype", "uint16"))
+    stored = (array.astype(np.float64) - intercept) / slope
+    info = np.iinfo(stored_dtype)
+    stored = np.clip(np.rint(stored), info.min, info.max).astype(stored_dtype)
+    ds.PixelData = stored.tobytes()
+    ds.Rows, ds.Columns = stored.shape[:2]
+    ds.save_as(str(path))

@@ -1,0 +1,188 @@
+"""Loading plugins (built-in modules and ``medfm_robust`` entry points) and collecting what they register.
+
+Each hook implementation is called on its own with a ``register`` callback that knows which plugin
+it belongs to, so that a duplicate name is reported with both plugins and a plugin that raises is
+reported by name while every other plugin keeps its registrations.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import DuplicateRegistrationError, PluginError
+
+ENTRY_POINT_GROUP = "medfm_robust"
+PLUGINS_ENV = "MEDFM_ROBUST_PLUGINS"
+
+# Built-in plugins: plain modules with @hookimpl functions, loaded exactly like external ones.
+BUILTIN_PLUGINS: tuple[str, ...] = ("medfm_robust_plugin.corruptions.natural",)
+
+KINDS: dict[str, str] = {
+    "corruptions": "register_corruptions",
+    "datasets": "register_datasets",
+    "tasks": "register_tasks",
+    "models": "register_models",
+    "metrics": "register_metrics",
+}
+SINGULAR = {
+    "corruptions": "corruption",
+    "datasets": "dataset",
+    "tasks": "task",
+    "models": "model",
+    "metrics": "metric",
+}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be imported, or whose hook raised."""
+
+    plugin: str
+    stage: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.plugin}' failed during {self.stage}: {self.error}"
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, with the plugin that registered each name."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    aliases: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    plugins: list[str] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, item: Any, plugin: str, aliases: Iterable[str] = ()) -> None:
+        for key in (name, *aliases):
+            owner = self.owners[kind].get(key)
+            if owner is not None:
+                raise DuplicateRegistrationError(
+                    f"{SINGULAR[kind]} '{key}' is registered by both plugin '{owner}' and plugin "
+                    f"'{plugin}'; uninstall one of them, or limit the plugins that load with "
+                    f"{PLUGINS_ENV}=name1,name2"
+                )
+            self.owners[kind][key] = plugin
+        self.items[kind][name] = item
+        for alias in aliases:
+            self.aliases[kind][alias] = name
+
+    def get(self, kind: str, name: str) -> Any:
+        """The item registered under ``name`` (or one of its aliases); KeyError if none."""
+        name = self.aliases[kind].get(name, name)
+        return self.items[kind][name]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.items[kind])
+
+    def registered_by(self, plugin: str) -> dict[str, list[str]]:
+        """What one plugin registered, per kind (aliases excluded)."""
+        return {
+            kind: sorted(n for n, p in self.owners[kind].items() if p == plugin and n in self.items[kind])
+            for kind in KINDS
+        }
+
+
+def _selected_entry_points() -> list[Any]:
+    """Entry points of the ``medfm_robust`` group, limited by MEDFM_ROBUST_PLUGINS when it is set."""
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    wanted = os.environ.get(PLUGINS_ENV)
+    if wanted is None:
+        return found
+    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    return [ep for ep in found if ep.name in names]
+
+
+def _plugin_manager(failures: list[PluginFailure]) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for module_name in BUILTIN_PLUGINS:
+        try:
+            pm.register(importlib.import_module(module_name), name=module_name)
+        except Exception as exc:  # a broken built-in must not hide the others
+            failures.append(PluginFailure(module_name, "import", _describe(exc)))
+    for ep in _selected_entry_points():
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            failures.append(PluginFailure(ep.name, "import", _describe(exc)))
+            continue
+        try:
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # e.g. a hookimpl with a wrong signature
+            failures.append(PluginFailure(ep.name, "registration", _describe(exc)))
+    return pm
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _register_callback(registry: Registry, kind: str, plugin: str):
+    def register(item: Any, name: str | None = None, aliases: Iterable[str] = ()) -> None:
+        if kind == "corruptions":
+            from .corruptions.spec import Corruption
+
+            if not isinstance(item, Corruption):
+                raise PluginError(
+                    f"plugin '{plugin}' registered {item!r}, which is not a corruption; "
+                    "decorate the function with @medfm_robust_plugin.corruption(...)"
+                )
+            if item.plugin is None:
+                object.__setattr__(item, "plugin", plugin)
+        key = name or getattr(item, "name", None)
+        if not key:
+            raise PluginError(
+                f"plugin '{plugin}' registered a {SINGULAR[kind]} without a name; pass name=..."
+            )
+        registry.add(kind, key, item, plugin, tuple(aliases))
+
+    return register
+
+
+def build_registry() -> Registry:
+    """Load every plugin and collect what its hooks register."""
+    registry = Registry()
+    pm = _plugin_manager(registry.failures)
+    registry.plugins = [name for name, _ in pm.list_name_plugin()]
+    for kind, hook_name in KINDS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            try:
+                impl.function(register=_register_callback(registry, kind, impl.plugin_name))
+            except DuplicateRegistrationError:
+                raise
+            except Exception as exc:
+                registry.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+    return registry
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = build_registry()
+        return _registry
+
+
+def reset_registry() -> None:
+    """Forget the loaded plugins, so that the next use loads them again (tests, notebooks)."""
+    global _registry
+    with _lock:
+        _registry = None
