@@ -24,7 +24,12 @@ ENTRY_POINT_GROUP = "medfm_robust"
 PLUGINS_ENV = "MEDFM_ROBUST_PLUGINS"
 
 # Built-in plugins: plain modules with @hookimpl functions, loaded exactly like external ones.
-BUILTIN_PLUGINS: tuple[str, ...] = ("medfm_robust_plugin.corruptions.natural",)
+BUILTIN_PLUGINS: tuple[str, ...] = tuple(
+    f"medfm_robust_plugin.corruptions.{family}"
+    for family in (
+        "natural", "mri", "ct", "xray", "ultrasound", "endoscopy", "dermoscopy", "pathology", "fundus"
+    )
+)
 
 KINDS: dict[str, str] = {
     "corruptions": "register_corruptions",

@@ -1,0 +1,98 @@
+"""The contract every registered corruption keeps, checked for each one (built-in or plugin).
+
+- the output differs from the input;
+- the same seed gives the same bytes;
+- dtype, shape, channel count and value range come back as they went in; alpha is untouched;
+- the table is monotone: mean SSIM to the clean image falls from severity 1 to 5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medfm_robust_plugin import corrupt, list_corruptions
+from medfm_robust_plugin.data.phantoms import GENERATORS, phantom
+from medfm_robust_plugin.ssim import ssim
+
+CORRUPTIONS = list_corruptions()
+NAMES = [c.name for c in CORRUPTIONS]
+BY_NAME = {c.name: c for c in CORRUPTIONS}
+SIZE = 128
+MONOTONE_SLACK = 0.005  # SSIM may stay level between two severities, never rise
+
+
+def test_catalogue_is_not_empty():
+    assert len(NAMES) >= 23
+
+
+def test_one_naming_scheme():
+    """Base corruptions keep their ImageNet-C names; medical ones are '<modality>_<name>'."""
+    for c in CORRUPTIONS:
+        if c.family != "natural":
+            assert c.name.startswith(f"{c.family}_"), c.name
+
+
+def native_image(name: str, seed: int = 0) -> np.ndarray:
+    """A phantom of the corruption's own modality, or a colour one for the base family."""
+    spec = BY_NAME[name]
+    modality = next((m for m in spec.modalities if m in GENERATORS), "dermoscopy")
+    return phantom(modality, SIZE, seed).image
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_changes_the_image_and_is_deterministic(name):
+    image = native_image(name)
+    first = corrupt(image, name, severity=3, seed=7)
+    again = corrupt(image, name, severity=3, seed=7)
+    assert first.dtype == image.dtype and first.shape == image.shape
+    assert not np.array_equal(first, image), f"{name} left the image unchanged"
+    assert first.tobytes() == again.tobytes(), f"{name} is not deterministic for a fixed seed"
+
+
+def _variants(base_rgb: np.ndarray) -> dict[str, np.ndarray]:
+    gray = base_rgb.mean(axis=2)
+    alpha = np.tile(np.linspace(0, 255, base_rgb.shape[1], dtype=np.uint8), (base_rgb.shape[0], 1))
+    return {
+        "uint8-gray": gray.astype(np.uint8),
+        "uint8-gray-1ch": gray.astype(np.uint8)[..., None],
+        "uint8-rgb": base_rgb,
+        "uint8-rgba": np.dstack([base_rgb, alpha]),
+        "uint16-gray": (gray * 16).astype(np.uint16),
+        "int16-hu": (gray * 6 - 1000).astype(np.int16),
+        "float32-unit": (gray / 255).astype(np.float32),
+        "float64-rgb": base_rgb.astype(np.float64) / 255,
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_trips_dtype_channels_range_and_alpha(name):
+    base = phantom("dermoscopy", 64, seed=1).image
+    for label, image in _variants(base).items():
+        out = corrupt(image, name, severity=2, seed=1)
+        assert out.dtype == image.dtype, (name, label)
+        assert out.shape == image.shape, (name, label)
+        if image.dtype.kind == "f" and image.max() <= 1:
+            assert out.min() >= 0.0 and out.max() <= 1.0, (name, label)
+        if image.dtype == np.int16:
+            assert out.min() >= image.min() and out.max() <= image.max(), (name, label)
+        if image.ndim == 3 and image.shape[2] == 4:
+            assert np.array_equal(out[..., 3], image[..., 3]), f"{name} touched the alpha channel"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_severity_table_is_monotone(name):
+    images = [native_image(name, seed) for seed in (0, 1)]
+    means = []
+    for severity in range(1, 6):
+        scores = [
+            ssim(corrupt(im, name, severity, seed=3), im, data_range=_span(im)) for im in images
+        ]
+        means.append(float(np.mean(scores)))
+    for k in range(4):
+        assert means[k + 1] <= means[k] + MONOTONE_SLACK, (name, [round(m, 4) for m in means])
+    assert means[4] < means[0], (name, means)
+
+
+def _span(image: np.ndarray) -> float:
+    return 255.0 if image.dtype == np.uint8 else float(image.max() - image.min()) or 1.0
