@@ -132,6 +132,67 @@ def xray(size: int = 256, seed: int = 0) -> Phantom:
     return Phantom(np.clip(image, 0, 4095).astype(np.uint16), mask, "xray")
 
 
+def ultrasound(size: int = 256, seed: int = 0) -> Phantom:
+    """B-mode-like ultrasound (uint8 grayscale): sector scan of speckled tissue with a hypoechoic lesion."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    # Polar coordinates around a transducer apex just above the top edge.
+    depth = np.sqrt(x**2 + (y + 1.1) ** 2)
+    angle = np.arctan2(x, y + 1.1)
+    sector = (np.abs(angle) < np.deg2rad(38)) & (depth > 0.15) & (depth < 2.0)
+    echogenicity = 0.6 + 0.08 * smooth_texture(size, rng, 10)
+    layers = 0.15 * np.sin(7 * depth + 1.5 * smooth_texture(size, rng, 5))  # fascia-like bands
+    # Speckle: magnitude of a complex Gaussian field (fully developed, Rayleigh-distributed);
+    # smoothing the field before taking the magnitude gives speckle grains of a few pixels.
+    field = rng.standard_normal((2, size, size)).astype(np.float32)
+    grain = max(size / 256, 0.5)
+    field = [cv2.GaussianBlur(f, (0, 0), sigmaX=1.2 * grain, sigmaY=0.6 * grain) for f in field]
+    amplitude = np.hypot(field[0], field[1])
+    speckle = amplitude / amplitude.mean()
+    mask, _ = _blob(size, rng, (0.1, 0.18))
+    mask &= sector
+    tissue = (echogenicity + layers) * (1 - 0.7 * _soft(mask))
+    image = 140 * tissue * speckle * np.exp(-0.25 * depth)
+    image[~sector] = 0
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "ultrasound")
+
+
+def fundus(size: int = 256, seed: int = 0) -> Phantom:
+    """RGB retinal fundus photograph (uint8): orange-red retina, bright optic disc with cup, vessels."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    r = np.sqrt(x**2 + y**2)
+    retina = np.array([205, 95, 45], np.float32) + rng.uniform(-12, 12, 3).astype(np.float32)
+    vignette = np.clip(1.05 - 0.45 * r**2, 0, None)[..., None]
+    image = retina * vignette * (1 + 0.05 * smooth_texture(size, rng, 12)[..., None])
+    disc_y, disc_x = rng.uniform(-0.1, 0.1), rng.choice([-1, 1]) * rng.uniform(0.3, 0.4)
+    disc_radius = rng.uniform(0.12, 0.16)
+    disc_dist = np.sqrt((x - disc_x) ** 2 + (y - disc_y) ** 2)
+    mask = disc_dist < disc_radius
+    disc = _soft(mask)[..., None]
+    image = image * (1 - disc) + np.array([245, 200, 120], np.float32) * disc
+    cup = _soft(disc_dist < disc_radius * rng.uniform(0.35, 0.55))[..., None]
+    image = image * (1 - cup) + np.array([255, 235, 190], np.float32) * cup
+    # Vessels: curved arcades leaving the disc, drawn dark red onto a separate layer.
+    vessels = np.zeros((size, size), np.float32)
+    centre = np.array([(disc_x + 1) / 2 * size, (disc_y + 1) / 2 * size])
+    steps = np.linspace(0, 1.6, 40)[:, None]
+    for heading in rng.uniform(0, 2 * np.pi, 8):
+        bend = rng.uniform(-1.2, 1.2)
+        theta = heading + bend * steps
+        points = centre + size / 2 * steps * np.hstack([np.cos(theta), np.sin(theta)])
+        width = max(1, int(round(size * rng.uniform(0.008, 0.016))))
+        cv2.polylines(vessels, [np.rint(points).astype(np.int32)], False, 1.0, width, cv2.LINE_AA)
+    vessels = cv2.GaussianBlur(vessels, (0, 0), 0.8)[..., None] * 0.6
+    image = image * (1 - vessels) + np.array([120, 25, 15], np.float32) * vessels
+    image[r > 0.95] = 0
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "fundus")
+
+
 def _soft(mask: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -144,6 +205,8 @@ GENERATORS: dict[str, Callable[..., Phantom]] = {
     "ct": ct_slice,
     "mri": mri_slice,
     "xray": xray,
+    "ultrasound": ultrasound,
+    "fundus": fundus,
 }
 
 
