@@ -193,6 +193,48 @@ def fundus(size: int = 256, seed: int = 0) -> Phantom:
     return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "fundus")
 
 
+# H&E stain optical-density vectors (Ruifrok & Johnston 2001), RGB order, unit length.
+HEMATOXYLIN_OD = np.array([0.650, 0.704, 0.286], np.float32)
+EOSIN_OD = np.array([0.072, 0.990, 0.105], np.float32)
+
+
+def pathology(size: int = 256, seed: int = 0) -> Phantom:
+    """RGB H&E-like tile (uint8): pink eosin stroma, purple-blue nuclei, white lumina; mask = nuclei.
+
+    Built in optical density (Beer-Lambert): each pixel is 255 * 10^-(c_H * H + c_E * E) for the
+    stain vectors above, so that stain-space corruptions see a physically consistent tile.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y, x = _grid(size)
+    fibres = np.sin(18 * (x + 0.3 * y) + 3 * smooth_texture(size, rng, 6))
+    eosin = 0.22 + 0.05 * smooth_texture(size, rng, 12) + 0.05 * fibres
+    hematoxylin = 0.04 + 0.02 * smooth_texture(size, rng, 10)
+    lumen = np.zeros((size, size), bool)
+    for _ in range(2):
+        blob, _ = _blob(size, rng, (0.12, 0.22))
+        lumen |= blob
+    nuclei = np.zeros((size, size), np.uint8)
+    count = max(8, int(120 * (size / 256) ** 2))
+    centres = rng.uniform(0, size, (count, 2))
+    axes = rng.uniform(0.010, 0.022, (count, 2)) * size
+    angles = rng.uniform(0, 180, count)
+    for (cx, cy), (ax, ay), angle in zip(centres, axes, angles, strict=True):
+        half_axes = (max(1, int(ax)), max(1, int(ay)))
+        cv2.ellipse(nuclei, (int(cx), int(cy)), half_axes, angle, 0, 360, 1, -1)
+    mask = nuclei.astype(bool) & ~lumen
+    chromatin = 0.75 + 0.12 * smooth_texture(size, rng, 3)
+    soft_nuclei = _soft(mask)
+    hematoxylin = hematoxylin * (1 - soft_nuclei) + chromatin * soft_nuclei
+    soft_lumen = _soft(lumen)
+    hematoxylin = np.clip(hematoxylin * (1 - soft_lumen), 0, None)
+    eosin = np.clip(eosin * (1 - soft_lumen), 0, None) * (1 - 0.6 * soft_nuclei)
+    density = hematoxylin[..., None] * HEMATOXYLIN_OD + eosin[..., None] * EOSIN_OD
+    image = 255.0 * np.power(10.0, -density)
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "pathology")
+
+
 def _soft(mask: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -207,6 +249,7 @@ GENERATORS: dict[str, Callable[..., Phantom]] = {
     "xray": xray,
     "ultrasound": ultrasound,
     "fundus": fundus,
+    "pathology": pathology,
 }
 
 
