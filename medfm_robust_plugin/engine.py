@@ -13,7 +13,13 @@ import numpy as np
 
 from . import image as img
 from .corruptions.spec import Corruption
-from .errors import InvalidImageError, MedFMRobustError, UnknownCorruptionError, describe_source
+from .errors import (
+    InvalidImageError,
+    MedFMRobustError,
+    SeverityError,
+    UnknownCorruptionError,
+    describe_source,
+)
 from .plugins import get_registry
 
 SEED_BITS = 63
@@ -46,12 +52,21 @@ def get_corruption(name: str | Corruption) -> Corruption:
 
 
 def list_corruptions(modality: str | None = None, family: str | None = None) -> list[Corruption]:
-    """Registered corruptions, optionally only those for a modality and/or of a family."""
-    registry = get_registry()
-    found = [registry.items["corruptions"][n] for n in registry.names("corruptions")]
-    return [
-        c for c in found if c.applies_to(modality) and (family is None or c.family == family)
-    ]
+    """Registered corruptions, optionally those of a modality and/or a family.
+
+    For a modality with a suite, the suite decides (with its own severity tables); otherwise the
+    corruptions that declare the modality, and those that declare none, are listed.
+    """
+    from .suites import suite_for_modality
+
+    suite = suite_for_modality(modality) if modality else None
+    if suite is not None:
+        found = suite.corruptions()
+    else:
+        registry = get_registry()
+        items = [registry.items["corruptions"][n] for n in registry.names("corruptions")]
+        found = [c for c in items if c.applies_to(modality)]
+    return [c for c in found if family is None or c.family == family]
 
 
 def corrupt(
@@ -64,16 +79,24 @@ def corrupt(
     strength: float | None = None,
     value_range: tuple[float, float] | None = None,
     sample_id: object | None = None,
+    mode: str = "table",
+    bands: dict[int, tuple[float, float]] | None = None,
 ) -> Any:
     """Corrupt one image and return it in the dtype, shape, channels and range it came in.
 
     ``image`` is a numpy array (H x W or H x W x 1/3/4), a PIL image, or a path (PNG, JPEG, TIFF,
     DICOM, NIfTI). ``severity`` is 1-5 (fractions interpolate the table); ``strength`` in [0, 1]
-    overrides it. With ``return_params=True`` the result is ``(image, params)``, where ``params``
-    records everything needed to replay the corruption.
+    overrides it. ``mode="ssim"`` calibrates the level on this image instead: the strength whose
+    SSIM to the clean image falls in the level's band (``bands``, the paper's by default). With
+    ``return_params=True`` the result is ``(image, params)``, where ``params`` records everything
+    needed to replay the corruption.
     """
     source = sample_id if sample_id is not None else (image if isinstance(image, str) else None)
     spec = get_corruption(name)
+    if mode == "ssim":
+        return _corrupt_calibrated(image, spec, severity, seed, return_params, value_range, bands, source)
+    if mode != "table":
+        raise SeverityError(f"severity mode {mode!r} is unknown; use 'table' or 'ssim'")
     param = spec.param_for(severity=severity if strength is None else None, strength=strength)
     array, pil_mode = img.as_array(image, source)
     img.check_array(array, source)
@@ -92,6 +115,31 @@ def corrupt(
     }
     if draws:
         params["draws"] = _jsonable(draws)
+    return result, params
+
+
+def _corrupt_calibrated(
+    image: Any,
+    spec: Corruption,
+    level: Any,
+    seed: int,
+    return_params: bool,
+    value_range: tuple[float, float] | None,
+    bands: dict[int, tuple[float, float]] | None,
+    source: object | None,
+) -> Any:
+    from .calibration import StrengthProbe, calibrate
+
+    array, pil_mode = img.as_array(image, source)
+    img.check_array(array, source)
+    out, record = calibrate(StrengthProbe(array, spec, int(seed), value_range), level, bands)
+    result: Any = img.array_to_pil(out, pil_mode) if pil_mode is not None else out
+    if not return_params:
+        return result
+    _, params = corrupt(
+        array, spec, strength=record.strength, seed=seed, value_range=value_range, return_params=True
+    )
+    params.update(severity=level, mode="ssim", calibration=record.as_record())
     return result, params
 
 

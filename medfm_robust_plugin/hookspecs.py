@@ -1,8 +1,8 @@
-"""The MedFM-Robust plugin contract: five hooks, each handed a ``register`` callback.
+"""The MedFM-Robust plugin contract: six hooks, each handed a ``register`` callback.
 
 A plugin is a module (or an installed package exposing one through the ``medfm_robust`` entry-point
 group) that implements any of these hooks with ``@medfm_robust_plugin.hookimpl``. The built-in
-corruptions, datasets, tasks, models and metrics are registered through the very same hooks.
+corruptions, suites, datasets, tasks, models and metrics are registered through the very same hooks.
 """
 
 from __future__ import annotations
@@ -42,3 +42,8 @@ def register_models(register: Register) -> None:
 @hookspec
 def register_metrics(register: Register) -> None:
     """Register task metrics: ``register(metric, name=None)``."""
+
+
+@hookspec
+def register_suites(register: Register) -> None:
+    """Register corruption suites: ``register(suite)`` for a ``Suite`` (e.g. from ``load_suite_file``)."""

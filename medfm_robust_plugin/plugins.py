@@ -29,7 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     for family in (
         "natural", "mri", "ct", "xray", "ultrasound", "endoscopy", "dermoscopy", "pathology", "fundus"
     )
-)
+) + ("medfm_robust_plugin.suites",)
 
 KINDS: dict[str, str] = {
     "corruptions": "register_corruptions",
@@ -37,6 +37,7 @@ KINDS: dict[str, str] = {
     "tasks": "register_tasks",
     "models": "register_models",
     "metrics": "register_metrics",
+    "suites": "register_suites",
 }
 SINGULAR = {
     "corruptions": "corruption",
@@ -44,6 +45,7 @@ SINGULAR = {
     "tasks": "task",
     "models": "model",
     "metrics": "metric",
+    "suites": "suite",
 }
 
 

@@ -1,0 +1,301 @@
+"""The ``medfm-robust`` command. Imports stay inside commands so that ``--help`` is instant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+SEVERITY_HELP = "1 (mildest) to 5 (strongest); a fraction such as 2.5 interpolates the table"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _parse_list(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_severities(value: str) -> list[int]:
+    try:
+        if "-" in value and "," not in value:
+            a, b = value.split("-")
+            levels = list(range(int(a), int(b) + 1))
+        else:
+            levels = [int(v) for v in value.split(",")]
+    except ValueError:
+        _fail(f"--severities {value!r}: use a range like 1-5 or a list like 1,3,5")
+    bad = [s for s in levels if not 1 <= s <= 5]
+    if bad or not levels:
+        _fail(f"--severities {value!r}: severities are 1 to 5")
+    return levels
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="medfm-robust-plugin")
+def main() -> None:
+    """MedFM-Robust: how medical foundation models hold up under clinical image corruptions."""
+
+
+# --------------------------------------------------------------------------- corruptions
+
+
+@main.group()
+def corruptions() -> None:
+    """List and inspect corruptions and suites."""
+
+
+@corruptions.command("list")
+@click.option("--modality", help="Only this modality's suite (ct, mri, xray, ...).")
+@click.option("--family", help="Only this family (natural, mri, ct, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def corruptions_list(modality: str | None, family: str | None, as_json: bool) -> None:
+    """List registered corruptions."""
+    from .engine import list_corruptions
+
+    items = list_corruptions(modality=modality, family=family)
+    if as_json:
+        _echo_json([_corruption_summary(c) for c in items])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(items)} corruptions" + (f" for {modality}" if modality else ""))
+    for col in ("name", "family", "modalities", "severity 1 .. 5", "plugin"):
+        table.add_column(col)
+    for c in items:
+        table.add_row(
+            c.name, c.family, ", ".join(c.modalities) or "any", _table_text(c.severity_params), c.plugin or ""
+        )
+    _console().print(table)
+
+
+def _table_text(params: tuple[Any, ...]) -> str:
+    return " | ".join(str(p) for p in params)
+
+
+def _corruption_summary(c: Any) -> dict[str, Any]:
+    from .engine import _jsonable
+
+    return {
+        "name": c.name,
+        "family": c.family,
+        "modalities": list(c.modalities),
+        "severity_params": _jsonable(c.severity_params),
+        "param_range": _jsonable(c.param_range),
+        "domain": c.domain,
+        "channels": c.channels,
+        "plugin": c.plugin,
+        "reference": c.reference,
+        "description": c.description,
+    }
+
+
+@corruptions.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def corruptions_show(name: str, as_json: bool) -> None:
+    """Show one corruption: what it models, its table and where it comes from."""
+    from .engine import get_corruption
+    from .errors import MedFMRobustError
+
+    try:
+        c = get_corruption(name)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    summary = _corruption_summary(c)
+    if as_json:
+        _echo_json(summary)
+        return
+    console = _console()
+    console.print(f"[bold]{c.name}[/bold]  family={c.family}  plugin={c.plugin}")
+    for key in ("modalities", "severity_params", "param_range", "domain", "channels", "reference"):
+        console.print(f"  {key}: {summary[key]}")
+    if c.description:
+        console.print()
+        console.print(c.description)
+
+
+@corruptions.command("suites")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def corruptions_suites(as_json: bool) -> None:
+    """List corruption suites (one per modality, plus any of your own)."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    suites = [registry.items["suites"][n] for n in registry.names("suites")]
+    data = [
+        {
+            "suite": s.name,
+            "modality": s.modality,
+            "base": s.corruption_names("base"),
+            "modality_specific": s.corruption_names("modality_specific"),
+            "missing": s.check(),
+            "source": s.source,
+            "plugin": registry.owners["suites"][s.name],
+        }
+        for s in suites
+    ]
+    if as_json:
+        _echo_json(data)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(data)} suites")
+    for col in ("suite", "modality", "base", "modality-specific", "plugin"):
+        table.add_column(col)
+    for d in data:
+        table.add_row(
+            d["suite"], d["modality"], str(len(d["base"])), ", ".join(d["modality_specific"]), d["plugin"]
+        )
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------- corrupt / preview
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--corruption", "-c", "name", required=True, help="Corruption name.")
+@click.option("--severity", "-s", default=3.0, show_default=True, type=float, help=SEVERITY_HELP)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--mode", type=click.Choice(["table", "ssim"]), default="table", show_default=True,
+              help="table: fixed parameters; ssim: calibrate the level on this image by SSIM.")
+@click.option("--slice", "slice_index", type=int, help="Slice of a 3-D NIfTI volume (default: middle).")
+@click.option("--params", "params_path", type=click.Path(dir_okay=False),
+              help="Also write the applied parameters as JSON here.")
+def corrupt(input_path: str, output_path: str, name: str, severity: float, seed: int, mode: str,
+            slice_index: int | None, params_path: str | None) -> None:
+    """Corrupt one image file (PNG, JPEG, TIFF, DICOM, NIfTI) into OUT, keeping its dtype."""
+    from .engine import corrupt as apply
+    from .errors import MedFMRobustError
+    from .image import load_image, save_image
+
+    level: float = int(severity) if float(severity).is_integer() else severity
+    try:
+        image = load_image(input_path, slice_index=slice_index)
+        out, params = apply(image.array, name, level, seed, True, mode=mode, sample_id=input_path)
+        save_image(output_path, out, like=image)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    if params_path:
+        Path(params_path).write_text(json.dumps(params, indent=2))
+    click.echo(f"wrote {output_path} ({name}, severity {level}, seed {seed})")
+
+
+@main.command()
+@click.argument("image_path", metavar="[IMAGE]", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--corruptions", "names", help="Comma-separated corruption names (default: all of the modality).")
+@click.option("--modality", help="Use this modality's suite (and its phantom when no IMAGE is given).")
+@click.option("--severities", default="1-5", show_default=True, help="Range or list, e.g. 1-5 or 1,3,5.")
+@click.option("--mode", type=click.Choice(["table", "ssim"]), default="table", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--tile", default=128, show_default=True, type=int, help="Thumbnail size in pixels.")
+def preview(image_path: str | None, output: str, names: str | None, modality: str | None,
+            severities: str, mode: str, seed: int, tile: int) -> None:
+    """A labelled grid of corruptions at severities 1-5 (IMAGE, or an embedded phantom)."""
+    from .errors import MedFMRobustError
+
+    try:
+        path = _write_preview(image_path, output, _parse_list(names), modality,
+                              _parse_severities(severities), mode, seed, tile)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {path}")
+
+
+def _write_preview(image_path, output, names, modality, severities, mode, seed, tile, items=None) -> Path:
+    from .data.phantoms import GENERATORS, phantom
+    from .engine import get_corruption, list_corruptions
+    from .image import load_image
+    from .preview import save_preview
+
+    if image_path:
+        image = load_image(image_path).array
+        label = Path(image_path).name
+    else:
+        which = modality if modality in GENERATORS else "dermoscopy"
+        image = phantom(which, 256, seed=seed).image
+        label = f"{which} phantom"
+    if items is None:
+        items = [get_corruption(n) for n in names] if names else list_corruptions(modality=modality)
+    if not items:
+        _fail(f"no corruptions for modality '{modality}'; see `medfm-robust corruptions suites`")
+    title = f"MedFM-Robust  {label}  {modality or 'all'} corruptions  ({mode} severities)"
+    return save_preview(output, image, items, severities, seed=seed, tile=tile, title=title, mode=mode)
+
+
+# --------------------------------------------------------------------------- plugins / demo
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List loaded plugins, what each registered, and any that failed."""
+    from .plugins import KINDS, get_registry
+
+    registry = get_registry()
+    rows = [{"plugin": p, **registry.registered_by(p)} for p in registry.plugins]
+    failures = [{"plugin": f.plugin, "stage": f.stage, "error": f.error} for f in registry.failures]
+    if as_json:
+        _echo_json({"plugins": rows, "failures": failures})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} plugins")
+    table.add_column("plugin", overflow="fold")
+    table.add_column("registered", overflow="fold")
+    for row in rows:
+        parts = [f"{kind} ({len(row[kind])}): {_short(row[kind])}" for kind in KINDS if row[kind]]
+        table.add_row(row["plugin"], "\n".join(parts) or "-")
+    console = _console()
+    console.print(table)
+    for f in registry.failures:
+        console.print(f"[red]failed[/red] {f}")
+
+
+def _short(names: list[str], limit: int = 4) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{len(names)}: {', '.join(names[:limit])}, ..."
+
+
+@main.command()
+@click.option("-o", "--out", default="medfm-robust-demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo(out: str, seed: int) -> None:
+    """Corrupt the embedded phantoms: one labelled severity grid per modality suite, offline."""
+    from .engine import list_corruptions
+    from .plugins import get_registry
+
+    registry = get_registry()
+    folder = Path(out)
+    levels = [1, 2, 3, 4, 5]
+    grids = [("natural", None, list_corruptions(family="natural"))]
+    for name in registry.names("suites"):
+        suite = registry.items["suites"][name]
+        grids.append((name, suite.modality, suite.corruptions()))
+    for name, modality, items in grids:
+        path = _write_preview(None, folder / f"{name}.png", None, modality, levels, "table", seed, 112, items)
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(grids)} preview grids in {folder}/")
+
+
+
+

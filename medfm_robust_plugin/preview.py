@@ -1,0 +1,93 @@
+"""Labelled preview grids: one row per corruption, the clean image then severities 1-5."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .corruptions.spec import Corruption
+from .engine import corrupt, sample_seed
+
+LABEL_HEIGHT = 18
+ROW_LABEL_WIDTH = 190
+BACKGROUND = (250, 250, 250)
+
+
+def display_uint8(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+    """An 8-bit RGB rendering of any image (HU, 16-bit, float) for looking at, not for measuring."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.dtype == np.uint8 and window is None:
+        out = image
+    else:
+        lo, hi = window if window is not None else (float(image.min()), float(image.max()))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        out = np.clip((image.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+    if out.ndim == 2:
+        out = out[..., None]
+    if out.shape[2] == 1:
+        out = np.repeat(out, 3, axis=2)
+    return out
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def preview_grid(
+    image: np.ndarray,
+    corruptions: Sequence[Corruption | str],
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    seed: int = 0,
+    tile: int = 128,
+    title: str | None = None,
+    mode: str = "table",
+) -> Any:
+    """A PIL image: the clean image and each corruption at each severity, labelled."""
+    import cv2
+    from PIL import Image, ImageDraw
+
+    lo, hi = float(image.min()), float(image.max())
+    window = None if image.dtype == np.uint8 else (lo, hi)
+    cols = 1 + len(severities)
+    title_h = 26 if title else 0
+    width = ROW_LABEL_WIDTH + cols * (tile + 4)
+    height = title_h + LABEL_HEIGHT + len(corruptions) * (tile + 4)
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font, small = _font(14), _font(12)
+    if title:
+        draw.text((8, 5), title, fill=(20, 20, 20), font=font)
+    for c, label in enumerate(["clean", *[f"severity {s}" for s in severities]]):
+        draw.text((ROW_LABEL_WIDTH + c * (tile + 4) + 4, title_h + 2), label, fill=(60, 60, 60), font=small)
+
+    def thumb(array: np.ndarray) -> Any:
+        rgb = display_uint8(array, window)
+        return Image.fromarray(cv2.resize(rgb, (tile, tile), interpolation=cv2.INTER_AREA))
+
+    clean = thumb(image)
+    for r, item in enumerate(corruptions):
+        name = item if isinstance(item, str) else item.name
+        y = title_h + LABEL_HEIGHT + r * (tile + 4)
+        draw.text((6, y + tile // 2 - 8), name, fill=(20, 20, 20), font=font)
+        canvas.paste(clean, (ROW_LABEL_WIDTH, y))
+        for c, severity in enumerate(severities, start=1):
+            s = sample_seed(seed, "preview", "image", name, severity if mode == "table" else "ssim")
+            out = corrupt(image, item, severity=severity, seed=s, mode=mode)
+            canvas.paste(thumb(out), (ROW_LABEL_WIDTH + c * (tile + 4), y))
+    return canvas
+
+
+def save_preview(path: str | Path, *args: Any, **kwargs: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preview_grid(*args, **kwargs).save(path)
+    return path
