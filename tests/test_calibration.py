@@ -1,0 +1,93 @@
+"""SSIM (against scikit-image) and per-image severity calibration by SSIM band."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from medfm_robust_plugin import corrupt, corruption, get_corruption
+from medfm_robust_plugin.calibration import PAPER_BANDS, StrengthProbe, bisection, calibrate, calibrate_levels
+from medfm_robust_plugin.data.phantoms import ct_slice, dermoscopy, mri_slice
+from medfm_robust_plugin.ssim import ssim
+
+
+@pytest.mark.parametrize(
+    "make,data_range",
+    [
+        (lambda r: r.integers(0, 255, (40, 50), dtype=np.uint8), 255),
+        (lambda r: r.integers(0, 255, (40, 50, 3), dtype=np.uint8), 255),
+        (lambda r: r.integers(0, 4095, (33, 47), dtype=np.uint16), 4095),
+        (lambda r: r.normal(0, 400, (32, 32)).astype(np.float32), 2000.0),
+        (lambda r: r.random((24, 24, 3)), 1.0),
+    ],
+)
+def test_ssim_matches_scikit_image(make, data_range):
+    rng = np.random.default_rng(0)
+    a = make(rng)
+    b = np.clip(a.astype(np.float64) + rng.normal(0, 0.1 * data_range, a.shape), a.min(), a.max()).astype(a.dtype)
+    channel_axis = -1 if a.ndim == 3 else None
+    expected = structural_similarity(a, b, data_range=data_range, channel_axis=channel_axis)
+    assert ssim(a, b, data_range=data_range) == pytest.approx(expected, abs=1e-6)
+
+
+def test_ssim_default_range_follows_the_dtype():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 65535, (32, 32), dtype=np.uint16)
+    b = a // 2
+    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=65535))
+
+
+@corruption("noisy_veil", family="lab", severity_params=[0.1, 0.2, 0.3, 0.4, 0.5], param_range=(0.0, 1.0))
+def noisy_veil(image, param, rng):
+    """Blend towards a fixed random veil (a smooth, monotone test corruption)."""
+    veil = rng.random(image.shape, dtype=np.float32)
+    return image * (1 - np.float32(param)) + veil * np.float32(param)
+
+
+@pytest.mark.parametrize("make", [lambda: dermoscopy(96, 1).image, lambda: ct_slice(96, 2).image, lambda: mri_slice(96, 3).image])
+def test_every_level_lands_in_its_band(make):
+    image = make()
+    noise = dataclasses.replace(get_corruption("gaussian_noise"), param_range=(0.0, 0.8))
+    for spec in (noise, noisy_veil):
+        results = calibrate_levels(image, spec, seed=5)
+        for level, (out, record) in zip(range(1, 6), results):
+            lo, hi = PAPER_BANDS[level]
+            assert record.in_band and record.reachable, (spec.name, record)
+            assert lo <= record.ssim <= hi
+            # the record tells the truth about the image it returned
+            data_range = float(image.max() - image.min()) if image.dtype != np.uint8 else 255.0
+            assert ssim(out, image, data_range=data_range) == pytest.approx(record.ssim, abs=1e-5)
+            assert out.dtype == image.dtype
+
+
+def test_unreachable_band_is_never_claimed():
+    weak = dataclasses.replace(noisy_veil, name="weak_veil", param_range=(0.0, 0.02))
+    image = dermoscopy(64, 0).image
+    out, record = calibrate(StrengthProbe(image, weak, seed=0), level=5)
+    assert not record.in_band and not record.reachable
+    assert record.strength == 1.0 and "not reached" in record.note
+    assert record.ssim > PAPER_BANDS[5][1]
+
+
+def test_corrupt_in_ssim_mode_records_the_calibration_and_replays():
+    image = ct_slice(96, 0).image
+    spec = dataclasses.replace(get_corruption("gaussian_noise"), param_range=(0.0, 0.8))
+    out, params = corrupt(image, spec, 3, seed=2, mode="ssim", return_params=True)
+    assert params["mode"] == "ssim" and params["calibration"]["in_band"]
+    replay = corrupt(image, spec, strength=params["strength"], seed=params["seed"])
+    np.testing.assert_array_equal(out, replay)
+
+
+def test_shared_probe_needs_fewer_applications_than_bisection():
+    image = dermoscopy(96, 4).image
+    probe = StrengthProbe(image, noisy_veil, seed=1)
+    for level in range(1, 6):
+        calibrate(probe, level)
+    ours = probe.applications
+    plain = StrengthProbe(image, noisy_veil, seed=1)
+    for level in range(1, 6):
+        bisection(plain, level)
+    assert ours <= 5 * 6 and ours < plain.applications / 3

@@ -1,0 +1,102 @@
+"""The medfm-robust command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medfm_robust_plugin import load_image, save_image
+
+
+def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "medfm_robust_plugin", *args], capture_output=True, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_import_and_help_stay_light():
+    code = (
+        "import sys, medfm_robust_plugin, medfm_robust_plugin.cli; "
+        "print(sorted(m for m in ('torch', 'numpy', 'cv2', 'transformers', 'vlmeval', 'lm_eval') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"
+    assert "preview" in cli("--help").stdout
+
+
+def test_corruptions_list_json_and_by_modality():
+    everything = json.loads(cli("corruptions", "list", "--json").stdout)
+    names = {c["name"] for c in everything}
+    assert {"gaussian_noise", "mri_rician_noise", "ct_metal_streaks"} <= names
+    ct = json.loads(cli("corruptions", "list", "--modality", "ct", "--json").stdout)
+    assert {c["name"] for c in ct} < names and any(c["family"] == "ct" for c in ct)
+    assert "MRI" not in {c["family"] for c in ct}
+    table = cli("corruptions", "list", "--family", "natural").stdout
+    assert "gaussian_noise" in table and "mri_" not in table
+
+
+def test_corruptions_show_and_unknown_name():
+    shown = json.loads(cli("corruptions", "show", "gaussian_noise", "--json").stdout)
+    assert shown["severity_params"] == [0.08, 0.12, 0.18, 0.26, 0.38]
+    done = cli("corruptions", "show", "gausian_noise", ok=False)
+    assert done.returncode != 0 and "did you mean gaussian_noise" in done.stderr
+
+
+def test_corrupt_a_16_bit_png_keeps_dtype_and_writes_params(tmp_path):
+    src = save_image(tmp_path / "xray.png", np.random.default_rng(0).integers(500, 3000, (64, 48), dtype=np.uint16))
+    out, params = tmp_path / "out.png", tmp_path / "params.json"
+    cli("corrupt", str(src), str(out), "-c", "gaussian_noise", "-s", "2", "--seed", "3", "--params", str(params))
+    result = load_image(out).array
+    assert result.dtype == np.uint16 and result.shape == (64, 48)
+    recorded = json.loads(params.read_text())
+    assert recorded["seed"] == 3 and recorded["severity"] == 2
+
+
+def test_corrupt_refuses_bad_severity_and_unreadable_input(tmp_path):
+    src = save_image(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
+    bad = cli("corrupt", str(src), str(tmp_path / "b.png"), "-c", "gaussian_noise", "-s", "7", ok=False)
+    assert bad.returncode == 1 and "outside 1-5" in bad.stderr
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    junk = cli("corrupt", str(tmp_path / "junk.png"), str(tmp_path / "c.png"), "-c", "gaussian_noise", ok=False)
+    assert junk.returncode == 1 and "junk.png" in junk.stderr and "Traceback" not in junk.stderr
+
+
+def test_preview_grid_has_a_row_per_corruption_and_a_column_per_severity(tmp_path):
+    out = tmp_path / "grid.png"
+    cli("preview", "-o", str(out), "--corruptions", "gaussian_noise,contrast", "--tile", "64")
+    with Image.open(out) as grid:
+        width, height = grid.size
+    assert width >= 6 * 64 and 2 * 64 <= height < 3 * 64 + 100
+
+
+def test_preview_of_a_modality_uses_its_suite_and_phantom(tmp_path):
+    out = tmp_path / "mri.png"
+    cli("preview", "--modality", "mri", "-o", str(out), "--severities", "1,5", "--tile", "32")
+    from medfm_robust_plugin.suites import get_suite
+
+    rows = len(get_suite("mri").entries)
+    with Image.open(out) as grid:
+        assert grid.size[1] >= rows * 32
+
+
+def test_plugins_lists_builtins_with_their_registrations():
+    data = json.loads(cli("plugins", "--json").stdout)
+    natural = next(p for p in data["plugins"] if p["plugin"].endswith("corruptions.natural"))
+    assert "gaussian_noise" in natural["corruptions"]
+    assert data["failures"] == []
+
+
+@pytest.mark.parametrize("args", [["--severities", "0-3"], ["--severities", "a,b"]])
+def test_preview_rejects_bad_severity_lists(tmp_path, args):
+    done = cli("preview", "-o", str(tmp_path / "x.png"), *args, ok=False)
+    assert done.returncode == 2 or "severities" in done.stderr
