@@ -25,7 +25,9 @@ LEVELS = (1, 2, 3, 4, 5)
 def images_for(spec, count: int, size: int) -> list[np.ndarray]:
     modality = next((m for m in spec.modalities if m in GENERATORS), None)
     modalities = [modality] if modality else ["dermoscopy", "ct", "endoscopy", "mri", "xray"]
-    return [phantom(modalities[k % len(modalities)], size, seed=100 + k).image for k in range(count)]
+    return [
+        phantom(modalities[k % len(modalities)], size, seed=100 + k).image for k in range(count)
+    ]
 
 
 def main() -> None:
@@ -71,14 +73,20 @@ def main() -> None:
                 plain_applications += plain.applications
             plain_seconds += time.perf_counter() - start
 
-    print(f"corruptions: {len(specs)}, images each: {args.images} ({args.size}x{args.size}), levels: {LEVELS}")
+    print(
+        f"corruptions: {len(specs)}, images each: {args.images} ({args.size}x{args.size}), levels: {LEVELS}"
+    )
     print(f"bands: {PAPER_BANDS}")
     print(f"calibrations: {calibrations}, reachable: {reachable}")
-    print(f"applications per calibrated (image, corruption, level): {applications / calibrations:.2f} "
-          f"(goal <= 6; 20-step bisection: {plain_applications / calibrations:.2f})")
+    print(
+        f"applications per calibrated (image, corruption, level): {applications / calibrations:.2f} "
+        f"(goal <= 6; 20-step bisection: {plain_applications / calibrations:.2f})"
+    )
     print(f"within band where reachable: {100.0 * in_band / max(reachable, 1):.1f}% (goal >= 95%)")
-    print(f"time: ours {ours_seconds:.2f} s, 20-step bisection {plain_seconds:.2f} s, "
-          f"speed ratio {plain_seconds / ours_seconds:.1f}x")
+    print(
+        f"time: ours {ours_seconds:.2f} s, 20-step bisection {plain_seconds:.2f} s, "
+        f"speed ratio {plain_seconds / ours_seconds:.1f}x"
+    )
     for miss in misses[:20]:
         print("  missed:", miss)
 

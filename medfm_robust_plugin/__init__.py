@@ -47,7 +47,17 @@ __all__ = [
     "PluginError",
     "SeverityError",
     "UnknownCorruptionError",
-    *_LAZY,
+    "Corruption",
+    "MedicalImage",
+    "corrupt",
+    "corrupt_batch",
+    "corruption",
+    "get_corruption",
+    "get_registry",
+    "list_corruptions",
+    "load_image",
+    "sample_seed",
+    "save_image",
 ]
 
 

@@ -70,7 +70,9 @@ class StrengthProbe:
         from .image import as_array
 
         self.array, _ = as_array(self.image)
-        body = self.array[..., :3] if self.array.ndim == 3 and self.array.shape[2] == 4 else self.array
+        body = (
+            self.array[..., :3] if self.array.ndim == 3 and self.array.shape[2] == 4 else self.array
+        )
         self.body = body
         lo, hi = self.value_range or infer_value_range(body)
         self.data_range = float(hi - lo)
@@ -81,7 +83,11 @@ class StrengthProbe:
             from .engine import corrupt
 
             out = corrupt(
-                self.array, self.corruption, strength=strength, seed=self.seed, value_range=self.value_range
+                self.array,
+                self.corruption,
+                strength=strength,
+                seed=self.seed,
+                value_range=self.value_range,
             )
             body = out[..., :3] if out.ndim == 3 and out.shape[2] == 4 else out
             self.seen[strength] = (ssim(body, self.body, data_range=self.data_range), out)
@@ -105,7 +111,9 @@ def calibrate(
     """
     bands = bands or PAPER_BANDS
     if isinstance(level, bool) or level not in bands:
-        raise SeverityError(f"SSIM calibration has no band for level {level!r}; levels: {sorted(bands)}")
+        raise SeverityError(
+            f"SSIM calibration has no band for level {level!r}; levels: {sorted(bands)}"
+        )
     lo, hi = bands[level]
     target = 0.5 * (lo + hi)
     start = probe.applications
@@ -117,8 +125,14 @@ def calibrate(
         value = probe(strength)
         ok = in_band(value)
         result = Calibration(
-            level, (lo, hi), strength, round(value, 6), ok, reachable or ok,
-            probe.applications - start, "" if ok else note,
+            level,
+            (lo, hi),
+            strength,
+            round(value, 6),
+            ok,
+            reachable or ok,
+            probe.applications - start,
+            "" if ok else note,
         )
         return probe.output(strength), result
 
@@ -173,7 +187,9 @@ def _next_strength(weak, strong, target: float) -> float:
         if s < 0.02:  # settle whether even zero strength is too strong
             return 0.0
         return float(np.clip(s * gap / max(g, 1e-6), 0.05 * s, 0.95 * s))
-    if strong is None:  # only a too-weak point: extrapolate upwards (p = 1), capped at full strength
+    if (
+        strong is None
+    ):  # only a too-weak point: extrapolate upwards (p = 1), capped at full strength
         s, g = weak
         if s <= 0.0:
             return 0.5
@@ -204,7 +220,10 @@ def calibrate_levels(
 
 
 def bisection(
-    probe: StrengthProbe, level: int, steps: int = 20, bands: dict[int, tuple[float, float]] | None = None
+    probe: StrengthProbe,
+    level: int,
+    steps: int = 20,
+    bands: dict[int, tuple[float, float]] | None = None,
 ) -> tuple[float, float]:
     """The plain search of the paper's code: ``steps`` halvings towards the band's middle."""
     lo, hi = (bands or PAPER_BANDS)[level]

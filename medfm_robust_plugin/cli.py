@@ -79,7 +79,11 @@ def corruptions_list(modality: str | None, family: str | None, as_json: bool) ->
         table.add_column(col)
     for c in items:
         table.add_row(
-            c.name, c.family, ", ".join(c.modalities) or "any", _table_text(c.severity_params), c.plugin or ""
+            c.name,
+            c.family,
+            ", ".join(c.modalities) or "any",
+            _table_text(c.severity_params),
+            c.plugin or "",
         )
     _console().print(table)
 
@@ -160,7 +164,11 @@ def corruptions_suites(as_json: bool) -> None:
         table.add_column(col)
     for d in data:
         table.add_row(
-            d["suite"], d["modality"], str(len(d["base"])), ", ".join(d["modality_specific"]), d["plugin"]
+            d["suite"],
+            d["modality"],
+            str(len(d["base"])),
+            ", ".join(d["modality_specific"]),
+            d["plugin"],
         )
     _console().print(table)
 
@@ -174,13 +182,32 @@ def corruptions_suites(as_json: bool) -> None:
 @click.option("--corruption", "-c", "name", required=True, help="Corruption name.")
 @click.option("--severity", "-s", default=3.0, show_default=True, type=float, help=SEVERITY_HELP)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--mode", type=click.Choice(["table", "ssim"]), default="table", show_default=True,
-              help="table: fixed parameters; ssim: calibrate the level on this image by SSIM.")
-@click.option("--slice", "slice_index", type=int, help="Slice of a 3-D NIfTI volume (default: middle).")
-@click.option("--params", "params_path", type=click.Path(dir_okay=False),
-              help="Also write the applied parameters as JSON here.")
-def corrupt(input_path: str, output_path: str, name: str, severity: float, seed: int, mode: str,
-            slice_index: int | None, params_path: str | None) -> None:
+@click.option(
+    "--mode",
+    type=click.Choice(["table", "ssim"]),
+    default="table",
+    show_default=True,
+    help="table: fixed parameters; ssim: calibrate the level on this image by SSIM.",
+)
+@click.option(
+    "--slice", "slice_index", type=int, help="Slice of a 3-D NIfTI volume (default: middle)."
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    help="Also write the applied parameters as JSON here.",
+)
+def corrupt(
+    input_path: str,
+    output_path: str,
+    name: str,
+    severity: float,
+    seed: int,
+    mode: str,
+    slice_index: int | None,
+    params_path: str | None,
+) -> None:
     """Corrupt one image file (PNG, JPEG, TIFF, DICOM, NIfTI) into OUT, keeping its dtype."""
     from .engine import corrupt as apply
     from .errors import MedFMRobustError
@@ -200,27 +227,55 @@ def corrupt(input_path: str, output_path: str, name: str, severity: float, seed:
 
 @main.command()
 @click.argument("image_path", metavar="[IMAGE]", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--corruptions", "names", help="Comma-separated corruption names (default: all of the modality).")
-@click.option("--modality", help="Use this modality's suite (and its phantom when no IMAGE is given).")
-@click.option("--severities", default="1-5", show_default=True, help="Range or list, e.g. 1-5 or 1,3,5.")
+@click.option(
+    "-o", "--output", default="preview.png", show_default=True, type=click.Path(dir_okay=False)
+)
+@click.option(
+    "--corruptions",
+    "names",
+    help="Comma-separated corruption names (default: all of the modality).",
+)
+@click.option(
+    "--modality", help="Use this modality's suite (and its phantom when no IMAGE is given)."
+)
+@click.option(
+    "--severities", default="1-5", show_default=True, help="Range or list, e.g. 1-5 or 1,3,5."
+)
 @click.option("--mode", type=click.Choice(["table", "ssim"]), default="table", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--tile", default=128, show_default=True, type=int, help="Thumbnail size in pixels.")
-def preview(image_path: str | None, output: str, names: str | None, modality: str | None,
-            severities: str, mode: str, seed: int, tile: int) -> None:
+def preview(
+    image_path: str | None,
+    output: str,
+    names: str | None,
+    modality: str | None,
+    severities: str,
+    mode: str,
+    seed: int,
+    tile: int,
+) -> None:
     """A labelled grid of corruptions at severities 1-5 (IMAGE, or an embedded phantom)."""
     from .errors import MedFMRobustError
 
     try:
-        path = _write_preview(image_path, output, _parse_list(names), modality,
-                              _parse_severities(severities), mode, seed, tile)
+        path = _write_preview(
+            image_path,
+            output,
+            _parse_list(names),
+            modality,
+            _parse_severities(severities),
+            mode,
+            seed,
+            tile,
+        )
     except MedFMRobustError as exc:
         _fail(str(exc))
     click.echo(f"wrote {path}")
 
 
-def _write_preview(image_path, output, names, modality, severities, mode, seed, tile, items=None) -> Path:
+def _write_preview(
+    image_path, output, names, modality, severities, mode, seed, tile, items=None
+) -> Path:
     from .data.phantoms import GENERATORS, phantom
     from .engine import get_corruption, list_corruptions
     from .image import load_image
@@ -238,7 +293,9 @@ def _write_preview(image_path, output, names, modality, severities, mode, seed, 
     if not items:
         _fail(f"no corruptions for modality '{modality}'; see `medfm-robust corruptions suites`")
     title = f"MedFM-Robust  {label}  {modality or 'all'} corruptions  ({mode} severities)"
-    return save_preview(output, image, items, severities, seed=seed, tile=tile, title=title, mode=mode)
+    return save_preview(
+        output, image, items, severities, seed=seed, tile=tile, title=title, mode=mode
+    )
 
 
 # --------------------------------------------------------------------------- plugins / demo
@@ -277,7 +334,9 @@ def _short(names: list[str], limit: int = 4) -> str:
 
 
 @main.command()
-@click.option("-o", "--out", default="medfm-robust-demo", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "-o", "--out", default="medfm-robust-demo", show_default=True, type=click.Path(file_okay=False)
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo(out: str, seed: int) -> None:
     """Corrupt the embedded phantoms: one labelled severity grid per modality suite, offline."""
@@ -292,10 +351,8 @@ def demo(out: str, seed: int) -> None:
         suite = registry.items["suites"][name]
         grids.append((name, suite.modality, suite.corruptions()))
     for name, modality, items in grids:
-        path = _write_preview(None, folder / f"{name}.png", None, modality, levels, "table", seed, 112, items)
+        path = _write_preview(
+            None, folder / f"{name}.png", None, modality, levels, "table", seed, 112, items
+        )
         click.echo(f"wrote {path}")
     click.echo(f"{len(grids)} preview grids in {folder}/")
-
-
-
-

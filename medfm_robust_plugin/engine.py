@@ -32,7 +32,9 @@ def sample_seed(
 
     Derived by hashing, never from call order, so that workers, reruns and hosts agree.
     """
-    key = json.dumps([int(global_seed), str(dataset), str(sample_id), str(corruption), str(severity)])
+    key = json.dumps(
+        [int(global_seed), str(dataset), str(sample_id), str(corruption), str(severity)]
+    )
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & ((1 << SEED_BITS) - 1)
 
@@ -47,7 +49,9 @@ def get_corruption(name: str | Corruption) -> Corruption:
     except KeyError:
         known = registry.names("corruptions")
         close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust corruptions list`"
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else "run `medfm-robust corruptions list`"
+        )
         raise UnknownCorruptionError(f"unknown corruption '{name}'; {hint}") from None
 
 
@@ -94,7 +98,9 @@ def corrupt(
     source = sample_id if sample_id is not None else (image if isinstance(image, str) else None)
     spec = get_corruption(name)
     if mode == "ssim":
-        return _corrupt_calibrated(image, spec, severity, seed, return_params, value_range, bands, source)
+        return _corrupt_calibrated(
+            image, spec, severity, seed, return_params, value_range, bands, source
+        )
     if mode != "table":
         raise SeverityError(f"severity mode {mode!r} is unknown; use 'table' or 'ssim'")
     param = spec.param_for(severity=severity if strength is None else None, strength=strength)
@@ -137,7 +143,12 @@ def _corrupt_calibrated(
     if not return_params:
         return result
     _, params = corrupt(
-        array, spec, strength=record.strength, seed=seed, value_range=value_range, return_params=True
+        array,
+        spec,
+        strength=record.strength,
+        seed=seed,
+        value_range=value_range,
+        return_params=True,
     )
     params.update(severity=level, mode="ssim", calibration=record.as_record())
     return result, params
@@ -226,4 +237,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-

@@ -7,7 +7,8 @@ corruptions, suites, datasets, tasks, models and metrics are registered through 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

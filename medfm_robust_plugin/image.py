@@ -137,7 +137,9 @@ def split(
         value_range = infer_value_range(array[..., :3] if channels == 4 else array)
     lo, hi = float(value_range[0]), float(value_range[1])
     if not hi > lo:
-        raise InvalidImageError(f"value_range {value_range} must have its maximum above its minimum")
+        raise InvalidImageError(
+            f"value_range {value_range} must have its maximum above its minimum"
+        )
     layout = Layout(array.dtype, array.ndim, channels, (lo, hi))
     alpha = array[..., 3].copy() if channels == 4 else None
     body = array[..., :3] if channels == 4 else array
@@ -179,7 +181,9 @@ def adapt_channels(work: np.ndarray, wanted: str) -> tuple[np.ndarray, str | Non
     if wanted == "rgb" and c == 1:
         return np.repeat(work, 3, axis=2), "to_gray"
     if wanted == "gray" and c == 3:
-        if np.array_equal(work[..., 0], work[..., 1]) and np.array_equal(work[..., 0], work[..., 2]):
+        if np.array_equal(work[..., 0], work[..., 1]) and np.array_equal(
+            work[..., 0], work[..., 2]
+        ):
             return work[..., :1], "to_rgb"
         return luma(work)[..., None], "add_luma_delta"
     return work, None
@@ -299,13 +303,17 @@ def _read_raster(path: Path) -> MedicalImage:
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:
         if pil_mode is None:
-            raise ImageReadError(f"'{path}': not a readable image file (is it truncated or mislabelled?)")
+            raise ImageReadError(
+                f"'{path}': not a readable image file (is it truncated or mislabelled?)"
+            )
         with Image.open(path) as img:
             array = pil_to_array(img, path)
     elif array.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB
         array = cv2.cvtColor(array, code)
-    return MedicalImage(np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)})
+    return MedicalImage(
+        np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)}
+    )
 
 
 def _read_dicom(path: Path) -> MedicalImage:
@@ -351,7 +359,9 @@ def _read_nifti(path: Path, slice_index: int | None) -> MedicalImage:
             raise InvalidImageError(f"'{path}': slice {index} is outside 0..{data.shape[2] - 1}")
         data = data[:, :, index]
     elif data.ndim != 2:
-        raise InvalidImageError(f"'{path}': NIfTI data of shape {data.shape} is neither 2-D nor 3-D")
+        raise InvalidImageError(
+            f"'{path}': NIfTI data of shape {data.shape} is neither 2-D nor 3-D"
+        )
     zooms = img.header.get_zooms()[:2]
     return MedicalImage(
         np.ascontiguousarray(data),
@@ -361,7 +371,9 @@ def _read_nifti(path: Path, slice_index: int | None) -> MedicalImage:
     )
 
 
-def save_image(path: str | os.PathLike, array: np.ndarray, like: MedicalImage | None = None) -> Path:
+def save_image(
+    path: str | os.PathLike, array: np.ndarray, like: MedicalImage | None = None
+) -> Path:
     """Write ``array`` in the format its suffix names, keeping its dtype where the format allows."""
     import cv2
 
@@ -373,14 +385,20 @@ def save_image(path: str | os.PathLike, array: np.ndarray, like: MedicalImage | 
     elif suffix in NIFTI_SUFFIXES:
         import nibabel as nib
 
-        affine = np.array(like.meta["affine"]) if like is not None and "affine" in like.meta else np.eye(4)
+        affine = (
+            np.array(like.meta["affine"])
+            if like is not None and "affine" in like.meta
+            else np.eye(4)
+        )
         nib.save(nib.Nifti1Image(array, affine), str(path))
     elif suffix == ".npy":
         np.save(path, array)
     elif suffix in RASTER_SUFFIXES:
         out = array
         if suffix in (".jpg", ".jpeg") and out.dtype != np.uint8:
-            raise InvalidImageError(f"'{path}': JPEG holds 8-bit images only; save {out.dtype} as PNG or TIFF")
+            raise InvalidImageError(
+                f"'{path}': JPEG holds 8-bit images only; save {out.dtype} as PNG or TIFF"
+            )
         if suffix == ".png" and out.dtype not in (np.uint8, np.uint16):
             raise InvalidImageError(
                 f"'{path}': PNG holds 8/16-bit images; save {out.dtype} as .tif, .npy, .nii or .dcm"
@@ -401,7 +419,9 @@ def _write_dicom(path: Path, array: np.ndarray, like: MedicalImage | None) -> No
     import pydicom
 
     if like is None or not like.source or _suffix(Path(like.source)) not in DICOM_SUFFIXES:
-        raise InvalidImageError(f"'{path}': writing DICOM needs a DICOM input to take the header from")
+        raise InvalidImageError(
+            f"'{path}': writing DICOM needs a DICOM input to take the header from"
+        )
     ds = pydicom.dcmread(like.source)
     slope = like.meta.get("rescale_slope", 1.0)
     intercept = like.meta.get("rescale_intercept", 0.0)

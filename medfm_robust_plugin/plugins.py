@@ -27,7 +27,15 @@ PLUGINS_ENV = "MEDFM_ROBUST_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     f"medfm_robust_plugin.corruptions.{family}"
     for family in (
-        "natural", "mri", "ct", "xray", "ultrasound", "endoscopy", "dermoscopy", "pathology", "fundus"
+        "natural",
+        "mri",
+        "ct",
+        "xray",
+        "ultrasound",
+        "endoscopy",
+        "dermoscopy",
+        "pathology",
+        "fundus",
     )
 ) + ("medfm_robust_plugin.suites",)
 
@@ -71,7 +79,9 @@ class Registry:
     plugins: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
 
-    def add(self, kind: str, name: str, item: Any, plugin: str, aliases: Iterable[str] = ()) -> None:
+    def add(
+        self, kind: str, name: str, item: Any, plugin: str, aliases: Iterable[str] = ()
+    ) -> None:
         for key in (name, *aliases):
             owner = self.owners[kind].get(key)
             if owner is not None:
@@ -96,7 +106,9 @@ class Registry:
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin registered, per kind (aliases excluded)."""
         return {
-            kind: sorted(n for n, p in self.owners[kind].items() if p == plugin and n in self.items[kind])
+            kind: sorted(
+                n for n, p in self.owners[kind].items() if p == plugin and n in self.items[kind]
+            )
             for kind in KINDS
         }
 

@@ -67,7 +67,12 @@ def preview_grid(
     if title:
         draw.text((8, 5), title, fill=(20, 20, 20), font=font)
     for c, label in enumerate(["clean", *[f"severity {s}" for s in severities]]):
-        draw.text((ROW_LABEL_WIDTH + c * (tile + 4) + 4, title_h + 2), label, fill=(60, 60, 60), font=small)
+        draw.text(
+            (ROW_LABEL_WIDTH + c * (tile + 4) + 4, title_h + 2),
+            label,
+            fill=(60, 60, 60),
+            font=small,
+        )
 
     def thumb(array: np.ndarray) -> Any:
         rgb = display_uint8(array, window)

@@ -95,7 +95,9 @@ def load_suite_file(path: str | os.PathLike) -> Suite:
 def parse_suite(data: Any, source: str = "<suite>") -> Suite:
     """Build a Suite from its YAML mapping; errors name the file and the offending entry."""
     if not isinstance(data, dict):
-        raise SuiteError(f"suite file '{source}' must hold a mapping with 'suite', 'modality', 'base'")
+        raise SuiteError(
+            f"suite file '{source}' must hold a mapping with 'suite', 'modality', 'base'"
+        )
     missing = [k for k in ("suite", "modality") if not data.get(k)]
     if missing:
         raise SuiteError(f"suite file '{source}' lacks {', '.join(missing)}")
@@ -136,7 +138,9 @@ def _entry(item: Any, group: str, source: str) -> SuiteEntry:
             raise SuiteError(
                 f"suite file '{source}': entry '{item['name']}' has unknown keys {sorted(unknown)}"
             )
-        params = None if table is None else tuple(tuple(v) if isinstance(v, list) else v for v in table)
+        params = (
+            None if table is None else tuple(tuple(v) if isinstance(v, list) else v for v in table)
+        )
         return SuiteEntry(item["name"], group, params)
     raise SuiteError(
         f"suite file '{source}': entry {item!r} in '{group}' must be a name or a mapping with 'name'"

@@ -14,7 +14,9 @@ def add_entry_point_plugin(root: Path, name: str, module: str, source: str | Non
         (root / f"{module}.py").write_text(textwrap.dedent(source))
     dist = root / f"{module.replace('.', '_')}_plugin-0.0.0.dist-info"
     dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-plugin\nVersion: 0.0.0\n")
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module}-plugin\nVersion: 0.0.0\n"
+    )
     (dist / "entry_points.txt").write_text(f"[medfm_robust]\n{name} = {module}\n")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))

@@ -9,7 +9,13 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from medfm_robust_plugin import corrupt, corruption, get_corruption
-from medfm_robust_plugin.calibration import PAPER_BANDS, StrengthProbe, bisection, calibrate, calibrate_levels
+from medfm_robust_plugin.calibration import (
+    PAPER_BANDS,
+    StrengthProbe,
+    bisection,
+    calibrate,
+    calibrate_levels,
+)
 from medfm_robust_plugin.data.phantoms import ct_slice, dermoscopy, mri_slice
 from medfm_robust_plugin.ssim import ssim
 
@@ -27,7 +33,9 @@ from medfm_robust_plugin.ssim import ssim
 def test_ssim_matches_scikit_image(make, data_range):
     rng = np.random.default_rng(0)
     a = make(rng)
-    b = np.clip(a.astype(np.float64) + rng.normal(0, 0.1 * data_range, a.shape), a.min(), a.max()).astype(a.dtype)
+    b = np.clip(
+        a.astype(np.float64) + rng.normal(0, 0.1 * data_range, a.shape), a.min(), a.max()
+    ).astype(a.dtype)
     channel_axis = -1 if a.ndim == 3 else None
     expected = structural_similarity(a, b, data_range=data_range, channel_axis=channel_axis)
     assert ssim(a, b, data_range=data_range) == pytest.approx(expected, abs=1e-6)
@@ -40,14 +48,23 @@ def test_ssim_default_range_follows_the_dtype():
     assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=65535))
 
 
-@corruption("noisy_veil", family="lab", severity_params=[0.1, 0.2, 0.3, 0.4, 0.5], param_range=(0.0, 1.0))
+@corruption(
+    "noisy_veil", family="lab", severity_params=[0.1, 0.2, 0.3, 0.4, 0.5], param_range=(0.0, 1.0)
+)
 def noisy_veil(image, param, rng):
     """Blend towards a fixed random veil (a smooth, monotone test corruption)."""
     veil = rng.random(image.shape, dtype=np.float32)
     return image * (1 - np.float32(param)) + veil * np.float32(param)
 
 
-@pytest.mark.parametrize("make", [lambda: dermoscopy(96, 1).image, lambda: ct_slice(96, 2).image, lambda: mri_slice(96, 3).image])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dermoscopy(96, 1).image,
+        lambda: ct_slice(96, 2).image,
+        lambda: mri_slice(96, 3).image,
+    ],
+)
 def test_every_level_lands_in_its_band(make):
     image = make()
     noise = dataclasses.replace(get_corruption("gaussian_noise"), param_range=(0.0, 0.8))

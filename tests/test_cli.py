@@ -16,7 +16,9 @@ from medfm_robust_plugin import load_image, save_image
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "medfm_robust_plugin", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
     if ok:
@@ -53,9 +55,24 @@ def test_corruptions_show_and_unknown_name():
 
 
 def test_corrupt_a_16_bit_png_keeps_dtype_and_writes_params(tmp_path):
-    src = save_image(tmp_path / "xray.png", np.random.default_rng(0).integers(500, 3000, (64, 48), dtype=np.uint16))
+    src = save_image(
+        tmp_path / "xray.png",
+        np.random.default_rng(0).integers(500, 3000, (64, 48), dtype=np.uint16),
+    )
     out, params = tmp_path / "out.png", tmp_path / "params.json"
-    cli("corrupt", str(src), str(out), "-c", "gaussian_noise", "-s", "2", "--seed", "3", "--params", str(params))
+    cli(
+        "corrupt",
+        str(src),
+        str(out),
+        "-c",
+        "gaussian_noise",
+        "-s",
+        "2",
+        "--seed",
+        "3",
+        "--params",
+        str(params),
+    )
     result = load_image(out).array
     assert result.dtype == np.uint16 and result.shape == (64, 48)
     recorded = json.loads(params.read_text())
@@ -64,10 +81,19 @@ def test_corrupt_a_16_bit_png_keeps_dtype_and_writes_params(tmp_path):
 
 def test_corrupt_refuses_bad_severity_and_unreadable_input(tmp_path):
     src = save_image(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
-    bad = cli("corrupt", str(src), str(tmp_path / "b.png"), "-c", "gaussian_noise", "-s", "7", ok=False)
+    bad = cli(
+        "corrupt", str(src), str(tmp_path / "b.png"), "-c", "gaussian_noise", "-s", "7", ok=False
+    )
     assert bad.returncode == 1 and "outside 1-5" in bad.stderr
     (tmp_path / "junk.png").write_bytes(b"junk")
-    junk = cli("corrupt", str(tmp_path / "junk.png"), str(tmp_path / "c.png"), "-c", "gaussian_noise", ok=False)
+    junk = cli(
+        "corrupt",
+        str(tmp_path / "junk.png"),
+        str(tmp_path / "c.png"),
+        "-c",
+        "gaussian_noise",
+        ok=False,
+    )
     assert junk.returncode == 1 and "junk.png" in junk.stderr and "Traceback" not in junk.stderr
 
 

@@ -55,13 +55,18 @@ def test_same_bytes_in_other_processes_and_any_order():
     names.sort(key=lambda n: n != "gaussian_noise")  # the script reverses the order for one run
 
     def run(order):
-        done = subprocess.run([sys.executable, "-c", CROSS_PROCESS, *order], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CROSS_PROCESS, *order], capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return dict(line.split() for line in done.stdout.splitlines())
 
     a, b = run(names), run(names[::-1])
     image = dermoscopy(96, seed=5).image
-    here = {n: hashlib.sha256(corrupt(image, n, severity=4, seed=11).tobytes()).hexdigest() for n in names}
+    here = {
+        n: hashlib.sha256(corrupt(image, n, severity=4, seed=11).tobytes()).hexdigest()
+        for n in names
+    }
     assert a == b == here
 
 
@@ -109,13 +114,19 @@ def test_batch_matches_single_images_whatever_the_workers():
     images = [dermoscopy(48, seed=s).image for s in range(5)]
     ids = [f"case-{s}" for s in range(5)]
     one = corrupt_batch(images, "gaussian_noise", 3, seed=7, sample_ids=ids, dataset="derm")
-    two = corrupt_batch(images, "gaussian_noise", 3, seed=7, sample_ids=ids, dataset="derm", workers=2)
+    two = corrupt_batch(
+        images, "gaussian_noise", 3, seed=7, sample_ids=ids, dataset="derm", workers=2
+    )
     for k, (a, b) in enumerate(zip(one, two)):
         np.testing.assert_array_equal(a, b)
-        single = corrupt(images[k], "gaussian_noise", 3, seed=sample_seed(7, "derm", ids[k], "gaussian_noise", 3))
+        single = corrupt(
+            images[k], "gaussian_noise", 3, seed=sample_seed(7, "derm", ids[k], "gaussian_noise", 3)
+        )
         np.testing.assert_array_equal(a, single)
     # an image's result does not depend on its neighbours
-    alone = corrupt_batch(images[2:3], "gaussian_noise", 3, seed=7, sample_ids=ids[2:3], dataset="derm")
+    alone = corrupt_batch(
+        images[2:3], "gaussian_noise", 3, seed=7, sample_ids=ids[2:3], dataset="derm"
+    )
     np.testing.assert_array_equal(alone[0], one[2])
 
 
@@ -126,7 +137,9 @@ def test_a_failing_corruption_is_reported_with_sample_and_plugin():
     def always_fails(image, param, rng):
         raise ZeroDivisionError("division by zero")
 
-    with pytest.raises(MedFMRobustError, match="'case-3': corruption 'always_fails'.*ZeroDivisionError"):
+    with pytest.raises(
+        MedFMRobustError, match="'case-3': corruption 'always_fails'.*ZeroDivisionError"
+    ):
         corrupt(np.zeros((16, 16), np.uint8), always_fails, sample_id="case-3")
 
     @corruption("shrinks", family="lab", severity_params=[1, 2, 3, 4, 5])

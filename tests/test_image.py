@@ -95,7 +95,9 @@ def test_nifti_volume_gives_the_requested_slice(tmp_path):
     middle = load_image(tmp_path / "t1.nii.gz")
     np.testing.assert_array_equal(middle.array, volume[:, :, 2])
     assert middle.spacing == pytest.approx((0.9, 0.9))
-    np.testing.assert_array_equal(load_image(tmp_path / "t1.nii.gz", slice_index=4).array, volume[:, :, 4])
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "t1.nii.gz", slice_index=4).array, volume[:, :, 4]
+    )
     with pytest.raises(InvalidImageError, match="slice 9"):
         load_image(tmp_path / "t1.nii.gz", slice_index=9)
 

@@ -34,7 +34,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("name", NAMES)
 def test_mean_ssim_matches_reference(name, severity, rgb_images):
     ours = [ssim(corrupt(im, name, severity, seed=k), im) for k, im in enumerate(rgb_images)]
-    ref = [ssim(reference_corrupt(im, name, severity, seed=k), im) for k, im in enumerate(rgb_images)]
+    ref = [
+        ssim(reference_corrupt(im, name, severity, seed=k), im) for k, im in enumerate(rgb_images)
+    ]
     assert abs(np.mean(ours) - np.mean(ref)) <= 0.02, (name, severity, np.mean(ours), np.mean(ref))
 
 

@@ -44,7 +44,10 @@ def plugin_root(tmp_path, monkeypatch):
 def test_builtins_register_through_the_same_hooks():
     registry = get_registry()
     assert set(BUILTIN_PLUGINS) <= set(registry.plugins)
-    assert registry.owners["corruptions"]["gaussian_noise"] == "medfm_robust_plugin.corruptions.natural"
+    assert (
+        registry.owners["corruptions"]["gaussian_noise"]
+        == "medfm_robust_plugin.corruptions.natural"
+    )
     assert registry.failures == []
 
 
@@ -167,7 +170,10 @@ def _run(args: list[str], pythonpath: str) -> str:
 
     env = {**os.environ, "PYTHONPATH": pythonpath}
     done = subprocess.run(
-        [sys.executable, "-m", "medfm_robust_plugin", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -34,7 +34,12 @@ def images(draw):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(image=images(), name=st.sampled_from(NAMES), severity=st.floats(1.0, 5.0), seed=st.integers(0, 2**31))
+@given(
+    image=images(),
+    name=st.sampled_from(NAMES),
+    severity=st.floats(1.0, 5.0),
+    seed=st.integers(0, 2**31),
+)
 def test_any_image_round_trips(image, name, severity, seed):
     out = corrupt(image, name, severity=severity, seed=seed)
     assert out.dtype == image.dtype and out.shape == image.shape

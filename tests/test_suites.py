@@ -48,7 +48,10 @@ def test_user_suite_directory_and_table_override(tmp_path, monkeypatch):
     assert get_registry().owners["suites"]["night_shift"] == "medfm_robust_plugin.suites"
     blur = suite.corruption("motion_blur")
     assert blur.severity_params[0] == (4, 1)
-    assert [c.name for c in list_corruptions(modality="xray_portable")] == ["gaussian_noise", "motion_blur"]
+    assert [c.name for c in list_corruptions(modality="xray_portable")] == [
+        "gaussian_noise",
+        "motion_blur",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +62,10 @@ def test_user_suite_directory_and_table_override(tmp_path, monkeypatch):
         ({"suite": "a", "modality": "ct"}, "lists no corruptions"),
         ({"suite": "a", "modality": "ct", "base": "gaussian_noise"}, "must be a list"),
         ({"suite": "a", "modality": "ct", "base": ["gaussian_noise", "gaussian_noise"]}, "twice"),
-        ({"suite": "a", "modality": "ct", "base": [{"name": "x", "severity_params": [1, 2]}]}, "5 values"),
+        (
+            {"suite": "a", "modality": "ct", "base": [{"name": "x", "severity_params": [1, 2]}]},
+            "5 values",
+        ),
         ({"suite": "a", "modality": "ct", "base": [{"name": "x", "levels": [1]}]}, "unknown keys"),
         ({"suite": "a", "modality": "ct", "base": [3]}, "must be a name"),
     ],

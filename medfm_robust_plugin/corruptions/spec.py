@@ -59,7 +59,9 @@ class Corruption:
         """The parameter at an integer or fractional severity (1-5), or at a strength in [0, 1]."""
         if strength is not None:
             if isinstance(strength, bool) or not 0.0 <= float(strength) <= 1.0:
-                raise SeverityError(f"corruption '{self.name}': strength {strength!r} must lie in [0, 1]")
+                raise SeverityError(
+                    f"corruption '{self.name}': strength {strength!r} must lie in [0, 1]"
+                )
             lo, hi = self.param_range or (self.severity_params[0], self.severity_params[-1])
             return _interpolate(lo, hi, float(strength), self.name)
         if severity is None or isinstance(severity, bool):
@@ -67,7 +69,9 @@ class Corruption:
         try:
             level = float(severity)
         except (TypeError, ValueError):
-            raise SeverityError(f"corruption '{self.name}': severity {severity!r} must be 1-5") from None
+            raise SeverityError(
+                f"corruption '{self.name}': severity {severity!r} must be 1-5"
+            ) from None
         if not 1.0 <= level <= NUM_SEVERITIES:
             raise SeverityError(
                 f"corruption '{self.name}': severity {severity!r} is outside 1-5; "
@@ -77,7 +81,9 @@ class Corruption:
         fraction = level - (index + 1)
         if fraction == 0.0:
             return self.severity_params[index]
-        return _interpolate(self.severity_params[index], self.severity_params[index + 1], fraction, self.name)
+        return _interpolate(
+            self.severity_params[index], self.severity_params[index + 1], fraction, self.name
+        )
 
     def __call__(self, image: Any, severity: float = 3, seed: int = 0, **kwargs: Any) -> Any:
         from ..engine import corrupt
@@ -91,12 +97,16 @@ class Corruption:
 def _interpolate(lo: Any, hi: Any, t: float, name: str) -> Any:
     if isinstance(lo, (tuple, list)):
         if not isinstance(hi, (tuple, list)) or len(lo) != len(hi):
-            raise SeverityError(f"corruption '{name}': table entries differ in shape; use integer severities")
+            raise SeverityError(
+                f"corruption '{name}': table entries differ in shape; use integer severities"
+            )
         return tuple(_interpolate(a, b, t, name) for a, b in zip(lo, hi))
     if isinstance(lo, (bool, str)) or not isinstance(lo, (int, float, np.number)):
         if lo == hi:
             return lo
-        raise SeverityError(f"corruption '{name}': its parameters cannot be interpolated; use integer severities")
+        raise SeverityError(
+            f"corruption '{name}': its parameters cannot be interpolated; use integer severities"
+        )
     value = float(lo) + (float(hi) - float(lo)) * t
     if isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer)):
         return int(round(value))
