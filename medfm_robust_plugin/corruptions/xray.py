@@ -1,10 +1,246 @@
-"""xray corruptions (family 'xray'): to be filled with this modality's physics-based corruptions."""
+"""Projection radiography corruptions (family 'xray'): exposure, scatter, quantum noise, grid, display.
+
+The radiograph is read as a display of log exposure (the 'for presentation' convention, MONOCHROME2):
+bright pixels lie behind much attenuation (bone), dark ones behind little (lung). A display value
+``v`` in [0, 1] then stands for the detected exposure ``E = exp(-ATTENUATION_SPAN * v)`` relative to
+the unattenuated beam, so that exposure, scatter and photon statistics are applied where they act,
+in the exposure domain, and mapped back through the same fixed logarithmic display curve.
+"""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+
 from ..hookspecs import hookimpl
+from .spec import Corruption, corruption
+
+FAMILY = "xray"
+MODALITIES = ["xray"]
+BUSHBERG = "Bushberg et al., The Essential Physics of Medical Imaging, 3rd ed. 2012"
+
+# Attenuation (in nepers) spanned by the display range: white is exp(-4) ~ 2 % of the open-field
+# exposure, about the lung-to-mediastinum transmission range of a chest radiograph.
+ATTENUATION_SPAN = 4.0
+# Detected X-ray quanta per pixel in the unattenuated field at a normal dose (~2.5 uGy at the
+# detector, 0.15 mm pixels); the reference level that exposure corruptions change.
+REFERENCE_QUANTA = 10_000.0
+MIN_QUANTA = 0.5  # floor before the logarithm: a pixel that caught no quantum reads as one half
+
+
+def exposure_from_display(display: np.ndarray) -> np.ndarray:
+    """Relative detected exposure (1 = unattenuated beam) behind each display value."""
+    return np.exp(-ATTENUATION_SPAN * display)
+
+
+def display_from_exposure(exposure: np.ndarray) -> np.ndarray:
+    """The fixed logarithmic display curve, the inverse of ``exposure_from_display``."""
+    return -np.log(exposure) / ATTENUATION_SPAN
+
+
+def log_quantum_noise(
+    display: np.ndarray, quanta: float | np.ndarray, normal: np.ndarray
+) -> np.ndarray:
+    """Display values after counting ``quanta`` x exposure quanta per pixel (Poisson statistics).
+
+    Uses the normal approximation N + sqrt(N) z with the pre-drawn ``normal`` field, so that the
+    noise pattern stays the same at every dose and only its amplitude changes.
+    """
+    counts = quanta * exposure_from_display(display)
+    noisy = np.maximum(counts + np.sqrt(counts) * normal, MIN_QUANTA)
+    return display_from_exposure(noisy / quanta)
+
+
+@corruption(
+    "xray_scatter",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Scatter-to-primary ratio: ~0.5 with a good grid, 1-2 chest without grid, 3-5 abdomen/obese.
+    severity_params=[0.3, 0.6, 1.0, 1.5, 2.2],
+    param_range=(0.0, 6.0),
+    reference=BUSHBERG + ", ch. 6-7 (scatter-to-primary ratio, contrast reduction)",
+)
+def xray_scatter(image: np.ndarray, scatter_to_primary: float, rng: np.random.Generator):
+    """Scattered radiation: a broad, low-frequency veil added to the primary exposure.
+
+    Compton scatter reaching the detector is the primary exposure spread by a kernel several
+    centimetres wide; it adds a nearly uniform fog that lowers subject contrast by the factor
+    1 / (1 + SPR) (Bushberg ch. 6-7). Modelled as the exposure plus SPR times a wide Gaussian blur
+    of it, shown through the fixed display curve: the image fogs (darkens) and flattens, most in the
+    dense regions that the primary beam barely reaches.
+    """
+    h, w = image.shape[:2]
+    kernel_width = rng.uniform(0.08, 0.16)  # scatter kernel sigma as a fraction of the field
+    sigma = kernel_width * max(h, w)
+    exposure = exposure_from_display(image[..., 0])
+    scatter = _wide_blur(exposure, sigma)
+    veiled = exposure + scatter_to_primary * scatter
+    out = display_from_exposure(veiled)[..., None]
+    return out, {"kernel_sigma_fraction": kernel_width}
+
+
+def _wide_blur(field: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with a wide kernel, done on a shrunken copy (a scatter field has no detail)."""
+    h, w = field.shape
+    factor = max(1, int(sigma // 4))
+    small = cv2.resize(
+        field, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma / factor, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _exposure_change(image: np.ndarray, stops: float, normal: np.ndarray) -> np.ndarray:
+    """Change the exposure by ``stops`` (log2 of the mAs ratio) under a fixed display curve.
+
+    Fewer quanta raise the relative Poisson noise; the noise already in the image stands for the
+    reference dose, so only the variance difference is added. More quanta cannot remove noise.
+    """
+    display = image[..., 0]
+    factor = 2.0**stops
+    shifted = display - np.log(factor) / ATTENUATION_SPAN
+    if factor < 1.0:
+        counts = REFERENCE_QUANTA * exposure_from_display(display)
+        extra_variance = (1.0 / factor - 1.0) / counts  # relative variance: 1/N_new - 1/N_ref
+        shifted = shifted + np.sqrt(extra_variance) * normal / ATTENUATION_SPAN
+    # The detector saturates at full exposure (black) and has a floor below (white).
+    return np.clip(shifted, 0.0, 1.0)[..., None]
+
+
+@corruption(
+    "xray_under_exposure",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Exposure below the technique chart, in stops (each halves the mAs).
+    severity_params=[0.6, 1.2, 2.0, 3.0, 4.2],
+    param_range=(0.0, 5.0),
+    reference=BUSHBERG + ", ch. 7 (exposure latitude, quantum mottle)",
+)
+def xray_under_exposure(image: np.ndarray, stops: float, rng: np.random.Generator) -> np.ndarray:
+    """Under-exposure: too few quanta, so the radiograph is too light and grainy (quantum mottle).
+
+    With a fixed log-exposure display, a mAs ratio of 2^-stops lifts every value by
+    stops * ln 2 / ATTENUATION_SPAN; dense regions reach the detector floor and turn white, and the
+    relative Poisson noise 1 / sqrt(N) grows most where the fewest quanta arrive (Bushberg ch. 7).
+    """
+    normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
+    return _exposure_change(image, -stops, normal)
+
+
+@corruption(
+    "xray_over_exposure",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Exposure above the technique chart, in stops (each doubles the mAs).
+    severity_params=[0.7, 1.1, 1.5, 1.85, 2.25],
+    param_range=(0.0, 4.0),
+    reference=BUSHBERG + ", ch. 7 (exposure latitude, detector saturation)",
+)
+def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator) -> np.ndarray:
+    """Over-exposure: too many quanta, so the radiograph is too dark and thin tissue burns out.
+
+    With a fixed log-exposure display, a mAs ratio of 2^stops lowers every value by
+    stops * ln 2 / ATTENUATION_SPAN; the least attenuating regions (lung, skin line) saturate the
+    detector and clip to black (Bushberg ch. 7). Quantum noise falls, which cannot be simulated on an
+    image that already holds its own noise, so none is added.
+    """
+    normal = rng.standard_normal(image.shape[:2], dtype=np.float32)  # same draws as under-exposure
+    return _exposure_change(image, stops, normal)
+
+
+@corruption(
+    "xray_quantum_noise",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # log10 of detected quanta per pixel in the open field: 16000 (normal dose) down to 700.
+    severity_params=[4.2, 3.8, 3.45, 3.15, 2.85],
+    param_range=(5.0, 1.0),
+    reference=BUSHBERG + ", ch. 4 and 7 (Poisson statistics of X-ray quanta, SNR = sqrt(N))",
+)
+def xray_quantum_noise(image: np.ndarray, log10_quanta: float, rng: np.random.Generator):
+    """Quantum noise: Poisson counting statistics of the X-ray quanta at a (low) dose level.
+
+    A pixel behind exposure E counts N = N0 E quanta with variance N (Bushberg ch. 4): its noise is
+    largest in the dense, bright regions where few quanta arrive. ``log10_quanta`` is log10 N0, the
+    count in the unattenuated field; lower dose, stronger noise.
+    """
+    normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
+    quanta = 10.0**log10_quanta
+    return log_quantum_noise(image[..., 0], quanta, normal)[..., None]
+
+
+@corruption(
+    "xray_grid_lines",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Fraction of the primary beam that the grid line shadows remove at their darkest.
+    severity_params=[0.08, 0.14, 0.19, 0.24, 0.3],
+    param_range=(0.0, 0.7),
+    reference=BUSHBERG + ", ch. 7 (anti-scatter grids: grid lines, aliasing and moire)",
+)
+def xray_grid_lines(image: np.ndarray, line_contrast: float, rng: np.random.Generator):
+    """Anti-scatter grid lines: periodic shadows of the lead strips, aliased into a moire pattern.
+
+    A stationary (or stalled Bucky) grid of 40-80 lines/cm projects its lead strips onto the
+    detector; sampled at the pixel pitch, they alias to a lower spatial frequency and show as
+    parallel bands (Bushberg ch. 7). The strips absorb a fraction of the primary exposure along a
+    sinusoidal profile at the aliased frequency; the lines run along one image axis, slightly tilted.
+    """
+    h, w = image.shape[:2]
+    frequency = rng.uniform(0.08, 0.3)  # aliased grid frequency, cycles per pixel
+    vertical_lines = bool(rng.integers(2))
+    tilt = np.deg2rad(rng.uniform(-2.0, 2.0))
+    phase = rng.uniform(0.0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    across = xx + tilt * yy if vertical_lines else yy + tilt * xx  # coordinate across the lines
+    shadow = 0.5 * (1.0 + np.cos(2 * np.pi * frequency * across + phase))
+    exposure = exposure_from_display(image[..., 0]) * (1.0 - line_contrast * shadow)
+    out = display_from_exposure(exposure)[..., None]
+    return out, {"frequency": frequency, "vertical_lines": vertical_lines, "tilt_rad": float(tilt)}
+
+
+@corruption(
+    "xray_window_level_shift",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # (level shift as a fraction of the display range, window width as a fraction of the original)
+    severity_params=[(0.06, 0.85), (0.09, 0.76), (0.12, 0.65), (0.15, 0.55), (0.19, 0.45)],
+    param_range=((0.0, 1.0), (0.35, 0.2)),
+    reference="Bushberg et al. 2012, ch. 5 (display window width and level); DICOM PS3.3 C.11.2 (VOI LUT)",
+)
+def xray_window_level_shift(
+    image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
+):
+    """A mis-set display window: level moved and width narrowed, clipping the ends of the range.
+
+    The VOI LUT (window centre and width, DICOM PS3.3 C.11.2) maps detector values to grey levels;
+    a wrong level brightens or darkens the whole image and a narrow window saturates both ends
+    (Bushberg ch. 5). The direction of the level shift is random.
+    """
+    level_shift, width = param
+    direction = 1.0 if rng.integers(2) else -1.0
+    centre = 0.5
+    out = (image - centre - direction * level_shift) / width + centre
+    return np.clip(out, 0.0, 1.0), {"direction": direction}
+
+
+XRAY_CORRUPTIONS: list[Corruption] = [
+    xray_scatter,
+    xray_under_exposure,
+    xray_over_exposure,
+    xray_quantum_noise,
+    xray_grid_lines,
+    xray_window_level_shift,
+]
 
 
 @hookimpl
 def register_corruptions(register):
-    pass
+    for item in XRAY_CORRUPTIONS:
+        register(item)
