@@ -37,7 +37,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
         "pathology",
         "fundus",
     )
-) + ("medfm_robust_plugin.suites",)
+) + (
+    "medfm_robust_plugin.suites",
+    "medfm_robust_plugin.data.loaders",
+    "medfm_robust_plugin.data.mini",
+    "medfm_robust_plugin.tasks",
+)
 
 KINDS: dict[str, str] = {
     "corruptions": "register_corruptions",

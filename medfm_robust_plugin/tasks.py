@@ -1,0 +1,10 @@
+"""Task cards (filled in below)."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def register_tasks(register):
+    pass
