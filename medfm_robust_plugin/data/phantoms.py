@@ -7,19 +7,28 @@ gallery, and the fixtures of the tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Phantom:
-    """A synthetic image, its modality, and the mask of its lesion (True inside)."""
+    """A synthetic image, its modality, and the mask of its lesion(s) (True inside)."""
 
     image: np.ndarray
     mask: np.ndarray
     modality: str
+    lesion_masks: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """Where to put a lesion: centre (y, x) in [-1, 1] image coordinates and radius (same units)."""
+
+    centre: tuple[float, float]
+    radius: float
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,10 +45,18 @@ def smooth_texture(size: int, rng: np.random.Generator, scale: float = 8.0) -> n
     return (blurred - blurred.mean()) / (blurred.std() + 1e-6)
 
 
-def _blob(size: int, rng: np.random.Generator, radius: tuple[float, float], lobes: int = 5):
+def _blob(
+    size: int,
+    rng: np.random.Generator,
+    radius: tuple[float, float],
+    lobes: int = 5,
+    centre: tuple[float, float] | None = None,
+):
     """A lesion-like blob: an ellipse whose radius wobbles with angle. Returns (mask, centre)."""
     y, x = _grid(size)
     cy, cx = rng.uniform(-0.35, 0.35, size=2)
+    if centre is not None:
+        cy, cx = centre
     r0 = rng.uniform(*radius)
     angle = np.arctan2(y - cy, x - cx)
     phases = rng.uniform(0, 2 * np.pi, size=lobes)
@@ -50,21 +67,43 @@ def _blob(size: int, rng: np.random.Generator, radius: tuple[float, float], lobe
     return dist < r0 * wobble, (cy, cx)
 
 
-def dermoscopy(size: int = 256, seed: int = 0) -> Phantom:
+def _lesions(
+    size: int,
+    rng: np.random.Generator,
+    radius: tuple[float, float],
+    lesions: Sequence[Lesion] | None,
+    inside: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """One random blob by default, or one blob per requested lesion, clipped to ``inside``."""
+    if lesions is None:
+        masks = [_blob(size, rng, radius)[0]]
+    else:
+        masks = [_blob(size, rng, (les.radius, les.radius), centre=les.centre)[0] for les in lesions]
+    if inside is not None:
+        masks = [m & inside for m in masks]
+    return masks
+
+
+def _union(masks: list[np.ndarray], size: int) -> np.ndarray:
+    return np.any(masks, axis=0) if masks else np.zeros((size, size), bool)
+
+
+def dermoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
     """RGB skin with a pigmented lesion (uint8)."""
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
     skin = np.array([214, 170, 140], np.float32) + rng.uniform(-15, 15, 3).astype(np.float32)
     tex = smooth_texture(size, rng, 16)[..., None]
     image = skin + 6 * tex + 25 * (1 - (x**2 + y**2))[..., None] * 0.3
-    mask, _ = _blob(size, rng, (0.25, 0.45))
+    masks = _lesions(size, rng, (0.25, 0.45), lesions)
+    mask = _union(masks, size)
     lesion = np.array([110, 70, 50], np.float32) + 18 * smooth_texture(size, rng, 6)[..., None]
     soft = _soft(mask)
     image = image * (1 - soft[..., None]) + lesion * soft[..., None]
-    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "dermoscopy")
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "dermoscopy", tuple(masks))
 
 
-def endoscopy(size: int = 256, seed: int = 0) -> Phantom:
+def endoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
     """RGB colon-like mucosa with a polyp, dark lumen and circular field of view (uint8)."""
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
@@ -73,15 +112,16 @@ def endoscopy(size: int = 256, seed: int = 0) -> Phantom:
     shading = np.clip(1.1 - 0.6 * r, 0.2, 1.1)[..., None]
     folds = 0.12 * np.sin(9 * r + 2 * smooth_texture(size, rng, 6))[..., None]
     image = base * (shading + folds) + 10 * smooth_texture(size, rng, 20)[..., None]
-    mask, (cy, cx) = _blob(size, rng, (0.12, 0.22))
+    masks = _lesions(size, rng, (0.12, 0.22), lesions)
+    mask = _union(masks, size)
     polyp = np.array([215, 120, 100], np.float32) * (1.0 + 0.1 * smooth_texture(size, rng, 8)[..., None])
     soft = _soft(mask)
     image = image * (1 - soft[..., None]) + polyp * soft[..., None]
     image[r > 0.98] = 0
-    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "endoscopy")
+    return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "endoscopy", tuple(masks))
 
 
-def ct_slice(size: int = 256, seed: int = 0) -> Phantom:
+def ct_slice(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
     """Axial abdomen-like CT slice in Hounsfield units (int16): air, fat, soft tissue, bone, a lesion."""
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
@@ -94,13 +134,13 @@ def ct_slice(size: int = 256, seed: int = 0) -> Phantom:
     hu[liver] = 60
     spine = (x / 0.12) ** 2 + ((y - 0.45) / 0.12) ** 2 < 1
     hu[spine] = 700
-    mask, _ = _blob(size, rng, (0.06, 0.1))
-    mask &= inner
+    masks = _lesions(size, rng, (0.06, 0.1), lesions, inside=inner)
+    mask = _union(masks, size)
     hu[mask] = 10 + rng.uniform(-10, 10)
-    return Phantom(np.rint(hu).astype(np.int16), mask, "ct")
+    return Phantom(np.rint(hu).astype(np.int16), mask, "ct", tuple(masks))
 
 
-def mri_slice(size: int = 256, seed: int = 0) -> Phantom:
+def mri_slice(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
     """Brain-like T1 MR magnitude slice (float32, arbitrary units 0-1000) with a bright tumour."""
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
@@ -111,13 +151,13 @@ def mri_slice(size: int = 256, seed: int = 0) -> Phantom:
     image[brain] = 600 + 60 * smooth_texture(size, rng, 12)[brain]
     ventricles = ((np.abs(x) - 0.12) / 0.08) ** 2 + (y / 0.25) ** 2 < 1
     image[ventricles & brain] = 150
-    mask, _ = _blob(size, rng, (0.08, 0.16))
-    mask &= brain
+    masks = _lesions(size, rng, (0.08, 0.16), lesions, inside=brain)
+    mask = _union(masks, size)
     image[mask] = 900
-    return Phantom(image, mask, "mri")
+    return Phantom(image, mask, "mri", tuple(masks))
 
 
-def xray(size: int = 256, seed: int = 0) -> Phantom:
+def xray(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
     """Chest-X-ray-like radiograph, 12-bit values in uint16, with a nodule."""
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
@@ -126,10 +166,10 @@ def xray(size: int = 256, seed: int = 0) -> Phantom:
     image[lungs] -= 1700
     ribs = (np.sin(14 * (y + 0.15 * x**2)) > 0.6) & lungs
     image[ribs] += 450
-    mask, _ = _blob(size, rng, (0.04, 0.08))
-    mask &= lungs
+    masks = _lesions(size, rng, (0.04, 0.08), lesions, inside=lungs)
+    mask = _union(masks, size)
     image[mask] += 900
-    return Phantom(np.clip(image, 0, 4095).astype(np.uint16), mask, "xray")
+    return Phantom(np.clip(image, 0, 4095).astype(np.uint16), mask, "xray", tuple(masks))
 
 
 def ultrasound(size: int = 256, seed: int = 0) -> Phantom:
@@ -209,14 +249,15 @@ def pathology(size: int = 256, seed: int = 0) -> Phantom:
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
     fibres = np.sin(18 * (x + 0.3 * y) + 3 * smooth_texture(size, rng, 6))
-    eosin = 0.22 + 0.05 * smooth_texture(size, rng, 12) + 0.05 * fibres
+    collagen = smooth_texture(size, rng, 48)  # fine fibrillar grain of the stroma
+    eosin = 0.22 + 0.05 * smooth_texture(size, rng, 12) + 0.05 * fibres + 0.04 * collagen
     hematoxylin = 0.04 + 0.02 * smooth_texture(size, rng, 10)
     lumen = np.zeros((size, size), bool)
     for _ in range(2):
         blob, _ = _blob(size, rng, (0.12, 0.22))
         lumen |= blob
     nuclei = np.zeros((size, size), np.uint8)
-    count = max(8, int(120 * (size / 256) ** 2))
+    count = max(8, int(260 * (size / 256) ** 2))  # nuclei cover about a fifth of the tile
     centres = rng.uniform(0, size, (count, 2))
     axes = rng.uniform(0.010, 0.022, (count, 2)) * size
     angles = rng.uniform(0, 180, count)
