@@ -136,7 +136,7 @@ def ct_slice(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = 
     hu[spine] = 700
     masks = _lesions(size, rng, (0.06, 0.1), lesions, inside=inner)
     mask = _union(masks, size)
-    hu[mask] = 10 + rng.uniform(-10, 10)
+    hu[mask] = -15 + rng.uniform(-10, 10)  # hypodense against 40-60 HU parenchyma
     return Phantom(np.rint(hu).astype(np.int16), mask, "ct", tuple(masks))
 
 
