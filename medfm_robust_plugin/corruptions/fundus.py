@@ -1,10 +1,346 @@
-"""fundus corruptions (family 'fundus'): to be filled with this modality's physics-based corruptions."""
+"""Retinal imaging corruptions (family 'fundus'): fundus photography, SLO and OCT.
+
+En-face images (colour fundus photographs, scanning-laser ophthalmoscopy, OCT projections) and
+OCT B-scans share the eye and its optics: floaters and eyelids cast shadows, the eye moves during
+a scan, the camera defocuses, illumination is uneven through a small pupil, and coherent OCT light
+adds speckle. Corruptions that only make sense for one acquisition declare only that modality.
+"""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
 from ..hookspecs import hookimpl
+from .spec import Corruption, corruption
+from .ultrasound import speckle_amplitude
+
+FAMILY = "fundus"
+RETINA = ["fundus", "oct"]
+SHEN_2020 = (
+    "Shen et al., Modeling and enhancing low-quality retinal fundus images, IEEE TMI 2021 "
+    "(arXiv 2020)"
+)
+ASRANI_2014 = (
+    "Asrani et al., Artifacts in spectral-domain OCT measurements in glaucoma, JAMA Ophthalmol 2014"
+)
+MAX_FLOATERS = 8
+MAX_VESSELS = 10
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    t = np.clip(x, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def field_of_view(image: np.ndarray) -> np.ndarray:
+    """1 inside the circular camera aperture, 0 on the black surround (all ones when there is none)."""
+    h, w = image.shape[:2]
+    brightness = image.max(axis=2)
+    reach = max(3, round(min(h, w) / 40)) | 1
+    lit = cv2.blur((brightness > 0.04).astype(np.float32), (reach, reach))
+    return (lit > 0.2).astype(np.float32)
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur that keeps the channel axis (cv2 drops a single channel)."""
+    if sigma <= 0:
+        return image.copy()
+    out = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    return out.reshape(image.shape)
+
+
+# --------------------------------------------------------------------------- shadows
+
+
+@corruption(
+    "fundus_shadow",
+    family=FAMILY,
+    modalities=["fundus"],
+    # (opacity of the darkest floater shadow, number of floaters; the last one fades in)
+    severity_params=[(0.45, 1.5), (0.6, 2.5), (0.7, 3.5), (0.8, 5.0), (0.9, 7.0)],
+    param_range=((0.0, 1.0), (1.0, MAX_FLOATERS)),
+    reference="Milston, Madigan & Sebag, Vitreous floaters: etiology, diagnostics, and management, "
+    "Surv Ophthalmol 2016; Bartling et al., Automated quality evaluation of digital fundus "
+    "photographs, Acta Ophthalmol 2009",
+)
+def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.Generator):
+    """Floater shadows: soft dark strands and blobs cast on the retina by vitreous opacities.
+
+    Condensed vitreous fibres, Weiss rings and haemorrhage in the vitreous lie in front of the
+    retina and block part of the illumination, so the photograph shows blurred, dark, curved shapes
+    that hide the vessels beneath (Milston et al. 2016; Bartling et al. 2009 list them among the
+    artefacts that make a fundus image ungradable). ``param`` is (opacity, floater count).
+    """
+    opacity, count = param
+    h, w = image.shape[:2]
+    short = min(h, w)
+    control = rng.uniform(0.1, 0.9, (MAX_FLOATERS, 3, 2)) * np.array([w, h], np.float32)
+    widths = rng.uniform(0.02, 0.08, MAX_FLOATERS) * short
+    softness = rng.uniform(0.015, 0.04, MAX_FLOATERS) * short  # out of focus: the vitreous is far
+    weights = np.clip(count - np.arange(MAX_FLOATERS), 0.0, 1.0)
+    t = np.linspace(0.0, 1.0, 24, dtype=np.float32)[None, :, None]
+    curves = (
+        (1 - t) ** 2 * control[:, :1] + 2 * (1 - t) * t * control[:, 1:2] + t**2 * control[:, 2:]
+    )
+    shadow = np.zeros((h, w), np.float32)
+    for curve, width, soft, weight in zip(curves, widths, softness, weights, strict=True):
+        if weight <= 0:
+            continue
+        strand = np.zeros((h, w), np.float32)
+        points = np.rint(curve * 16).astype(
+            np.int32
+        )  # 4 fractional bits: smooth sub-pixel geometry
+        cv2.polylines(strand, [points], False, 1.0, max(1, round(width)), cv2.LINE_AA, 4)
+        strand = cv2.GaussianBlur(strand, (0, 0), sigmaX=max(soft, 0.5))
+        shadow = np.maximum(shadow, weight * strand / max(float(strand.max()), 1e-6))
+    return image * (1.0 - opacity * shadow)[..., None]
+
+
+@corruption(
+    "fundus_vessel_shadow",
+    family=FAMILY,
+    modalities=["oct"],
+    # (fraction of the OCT signal lost under a vessel, number of shadowing vessels)
+    severity_params=[(0.45, 2.5), (0.6, 4.0), (0.75, 6.0), (0.85, 8.0), (0.95, 10.0)],
+    param_range=((0.0, 1.0), (1.0, MAX_VESSELS)),
+    reference="Ray, Stinnett & Jaffe, Evaluation of image artifact produced by optical coherence "
+    "tomography of retinal pathology, Am J Ophthalmol 2005; " + ASRANI_2014,
+)
+def fundus_vessel_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.Generator):
+    """OCT vessel shadowing: vertical signal voids under hyper-reflective retinal vessels (B-scan).
+
+    Blood in the superficial vessels scatters and absorbs the probe beam, so every A-scan through
+    a vessel loses signal below it: a dark column beneath a bright vessel cross-section (Ray et al.
+    2005). ``param`` is (signal loss, vessel count; the last one fades in).
+    """
+    loss, count = param
+    h, w = image.shape[:2]
+    vessels = rng.uniform(0.0, 1.0, (MAX_VESSELS, 3))  # column, depth, calibre
+    weights = np.clip(count - np.arange(MAX_VESSELS), 0.0, 1.0)
+    columns = (np.arange(w, dtype=np.float32) + 0.5)[None, :]
+    rows = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
+    shadow = np.zeros((h, w), np.float32)
+    lumen = np.zeros((h, w), np.float32)
+    for (col_u, depth_u, calibre_u), weight in zip(vessels, weights, strict=True):
+        if weight <= 0:
+            continue
+        column, depth = (0.05 + 0.9 * col_u) * w, (0.15 + 0.3 * depth_u) * h
+        radius = max((0.008 + 0.017 * calibre_u) * w, 0.75)
+        across = _smoothstep((radius - np.abs(columns - column)) / (0.5 * radius) + 0.5)
+        below = _smoothstep((rows - depth) / radius)
+        shadow = np.maximum(shadow, weight * across * below)
+        blob = np.exp(-0.5 * (((columns - column) ** 2 + (rows - depth) ** 2) / radius**2))
+        lumen = np.maximum(lumen, weight * blob)
+    out = image * (1.0 - loss * shadow)[..., None]
+    return out + (loss * 0.6 * lumen)[..., None] * (1.0 - out)
+
+
+@corruption(
+    "fundus_blink",
+    family=FAMILY,
+    modalities=RETINA,
+    # Fraction of the image height covered by the eyelid / lost to the blink.
+    severity_params=[0.1, 0.18, 0.26, 0.35, 0.45],
+    param_range=(0.0, 0.8),
+    reference="Bartling et al., Automated quality evaluation of digital fundus photographs, "
+    "Acta Ophthalmol 2009; " + ASRANI_2014,
+)
+def fundus_blink(image: np.ndarray, coverage: float, rng: np.random.Generator):
+    """Eyelid / blink artefact: a dark band with a curved, soft edge entering from the top or bottom.
+
+    A drooping lid or lashes block part of the pupil during the flash, darkening a band of the
+    photograph with a curved edge (Bartling et al. 2009); in an OCT volume a blink blanks the
+    B-scans acquired while the eye was closed, a dark band across the en-face projection (Asrani
+    et al. 2014). The lid lets a little light through; ``coverage`` is the band's mean height.
+    """
+    h, w = image.shape[:2]
+    from_top = rng.uniform() < 0.75  # the upper lid droops far more often
+    curvature = rng.uniform(0.3, 0.9)  # lid margin bulges towards the pupil
+    centre = rng.uniform(0.3, 0.7)
+    transmission = rng.uniform(0.05, 0.2)
+    edge_width = rng.uniform(0.02, 0.05) * h
+    x = (np.arange(w, dtype=np.float32) + 0.5) / w
+    margin = (
+        coverage * h * (1.0 + curvature * (0.25 - (x - centre) ** 2) * 2)
+    )  # lid edge, per column
+    depth = np.arange(h, dtype=np.float32)[:, None] + 0.5
+    if not from_top:
+        depth = h - depth
+    covered = _smoothstep((margin[None, :] - depth) / edge_width)  # none at all when coverage is 0
+    return image * (1.0 - (1.0 - transmission) * covered)[..., None], {"from_top": from_top}
+
+
+# --------------------------------------------------------------------------- motion and optics
+
+
+@corruption(
+    "fundus_motion",
+    family=FAMILY,
+    modalities=RETINA,
+    # Largest eye displacement during the scan, as a fraction of the image width.
+    severity_params=[0.01, 0.02, 0.04, 0.07, 0.11],
+    param_range=(0.0, 0.25),
+    reference="Kraus et al., Motion correction in optical coherence tomography volumes on a per "
+    "A-scan basis using orthogonal scan patterns, Biomed Opt Express 2012; " + ASRANI_2014,
+)
+def fundus_motion(image: np.ndarray, displacement: float, rng: np.random.Generator):
+    """Eye motion during a line scan: rows displaced by drift and sudden saccades.
+
+    OCT and scanning-laser ophthalmoscopes build an image line by line over tens of milliseconds;
+    fixational drift bends the rows and microsaccades shift every later row at once, breaking
+    vessels into offset segments (Kraus et al. 2012; Asrani et al. 2014). The eye trace (smoothed
+    random walk plus steps at random rows) is drawn once and scaled to ``displacement``.
+    """
+    h, w = image.shape[:2]
+    drift = np.cumsum(rng.standard_normal((h, 2)), axis=0)
+    drift = gaussian_filter1d(drift, sigma=max(h / 30, 1.0), axis=0, mode="nearest")
+    saccade_rows = rng.integers(0, h, 4)
+    saccade_steps = rng.standard_normal((4, 2)) * 3.0
+    trace = drift - drift.mean(axis=0)
+    for row, step in zip(saccade_rows, saccade_steps, strict=True):
+        trace[row:] += step
+    trace = trace - trace.mean(axis=0)
+    trace /= max(float(np.abs(trace).max()), 1e-6)
+    shift = (displacement * w * trace).astype(np.float32)  # (dx, dy) per row, pixels
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x = xx + shift[:, None, 0]
+    map_y = yy + 0.5 * shift[:, None, 1]  # slow-axis motion is smaller than fast-axis
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out.reshape(image.shape), {"saccade_rows": saccade_rows}
+
+
+@corruption(
+    "fundus_defocus",
+    family=FAMILY,
+    modalities=RETINA,
+    # Radius of the blur circle, as a fraction of the image's shorter side.
+    severity_params=[0.006, 0.012, 0.02, 0.03, 0.045],
+    param_range=(0.0, 0.1),
+    reference="Goodman, Introduction to Fourier Optics, 3rd ed. 2005, sec. 6.4 (defocus); "
+    + SHEN_2020,
+)
+def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Generator):
+    """Defocus: the retina imaged out of focus, each point spread over a uniform blur circle.
+
+    Uncorrected refractive error or a wrong focus setting puts the retina off the camera's focal
+    plane; in geometric optics the point spread function is a uniform disc whose radius grows with
+    the focus error (Goodman sec. 6.4). Blur is the most common reason fundus photographs are
+    rejected (Shen et al. 2020). The disc kernel has an anti-aliased rim, so blur grows smoothly.
+    """
+    radius = radius_fraction * min(image.shape[:2])
+    reach = int(np.ceil(radius + 1))
+    yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1].astype(np.float32)
+    kernel = np.clip(radius + 0.5 - np.hypot(xx, yy), 0.0, 1.0)
+    kernel /= kernel.sum()
+    out = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    return out.reshape(image.shape)
+
+
+@corruption(
+    "fundus_uneven_illumination",
+    family=FAMILY,
+    modalities=RETINA,
+    # Log-gain range of the illumination field: exp(+-g) at its brightest and darkest points.
+    severity_params=[0.45, 0.7, 0.95, 1.25, 1.6],
+    param_range=(0.0, 3.0),
+    reference=SHEN_2020,
+)
+def fundus_uneven_illumination(image: np.ndarray, gain: float, rng: np.random.Generator):
+    """Uneven illumination: a smooth multiplicative light field, bright on one side, dim on another.
+
+    A small or decentred pupil and an off-axis flash light the retina unevenly: one side is washed
+    out, the other falls into shadow, and dark rims appear at the field edge. Shen et al. (2020)
+    model this degradation as a smooth luminance field multiplying the image; here the field is a
+    tilt plus two Gaussian hot/cold spots, scaled so its log spans +-``gain``.
+    """
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = (yy + 0.5) / h - 0.5, (xx + 0.5) / w - 0.5
+    tilt_angle = rng.uniform(0, 2 * np.pi)
+    spots = rng.uniform(-0.4, 0.4, (2, 2))  # centres (x, y)
+    spot_sizes = rng.uniform(0.12, 0.3, 2)
+    spot_signs = np.array([1.0, -1.0]) * rng.choice([-1.0, 1.0])
+    log_field = np.cos(tilt_angle) * xx + np.sin(tilt_angle) * yy
+    for (cx, cy), size, sign in zip(spots, spot_sizes, spot_signs, strict=True):
+        log_field = log_field + sign * np.exp(-0.5 * ((xx - cx) ** 2 + (yy - cy) ** 2) / size**2)
+    log_field -= log_field.mean()
+    log_field /= max(float(np.abs(log_field).max()), 1e-6)
+    return image * np.exp(gain * log_field)[..., None]
+
+
+@corruption(
+    "fundus_haze",
+    family=FAMILY,
+    modalities=["fundus"],
+    # Fraction of the light scattered by the media (cataract, corneal oedema) into a veil.
+    severity_params=[0.1, 0.2, 0.32, 0.45, 0.62],
+    param_range=(0.0, 0.95),
+    reference="Peli & Peli, Restoration of retinal images obtained through cataracts, IEEE TMI "
+    "1989; " + SHEN_2020,
+)
+def fundus_haze(image: np.ndarray, scattered: float, rng: np.random.Generator):
+    """Media haze (cataract): a whitish veil of scattered light over a slightly blurred retina.
+
+    Opacities of the lens scatter part of the light both ways: the retinal image loses contrast
+    under a broad, bright veil and the remaining light is blurred (Peli & Peli 1989's model of the
+    image through a cataract: attenuated, low-passed image plus a smooth veiling component).
+    The veil stays inside the camera aperture.
+    """
+    h, w = image.shape[:2]
+    short = min(h, w)
+    tint = np.array([1.0, 0.95, 0.8], np.float32) * rng.uniform(0.75, 0.95)  # warm, lens-yellowed
+    tint = tint[: image.shape[2]] if image.shape[2] == 3 else tint[:1]
+    coarse = rng.standard_normal((4, 4)).astype(np.float32)  # a veil has no detail: 4 x 4 knots
+    unevenness = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    veil_shape = np.clip(1.0 + 0.15 * unevenness, 0.5, 1.5)
+    aperture = field_of_view(image)[..., None]
+    blurred = _blur(image, scattered * 0.012 * short)
+    veil = scattered * tint * veil_shape * aperture
+    return (1.0 - scattered) * blurred + veil
+
+
+# --------------------------------------------------------------------------- OCT speckle
+
+
+@corruption(
+    "fundus_speckle",
+    family=FAMILY,
+    modalities=["oct"],
+    # Weight of the fully developed speckle pattern (1 = exponential intensity, contrast 1).
+    severity_params=[0.15, 0.3, 0.45, 0.65, 0.95],
+    param_range=(0.0, 1.6),
+    reference="Schmitt, Xiang & Yung, Speckle in optical coherence tomography, J Biomed Opt 1999; "
+    "Burckhardt, Speckle in ultrasound B-mode scans, IEEE Trans. Sonics Ultrason. 1978",
+)
+def fundus_speckle(image: np.ndarray, weight: float, rng: np.random.Generator):
+    """OCT speckle: multiplicative interference grain of coherent detection.
+
+    OCT detects the coherent sum of light back-scattered within each resolution voxel, so the
+    intensity of a homogeneous layer is the reflectivity times an exponentially distributed speckle
+    variable (Schmitt et al. 1999; the same statistics as Burckhardt 1978). Grains are shorter
+    axially (coherence length) than laterally (beam waist). ``weight`` blends in the pattern.
+    """
+    amplitude = speckle_amplitude(image.shape[:2], rng, grain=(0.5, 1.0))
+    intensity = amplitude**2 / float(np.mean(amplitude**2))
+    factor = np.maximum(1.0 + weight * (intensity - 1.0), 0.0)
+    return image * factor[..., None]
+
+
+FUNDUS_CORRUPTIONS: list[Corruption] = [
+    fundus_shadow,
+    fundus_vessel_shadow,
+    fundus_blink,
+    fundus_motion,
+    fundus_defocus,
+    fundus_uneven_illumination,
+    fundus_haze,
+    fundus_speckle,
+]
 
 
 @hookimpl
 def register_corruptions(register):
-    pass
+    for item in FUNDUS_CORRUPTIONS:
+        register(item)
