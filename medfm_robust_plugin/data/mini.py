@@ -20,6 +20,7 @@ import numpy as np
 from ..engine import sample_seed
 from ..errors import MedFMRobustError
 from ..hookspecs import hookimpl
+from ..modalities import label
 from .phantoms import GENERATORS, Lesion
 from .sample import LoadResult, Sample, mask_box
 
@@ -45,13 +46,6 @@ DESCRIPTIONS = {
     "xray": ("Frontal chest radiograph", "pulmonary nodule", "pulmonary nodules"),
     "dermoscopy": ("Dermoscopic image of the skin", "pigmented lesion", "pigmented lesions"),
     "endoscopy": ("Colonoscopy frame", "polyp", "polyps"),
-}
-MODALITY_NAMES = {
-    "ct": "CT",
-    "mri": "MRI",
-    "xray": "X-ray",
-    "dermoscopy": "Dermoscopy",
-    "endoscopy": "Endoscopy",
 }
 NUMBER_WORDS = ("no", "one", "two", "three")
 
@@ -81,9 +75,12 @@ def build_cases(per_modality: int = 40, seed: int = 0) -> list[Case]:
             rng = np.random.default_rng(case_seed)
             count = k % 4
             slots = rng.permutation(len(SLOTS))[:count]
-            sizes = tuple(("small", "large")[int(rng.integers(2))] if count == 1 else "small" for _ in slots)
+            sizes = tuple(
+                ("small", "large")[int(rng.integers(2))] if count == 1 else "small" for _ in slots
+            )
             lesions = tuple(
-                Lesion(SLOTS[s], large if size == "large" else small) for s, size in zip(slots, sizes)
+                Lesion(SLOTS[s], large if size == "large" else small)
+                for s, size in zip(slots, sizes)
             )
             cases.append(Case(case_id, modality, case_seed, lesions, sizes))
     return cases
@@ -140,8 +137,10 @@ def _question(case: Case, index: int) -> tuple[str, list[str], str]:
         )
     if kind == "size":
         return f"Is the {noun} small or large?", ["Small", "Large"], case.sizes[0].capitalize()
-    others = [MODALITY_NAMES[m] for m in MODALITIES if m != case.modality]
-    return "What imaging modality is this image?", [MODALITY_NAMES[case.modality], *others[:3]], MODALITY_NAMES[case.modality]
+    names = [label(m)[0].upper() + label(m)[1:] for m in MODALITIES]
+    own = names[MODALITIES.index(case.modality)]
+    others = [n for n in names if n != own]
+    return "What imaging modality is this image?", [own, *others[:3]], own
 
 
 def vqa_sample(case: Case, index: int, size: int) -> Sample:
@@ -240,7 +239,13 @@ class MiniSuite:
             samples = [vqa_sample(c, k, image_size) for k, c in enumerate(cases)]
         elif task in ("caption", "report"):
             samples = [
-                Sample(c.id, NAME, c.modality, functools.partial(case_image, c, image_size), answer=caption(c))
+                Sample(
+                    c.id,
+                    NAME,
+                    c.modality,
+                    functools.partial(case_image, c, image_size),
+                    answer=caption(c),
+                )
                 for c in cases
             ]
         elif task == "grounding":
@@ -248,7 +253,9 @@ class MiniSuite:
         elif task == "segmentation":
             samples = [s for c in cases for s in segmentation_samples(c, image_size)]
         else:
-            raise MedFMRobustError(f"dataset '{NAME}' has no task '{task}'; choose one of {self.kinds}")
+            raise MedFMRobustError(
+                f"dataset '{NAME}' has no task '{task}'; choose one of {self.kinds}"
+            )
         return LoadResult(samples)
 
 
