@@ -1,1 +1,283 @@
-"""blur corruptions of the natural family."""
+"""Blur corruptions of the natural family (ImageNet-C severity constants).
+
+Every function works on the unit domain (float32 H x W x C in [0, 1], C = 1 or 3) and on any
+image size. Tables and the optics they model are read against Hendrycks & Dietterich, "Benchmarking
+Neural Network Robustness to Common Corruptions and Perturbations", ICLR 2019, as released in
+imagecorruptions 1.1.2 (``corruptions.py``); the deterministic ones (defocus, zoom, Gaussian) give
+its pixels, the random ones (glass, motion) draw the same distributions from the caller's rng.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..spec import corruption
+
+FAMILY = "natural"
+IMAGENET_C = "Hendrycks & Dietterich 2019 (ImageNet-C)"
+
+GAUSSIAN_TRUNCATE = 4.0  # kernel half-width in sigmas, as scikit-image / scipy.ndimage
+DISK_MIN_HALF_WIDTH = 8  # ImageNet-C draws small disks on a 17 x 17 grid
+MAX_GLASS_ITERATIONS = 4  # shuffle passes drawn whatever the parameter (param_range's top)
+MOTION_MAX_ANGLE = 45.0  # degrees either side of horizontal
+
+
+# --------------------------------------------------------------------------- shared filters
+
+
+def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian filter as scikit-image's ``gaussian`` (truncate 4, edges replicated)."""
+    if sigma <= 0:
+        return image
+    radius = int(GAUSSIAN_TRUNCATE * sigma + 0.5)
+    size = 2 * radius + 1
+    out = cv2.GaussianBlur(image, (size, size), sigma, borderType=cv2.BORDER_REPLICATE)
+    return out.reshape(image.shape)
+
+
+# --------------------------------------------------------------------------- gaussian_blur
+
+
+@corruption(
+    "gaussian_blur",
+    family=FAMILY,
+    severity_params=[1, 2, 3, 4, 6],
+    param_range=(0.0, 15.0),
+    reference=IMAGENET_C,
+)
+def gaussian_blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian blur of standard deviation ``sigma`` pixels.
+
+    The generic point-spread function of an imaging chain out of best focus or with a soft
+    reconstruction kernel; ImageNet-C's extra (validation) blur.
+    """
+    return _gaussian(image, float(sigma))
+
+
+# --------------------------------------------------------------------------- defocus_blur
+
+
+def disk_kernel(radius: float, alias_sigma: float) -> np.ndarray:
+    """A normalised pillbox of ``radius`` pixels, anti-aliased by a small Gaussian (ImageNet-C)."""
+    half = max(DISK_MIN_HALF_WIDTH, math.ceil(radius))
+    offsets = np.arange(-half, half + 1, dtype=np.float32)
+    inside = offsets[None, :] ** 2 + offsets[:, None] ** 2 <= np.float32(radius) ** 2
+    pillbox = inside.astype(np.float32)
+    pillbox /= pillbox.sum()
+    smoothing = (3, 3) if radius <= DISK_MIN_HALF_WIDTH else (5, 5)
+    return cv2.GaussianBlur(pillbox, smoothing, sigmaX=alias_sigma)
+
+
+@corruption(
+    "defocus_blur",
+    family=FAMILY,
+    severity_params=[(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
+    param_range=((0, 0.1), (30, 0.5)),
+    reference=IMAGENET_C,
+)
+def defocus_blur(
+    image: np.ndarray, param: tuple[int, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Defocus blur: convolution with a pillbox (disk) of the given radius.
+
+    Geometric optics of an out-of-focus lens: a point spreads into the circle of confusion of the
+    aperture (Hecht, Optics, 5th ed., sec. 5.7). ``param`` is (disk radius in pixels, sigma of the
+    anti-aliasing Gaussian), ImageNet-C's table.
+    """
+    radius, alias_sigma = param
+    kernel = disk_kernel(float(radius), float(alias_sigma))
+    return cv2.filter2D(image, -1, kernel).reshape(image.shape)
+
+
+# --------------------------------------------------------------------------- zoom_blur
+
+
+def zoom_factors(stop: float, step: float) -> np.ndarray:
+    """The zoom factors ImageNet-C averages: ``np.arange(1, stop, step)``."""
+    return np.arange(1.0, float(stop), float(step))
+
+
+def _zoom_axis(size: int, factor: float) -> tuple[float, float]:
+    """(scale, offset) mapping an output index to the source coordinate along one axis.
+
+    As ImageNet-C's centre crop of ceil(size / factor) pixels zoomed back by ``factor`` with
+    first-order ``scipy.ndimage.zoom`` (corner-aligned grid), then cut to ``size``.
+    """
+    crop = math.ceil(size / factor)
+    start = (size - crop) // 2
+    zoomed = int(round(crop * factor))
+    scale = (crop - 1) / (zoomed - 1) if zoomed > 1 else 0.0
+    return scale, float(start)
+
+
+def _zoomed_layer(image: np.ndarray, factor: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale_y, top = _zoom_axis(height, factor)
+    scale_x, left = _zoom_axis(width, factor)
+    to_source = np.array([[scale_x, 0.0, left], [0.0, scale_y, top]], dtype=np.float64)
+    layer = cv2.warpAffine(
+        image,
+        to_source,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return layer.reshape(image.shape)
+
+
+@corruption(
+    "zoom_blur",
+    family=FAMILY,
+    severity_params=[(1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)],
+    param_range=((1.0, 0.01), (2.0, 0.04)),
+    reference=IMAGENET_C,
+)
+def zoom_blur(
+    image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Zoom (radial) blur: the image averaged with copies of itself zoomed about its centre.
+
+    The streaks of a camera moving along its optical axis during the exposure (an endoscope
+    advancing or withdrawing). ``param`` is (stop, step) of the zoom factors
+    ``np.arange(1, stop, step)``, ImageNet-C's table; the clean image counts once more.
+    """
+    stop, step = param
+    total = image.copy()
+    factors = zoom_factors(stop, step)
+    for factor in factors:
+        total += image if factor == 1.0 else _zoomed_layer(image, float(factor))
+    total *= np.float32(1.0 / (len(factors) + 1))
+    return total
+
+
+# --------------------------------------------------------------------------- motion_blur
+
+
+def motion_taps(radius: int, sigma: float, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (n x 2, dy dx), weights) of ImageNet-C's motion kernel at ``angle_deg``.
+
+    A one-sided Gaussian trail of 2 * radius + 1 taps of scale ``sigma`` along the direction of
+    motion, each tap on the nearest pixel of the line through the origin.
+    """
+    width = 2 * int(radius) + 1
+    steps = np.arange(width, dtype=np.float64)
+    weights = np.exp(-(steps**2) / (2.0 * float(sigma) ** 2))
+    weights /= weights.sum()
+    angle = np.deg2rad(angle_deg)
+    offsets = np.stack(
+        [np.ceil(steps * np.sin(angle) - 0.5), np.ceil(steps * np.cos(angle) - 0.5)], axis=1
+    ).astype(np.int64)
+    return offsets, weights
+
+
+def _trail(image: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Sum of ``weights``-scaled copies of ``image`` sampled at ``offsets`` (edges replicated)."""
+    height, width = image.shape[:2]
+    # ImageNet-C stops the trail where it would leave the image (small images only).
+    inside = (np.abs(offsets[:, 0]) < height) & (np.abs(offsets[:, 1]) < width)
+    count = int(np.argmin(inside)) if not inside.all() else len(offsets)
+    offsets, weights = offsets[:count], weights[:count]
+    top, bottom = max(0, -offsets[:, 0].min()), max(0, offsets[:, 0].max())
+    left, right = max(0, -offsets[:, 1].min()), max(0, offsets[:, 1].max())
+    padded = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    padded = padded.reshape(padded.shape[:2] + image.shape[2:])
+    total = np.zeros_like(image)
+    for (dy, dx), weight in zip(offsets, weights):
+        window = padded[top + dy : top + dy + height, left + dx : left + dx + width]
+        cv2.scaleAdd(window, float(weight), total, dst=total)
+    return total
+
+
+@corruption(
+    "motion_blur",
+    family=FAMILY,
+    severity_params=[(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+    param_range=((0, 1.0), (60, 50.0)),
+    reference=IMAGENET_C,
+)
+def motion_blur(
+    image: np.ndarray, param: tuple[int, float], rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Linear motion blur in a random direction within 45 degrees of horizontal.
+
+    The camera or the patient moving during the exposure smears each point along the path; the
+    trail fades as a half Gaussian (ImageNet-C). ``param`` is (radius, sigma) of the trail in
+    pixels, ImageNet-C's table; the direction is drawn uniformly and recorded.
+    """
+    radius, sigma = param
+    angle = float(rng.uniform(-MOTION_MAX_ANGLE, MOTION_MAX_ANGLE))
+    offsets, weights = motion_taps(int(radius), float(sigma), angle)
+    return _trail(image, offsets, weights), {"angle_deg": angle}
+
+
+# --------------------------------------------------------------------------- glass_blur
+
+
+def glass_sweep_sources(shift_y: np.ndarray, shift_x: np.ndarray, margin: int) -> np.ndarray:
+    """Where each pixel takes its value from after one ImageNet-C glass sweep (flat indices).
+
+    ImageNet-C visits the pixels more than ``margin`` from the top/left edge and at most
+    ``margin`` from the bottom/right one, from the bottom-right corner back to the top-left, and
+    at each does ``x[p] = x[p + shift(p)]`` (on an RGB array its "swap" of two views copies the
+    partner over the pixel). A pixel therefore takes the original value of its partner unless the
+    partner was already visited, in which case it takes whatever that partner took: following
+    those links to their end (pointer doubling) gives the sweep without the sequential loop.
+    """
+    height, width = shift_y.shape
+    rows, cols = np.mgrid[0:height, 0:width]
+    visited = _sweep_region(height, width, margin)
+    partner_y = np.where(visited, rows + shift_y, rows)
+    partner_x = np.where(visited, cols + shift_x, cols)
+    partner = (partner_y * width + partner_x).ravel()
+    later_in_sweep = (shift_y > 0) | ((shift_y == 0) & (shift_x > 0))
+    follows = (visited & later_in_sweep).ravel() & visited.ravel()[partner]
+    own = np.arange(height * width)
+    link = np.where(follows, partner, own)
+    while True:
+        jumped = link[link]
+        if np.array_equal(jumped, link):
+            break
+        link = jumped
+    return partner[link]
+
+
+def _sweep_region(height: int, width: int, margin: int) -> np.ndarray:
+    region = np.zeros((height, width), dtype=bool)
+    region[margin + 1 : height - margin + 1, margin + 1 : width - margin + 1] = True
+    return region
+
+
+@corruption(
+    "glass_blur",
+    family=FAMILY,
+    severity_params=[(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+    param_range=((0.0, 0, 0), (5.0, 12, MAX_GLASS_ITERATIONS)),
+    reference=IMAGENET_C,
+)
+def glass_blur(
+    image: np.ndarray, param: tuple[float, int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Glass blur: Gaussian blur, local pixel shuffling, Gaussian blur again.
+
+    The look of an image seen through frosted or textured glass (a scratched or fogged lens
+    cover, a dirty endoscope window). ``param`` is (sigma, max_delta, iterations), ImageNet-C's
+    table: each iteration sweeps the image moving every pixel's value from a random neighbour at
+    most ``max_delta`` pixels away (offsets uniform in [-max_delta, max_delta - 1], as ImageNet-C).
+    """
+    sigma, max_delta, iterations = param
+    max_delta, iterations = int(max_delta), int(iterations)
+    height, width, channels = image.shape
+    # Always the same draws (unit uniforms scaled to the offset range), whatever the parameter.
+    uniforms = rng.random((MAX_GLASS_ITERATIONS, 2, height, width), dtype=np.float32)
+    blurred = _gaussian(image, float(sigma))
+    if max_delta <= 0 or iterations <= 0:
+        return _gaussian(blurred, float(sigma))
+    source = np.arange(height * width)
+    for sweep in range(min(iterations, MAX_GLASS_ITERATIONS)):
+        shifts = np.floor(uniforms[sweep] * np.float32(2 * max_delta)).astype(np.int64) - max_delta
+        source = source[glass_sweep_sources(shifts[0], shifts[1], max_delta)]
+    shuffled = blurred.reshape(height * width, channels)[source].reshape(image.shape)
+    return _gaussian(shuffled, float(sigma))
