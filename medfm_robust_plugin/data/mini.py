@@ -60,6 +60,9 @@ class Case:
     lesions: tuple[Lesion, ...]
     sizes: tuple[str, ...]  # "small" / "large" per lesion
 
+    def content_key(self, size: int) -> str:
+        return f"{NAME}:{self.modality}:{self.seed}:{size}:{self.lesions}"
+
     def sides(self) -> tuple[str, ...]:
         return tuple("left" if les.centre[1] < 0 else "right" for les in self.lesions)
 
@@ -157,7 +160,7 @@ def vqa_sample(case: Case, index: int, size: int) -> Sample:
         question=question,
         options=options,
         answer=answer,
-        meta={"lesions": len(case.lesions), "question_type": question.split()[0].lower()},
+        meta={"lesions": len(case.lesions), "content_key": case.content_key(size)},
     )
 
 
@@ -188,7 +191,11 @@ def grounding_samples(case: Case, size: int) -> list[Sample]:
                 image=functools.partial(case_image, case, size),
                 question=question,
                 box=_box_of(case, index, size),
-                meta={"side": side, "size": case.sizes[index]},
+                meta={
+                    "side": side,
+                    "size": case.sizes[index],
+                    "content_key": case.content_key(size),
+                },
             )
         )
     return out
@@ -204,7 +211,11 @@ def segmentation_samples(case: Case, size: int) -> list[Sample]:
             image=functools.partial(case_image, case, size),
             mask=functools.partial(lesion_mask, case, index, size),
             box=_box_of(case, index, size),
-            meta={"side": case.sides()[index], "size": case.sizes[index]},
+            meta={
+                "side": case.sides()[index],
+                "size": case.sizes[index],
+                "content_key": case.content_key(size),
+            },
         )
         for index in range(len(case.lesions))
     ]

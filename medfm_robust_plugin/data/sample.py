@@ -51,7 +51,10 @@ class Sample:
         return mask > 0
 
     def image_key(self) -> str:
-        """A content key of the clean image: the file's size and mtime for a path, the bytes otherwise."""
+        """A content key of the clean image: ``meta["content_key"]`` when the loader gives one (generated
+        images), the file's path, size and mtime for a path, the bytes otherwise."""
+        if "content_key" in self.meta:
+            return str(self.meta["content_key"])
         source = self.image
         if isinstance(source, (str, os.PathLike)):
             stat = os.stat(source)
