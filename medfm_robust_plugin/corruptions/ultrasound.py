@@ -133,10 +133,12 @@ def ultrasound_acoustic_shadowing(
     weights = np.clip(count - np.arange(MAX_REFLECTORS), 0.0, 1.0)
     shadow = np.zeros((h, w), np.float32)
     surface = np.zeros((h, w), np.float32)
+    shown: list[tuple[float, float]] = []
     for (row_u, col_u, width_u, thick_u), weight in zip(reflectors, weights, strict=True):
         if weight <= 0:
             continue
         row, column = (0.12 + 0.5 * row_u) * h, (0.1 + 0.8 * col_u) * w
+        shown.append((float(row), float(column)))
         depth, angle = beam.point(row, column, w)
         half_angle = (0.04 + 0.08 * width_u) * w / depth  # half the reflector width, as an angle
         thickness = max((0.01 + 0.02 * thick_u) * h, 1.0)
@@ -149,7 +151,7 @@ def ultrasound_acoustic_shadowing(
     echo = image[..., 0]
     bright_surface = 0.8 * surface * scanned_region(echo) * (1.0 - echo)
     out = echo * (1.0 - loss * shadow) + loss * bright_surface
-    return out[..., None], {"apex_depth_px": beam.apex_depth}
+    return out[..., None], {"reflectors_row_column": shown, "apex_depth_px": beam.apex_depth}
 
 
 @corruption(
