@@ -131,7 +131,7 @@ def fundus_vessel_shadow(image: np.ndarray, param: tuple[float, float], rng: np.
         across = _smoothstep((radius - np.abs(columns - column)) / (0.5 * radius) + 0.5)
         below = _smoothstep((rows - depth) / radius)
         shadow = np.maximum(shadow, weight * across * below)
-        blob = np.exp(-0.5 * (((columns - column) ** 2 + (rows - depth) ** 2) / radius**2))
+        blob = _smoothstep(1.5 - np.hypot(columns - column, rows - depth) / radius)  # vessel lumen
         lumen = np.maximum(lumen, weight * blob)
     out = image * (1.0 - loss * shadow)[..., None]
     return out + (loss * 0.6 * lumen)[..., None] * (1.0 - out)

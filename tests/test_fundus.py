@@ -1,0 +1,154 @@
+"""Retinal corruptions (fundus photography and OCT) behave as the optics say they should."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from medfm_robust_plugin import corrupt
+from medfm_robust_plugin.corruptions import fundus
+from medfm_robust_plugin.data.phantoms import phantom
+from medfm_robust_plugin.ssim import ssim
+
+UNIT = (0.0, 1.0)  # flat test images keep their grey levels instead of being stretched to [0, 1]
+OCT_ONLY = [c.name for c in fundus.FUNDUS_CORRUPTIONS if c.modalities == ("oct",)]
+
+
+def retina(seed: int = 0, size: int = 128) -> np.ndarray:
+    return phantom("fundus", size, seed).image.astype(np.float32) / 255
+
+
+def oct_bscan(size: int = 128, seed: int = 0) -> np.ndarray:
+    """An OCT B-scan-like image (uint8): retinal layers with a foveal pit over the choroid,
+    speckled (exponential intensity) and log-compressed, as OCT devices display them."""
+    rng = np.random.default_rng(seed)
+    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
+    pit = np.exp(-(((x - rng.uniform(0.4, 0.6)) / 0.08) ** 2))
+    surface = 0.3 + 0.02 * np.sin(3 * x + rng.uniform(0, 6)) + 0.08 * pit
+    depth = (y - surface) / (0.25 - 0.1 * pit)  # 0 at the inner limiting membrane, 1 at the RPE
+    layer_bottoms = [0.0, 0.12, 0.35, 0.5, 0.6, 0.85, 0.92, 1.0]  # vitreous, NFL, ..., RPE
+    reflectivity = [0.002, 0.7, 0.45, 0.2, 0.5, 0.15, 0.7, 1.0]
+    choroid = 0.35 * np.exp(-1.5 * np.clip(depth - 1, 0, None))
+    tissue = np.select([depth < b for b in layer_bottoms], reflectivity, choroid)
+    field = [
+        cv2.GaussianBlur(f, (0, 0), sigmaX=1.0, sigmaY=0.5)
+        for f in rng.standard_normal((2, size, size)).astype(np.float32)
+    ]
+    speckle = field[0] ** 2 + field[1] ** 2
+    intensity = tissue * speckle / speckle.mean()
+    display = (10 * np.log10(intensity + 1e-4) + 22) / 26
+    return (np.clip(display, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", OCT_ONLY)
+def test_oct_corruptions_have_monotone_tables_on_a_bscan(name):
+    images = [oct_bscan(128, seed) for seed in (0, 1)]
+    means = [
+        np.mean([ssim(corrupt(im, name, s, seed=3), im, data_range=255.0) for im in images])
+        for s in range(1, 6)
+    ]
+    assert all(b < a for a, b in zip(means, means[1:])), means
+    assert 0.85 < means[0] < 0.995 and means[4] < 0.8, means
+
+
+def test_floater_shadows_only_darken_part_of_the_image_and_keep_its_colour():
+    clean = retina()
+    out = corrupt(clean, "fundus_shadow", severity=4, seed=0, value_range=UNIT)
+    assert np.all(out <= clean + 1e-6)
+    shaded = (clean - out).max(axis=2) > 0.01
+    assert 0.02 < shaded.mean() < 0.6
+    seen = shaded & (out[..., 1] > 0.05)  # a shadow dims the light; the hue stays
+    ratio_out, ratio_clean = out[seen, 0] / out[seen, 1], clean[seen, 0] / clean[seen, 1]
+    np.testing.assert_allclose(ratio_out, ratio_clean, rtol=1e-3)
+
+
+def test_vessel_shadows_are_columns_below_the_vessels():
+    clean = np.full((128, 128), 0.5, np.float32)
+    out = corrupt(clean, "fundus_vessel_shadow", severity=3, seed=0, value_range=UNIT)
+    loss = clean - out
+    assert np.all(out[:12] == clean[:12]), "vessels lie in the inner retina: nothing above them"
+    deep = loss[100:].mean(axis=0)
+    assert 0.05 < np.mean(deep > 0.1) < 0.7, "a few columns are shadowed, not the whole scan"
+    # Along a shadowed column the signal stays lost all the way down.
+    column = int(np.argmax(deep))
+    assert loss[100:, column].min() > 0.5 * loss[100:, column].max()
+
+
+def test_blink_darkens_a_band_from_the_lid_side_that_grows_with_severity():
+    clean = np.full((128, 128, 3), 0.5, np.float32)
+    covered = []
+    for severity in (1, 3, 5):
+        out, params = corrupt(
+            clean, "fundus_blink", severity, seed=1, value_range=UNIT, return_params=True
+        )
+        if not params["draws"]["from_top"]:
+            out = out[::-1]  # look at it lid side up
+        dark = out.sum(axis=2) < 0.5 * clean.sum(axis=2)
+        assert dark[:3].all(), "the rows at the lid's edge of the image are covered"
+        assert np.array_equal(out[-20:], clean[-20:]), "the far side is untouched"
+        covered.append(dark.mean())
+    assert covered[0] < covered[1] < covered[2]
+
+
+def test_eye_motion_displaces_whole_rows():
+    """On a horizontal ramp, a row shifted by dx reads ramp + dx: one offset per row."""
+    w = 200
+    ramp = np.tile(np.linspace(0.2, 0.8, w, dtype=np.float32), (120, 1))
+    displacement = fundus.fundus_motion.severity_params[3]
+    out = corrupt(ramp, "fundus_motion", 4, seed=3, value_range=UNIT)
+    step = 0.6 / (w - 1)
+    shift = (out - ramp)[:, 40:-40] / step  # pixels, per row and column
+    per_row = shift.mean(axis=1)
+    assert np.abs(shift - per_row[:, None]).max() < 0.05, "each row moves as a whole"
+    assert 0.3 * displacement * w < np.abs(per_row).max() <= displacement * w + 0.5
+    jumps = np.abs(np.diff(per_row))
+    assert jumps.max() > 5 * np.median(jumps), "microsaccades shift rows abruptly"
+
+
+def test_defocus_spreads_a_point_into_a_uniform_disc():
+    point = np.zeros((101, 101), np.float32)
+    point[50, 50] = 1.0
+    radius_fraction = fundus.fundus_defocus.severity_params[4]
+    out = corrupt(point, "fundus_defocus", 5, seed=0, value_range=UNIT)
+    radius = radius_fraction * 101
+    assert out.sum() == pytest.approx(1.0, rel=1e-3), "blur moves light, it does not remove it"
+    yy, xx = np.mgrid[0:101, 0:101] - 50
+    core = np.hypot(yy, xx) < radius - 1
+    assert out[core].std() < 1e-6 and out[core].mean() > 0, "flat top: a pillbox, not a Gaussian"
+    assert np.all(out[np.hypot(yy, xx) > radius + 1.5] < 1e-6)
+
+
+def test_uneven_illumination_is_a_smooth_multiplicative_field():
+    clean = retina()
+    gain = fundus.fundus_uneven_illumination.severity_params[2]
+    out = corrupt(clean, "fundus_uneven_illumination", 3, seed=0, value_range=UNIT)
+    assert np.all(out[clean == 0] == 0), "black stays black"
+    lit = (clean > 0.05).all(axis=2) & (out < 0.999).all(axis=2)
+    log_gain = np.log(out[lit] / clean[lit])
+    np.testing.assert_allclose(log_gain[:, 0], log_gain[:, 1], atol=1e-3)  # same for every channel
+    assert log_gain.max() - log_gain.min() > gain
+    assert np.abs(log_gain).max() <= gain + 1e-3
+
+
+def test_haze_veils_the_retina_but_not_the_black_surround():
+    clean = retina()
+    out = corrupt(clean, "fundus_haze", 4, seed=0, value_range=UNIT)
+    surround = clean.max(axis=2) == 0
+    corners = np.zeros_like(surround)
+    corners[:8, :8] = corners[:8, -8:] = corners[-8:, :8] = corners[-8:, -8:] = True
+    assert np.all(out[corners & surround] == 0)
+    inside = clean.max(axis=2) > 0.2
+    assert out[inside].std() < 0.8 * clean[inside].std(), "the veil lowers contrast"
+    dark_vessels = inside & (clean[..., 0] < np.quantile(clean[..., 0][inside], 0.05))
+    assert out[dark_vessels].mean() > clean[dark_vessels].mean(), "the veil lifts the dark detail"
+
+
+def test_oct_speckle_is_multiplicative_with_exponential_statistics():
+    clean = np.concatenate([np.zeros((128, 64)), np.full((128, 128), 0.05)], axis=1)
+    strength_one = fundus.fundus_speckle.function
+    out = strength_one(clean.astype(np.float32)[..., None], 1.0, np.random.default_rng(0))[..., 0]
+    assert np.all(out[:, :64] == 0)
+    tissue = out[:, 64:]
+    assert tissue.mean() == pytest.approx(0.05, rel=0.05)
+    assert tissue.std() / tissue.mean() == pytest.approx(1.0, rel=0.1), "exponential: contrast 1"
