@@ -45,7 +45,7 @@ class Sample:
         """The ground-truth mask as a boolean H x W array, or None."""
         if self.mask is None:
             return None
-        mask = _load(self.mask, self)
+        mask = _load(self.mask, self, is_mask=True)
         if mask.ndim == 3:
             mask = mask[..., 0] if mask.shape[2] in (1, 3, 4) else mask.max(axis=2)
         return mask > 0
@@ -66,7 +66,7 @@ class Sample:
         return digest.hexdigest()
 
 
-def _load(source: ImageSource, sample: Sample) -> np.ndarray:
+def _load(source: ImageSource, sample: Sample, is_mask: bool = False) -> np.ndarray:
     from ..image import check_array, load_image
 
     if isinstance(source, np.ndarray):
@@ -75,6 +75,8 @@ def _load(source: ImageSource, sample: Sample) -> np.ndarray:
         array = np.asarray(source())
     else:
         array = load_image(source).array
+    if is_mask and array.dtype == np.bool_:
+        array = array.view(np.uint8)
     check_array(array, f"{sample.dataset}/{sample.id}")
     return array
 
