@@ -27,6 +27,7 @@ ASRANI_2014 = (
 )
 MAX_FLOATERS = 8
 MAX_VESSELS = 10
+SHADOW_CANVAS = 160  # pixels across the shorter side for drawing soft shadows
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -75,26 +76,30 @@ def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.
     """
     opacity, count = param
     h, w = image.shape[:2]
-    short = min(h, w)
-    control = rng.uniform(0.1, 0.9, (MAX_FLOATERS, 3, 2)) * np.array([w, h], np.float32)
-    widths = rng.uniform(0.02, 0.08, MAX_FLOATERS) * short
-    softness = rng.uniform(0.015, 0.04, MAX_FLOATERS) * short  # out of focus: the vitreous is far
+    control = rng.uniform(0.1, 0.9, (MAX_FLOATERS, 3, 2))  # Bezier control points, unit square
+    widths = rng.uniform(0.02, 0.08, MAX_FLOATERS)  # fractions of the shorter side
+    softness = rng.uniform(0.015, 0.04, MAX_FLOATERS)  # out of focus: the vitreous is far
     weights = np.clip(count - np.arange(MAX_FLOATERS), 0.0, 1.0)
+    # Shadows have no fine detail: draw them on a canvas of at most SHADOW_CANVAS pixels across.
+    scale = min(1.0, SHADOW_CANVAS / min(h, w))
+    ch, cw = max(round(h * scale), 1), max(round(w * scale), 1)
+    short = min(ch, cw)
     t = np.linspace(0.0, 1.0, 24, dtype=np.float32)[None, :, None]
     curves = (
         (1 - t) ** 2 * control[:, :1] + 2 * (1 - t) * t * control[:, 1:2] + t**2 * control[:, 2:]
     )
-    shadow = np.zeros((h, w), np.float32)
+    curves = curves * np.array([cw, ch], np.float32)
+    shadow = np.zeros((ch, cw), np.float32)
     for curve, width, soft, weight in zip(curves, widths, softness, weights, strict=True):
         if weight <= 0:
             continue
-        strand = np.zeros((h, w), np.float32)
-        points = np.rint(curve * 16).astype(
-            np.int32
-        )  # 4 fractional bits: smooth sub-pixel geometry
-        cv2.polylines(strand, [points], False, 1.0, max(1, round(width)), cv2.LINE_AA, 4)
-        strand = cv2.GaussianBlur(strand, (0, 0), sigmaX=max(soft, 0.5))
+        strand = np.zeros((ch, cw), np.float32)
+        points = np.rint(curve * 16).astype(np.int32)  # 4 fractional bits: sub-pixel geometry
+        cv2.polylines(strand, [points], False, 1.0, max(1, round(width * short)), cv2.LINE_AA, 4)
+        strand = cv2.GaussianBlur(strand, (0, 0), sigmaX=max(soft * short, 0.5))
         shadow = np.maximum(shadow, weight * strand / max(float(strand.max()), 1e-6))
+    if scale < 1.0:
+        shadow = cv2.resize(shadow, (w, h), interpolation=cv2.INTER_LINEAR)
     return image * (1.0 - opacity * shadow)[..., None]
 
 

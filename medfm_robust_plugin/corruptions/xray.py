@@ -158,7 +158,7 @@ def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator
     channels="gray",
     # log10 of detected quanta per pixel in the open field: 16000 (normal dose) down to 700.
     severity_params=[4.2, 3.8, 3.45, 3.15, 2.85],
-    param_range=(5.0, 1.0),
+    param_range=(6.0, 1.5),
     reference=BUSHBERG + ", ch. 4 and 7 (Poisson statistics of X-ray quanta, SNR = sqrt(N))",
 )
 def xray_quantum_noise(image: np.ndarray, log10_quanta: float, rng: np.random.Generator):
