@@ -223,7 +223,7 @@ def fundus_motion(image: np.ndarray, displacement: float, rng: np.random.Generat
     # Radius of the blur circle, as a fraction of the image's shorter side.
     severity_params=[0.006, 0.012, 0.02, 0.03, 0.045],
     param_range=(0.0, 0.1),
-    reference="Goodman, Introduction to Fourier Optics, 3rd ed. 2005, sec. 6.4 (defocus); "
+    reference="Goodman, Introduction to Fourier Optics, 3rd ed. 2005 (defocus aberration); "
     + SHEN_2020,
 )
 def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Generator):
@@ -231,7 +231,7 @@ def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Gen
 
     Uncorrected refractive error or a wrong focus setting puts the retina off the camera's focal
     plane; in geometric optics the point spread function is a uniform disc whose radius grows with
-    the focus error (Goodman sec. 6.4). Blur is the most common reason fundus photographs are
+    the focus error (Goodman). Blur is the most common reason fundus photographs are
     rejected (Shen et al. 2020). The disc kernel has an anti-aliased rim, so blur grows smoothly.
     """
     radius = radius_fraction * min(image.shape[:2])

@@ -90,13 +90,13 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     param_range=(0.0, 3.0),
     reference="Burckhardt, Speckle in ultrasound B-mode scans, IEEE Trans. Sonics Ultrason. 1978; "
     + SZABO
-    + ", ch. 8",
+    + " (speckle statistics)",
 )
 def ultrasound_speckle(image: np.ndarray, weight: float, rng: np.random.Generator) -> np.ndarray:
     """Multiplicative speckle: echoes modulated by a Rayleigh-distributed interference pattern.
 
     Coherent summation of sub-resolution scatterers gives an envelope whose amplitude is the tissue
-    echogenicity times a unit-mean Rayleigh variable (Burckhardt 1978; Szabo ch. 8): zero stays zero
+    echogenicity times a unit-mean Rayleigh variable (Burckhardt 1978; Szabo): zero stays zero
     and the fluctuation grows with the echo. ``weight`` blends from no speckle (0) to fully developed
     (1) and beyond; grains are longer laterally than axially, as the resolution cell is.
     """
@@ -113,7 +113,7 @@ def ultrasound_speckle(image: np.ndarray, weight: float, rng: np.random.Generato
     # (fraction of the echo lost behind each reflector, number of reflectors such as ribs or stones)
     severity_params=[(0.55, 1.2), (0.7, 2.0), (0.85, 3.0), (0.95, 4.0), (1.0, 6.0)],
     param_range=((0.0, 1.0), (1.0, MAX_REFLECTORS)),
-    reference=SZABO + ", ch. 4 and 13 (reflection, attenuation, acoustic shadowing artifact)",
+    reference=SZABO + " (reflection, attenuation, acoustic shadowing artifact)",
 )
 def ultrasound_acoustic_shadowing(
     image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
@@ -122,7 +122,7 @@ def ultrasound_acoustic_shadowing(
 
     A calculus, rib or gas pocket reflects or absorbs nearly all the pulse, so its surface echoes
     brightly and the scan lines behind it carry little energy: a dark band that follows the beam
-    direction (vertical for a linear array, fanning out for a sector) starts below it (Szabo ch. 13).
+    direction (vertical for a linear array, fanning out for a sector) starts below it (Szabo).
     Tissue above a reflector is untouched. ``param`` is (echo loss, how many of the drawn
     reflectors show; the last one fades in).
     """
@@ -162,7 +162,7 @@ def ultrasound_acoustic_shadowing(
     # (echo level of the first copy, 1 = full scale; lateral extent as a fraction of the field)
     severity_params=[(0.4, 0.5), (0.8, 0.8), (1.4, 1.0), (2.2, 1.2), (3.5, 1.4)],
     param_range=((0.0, 0.3), (5.0, 1.6)),
-    reference=SZABO + ", ch. 10 (multiple reflections: reverberation artifact)",
+    reference=SZABO + " (multiple reflections: reverberation artifact)",
 )
 def ultrasound_reverberation(
     image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
@@ -171,7 +171,7 @@ def ultrasound_reverberation(
 
     The pulse bounces between the transducer face and a strong specular interface (a fascia, a
     needle, the wall of a gas-filled structure) at depth d, so the interface appears again at
-    2d, 3d, ... with decaying amplitude (Szabo ch. 10). The copies follow the scan geometry (parallel
+    2d, 3d, ... with decaying amplitude (Szabo). The copies follow the scan geometry (parallel
     for a linear array, concentric arcs for a sector), carry speckle like any echo and stay inside
     the scanned region. ``param`` is (echo level, lateral extent).
     """
@@ -203,16 +203,17 @@ def ultrasound_reverberation(
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # Uncompensated attenuation at the deepest row, dB (0.5 dB/cm/MHz x 5 MHz x 4 cm ~ 10 dB).
+    # Gain deficit at the deepest row, dB: TGC set for 0.3 instead of 0.5 dB/cm/MHz loses
+    # 0.2 x 2 ways x 5 MHz x 6 cm = 12 dB at 6 cm depth.
     severity_params=[4.0, 8.0, 12.0, 17.0, 23.0],
     param_range=(0.0, 40.0),
-    reference=SZABO + ", ch. 4 (attenuation) and ch. 10 (time-gain compensation)",
+    reference=SZABO + " (attenuation; time-gain compensation)",
 )
 def ultrasound_gain_attenuation(image: np.ndarray, loss_db: float, rng: np.random.Generator):
     """Time-gain compensation mismatch: echoes lose more gain the deeper they come from.
 
     Tissue attenuates the pulse by about 0.5 dB/cm/MHz each way; TGC set for a less attenuating
-    body leaves a gain deficit that grows with depth (Szabo ch. 4, 10). On the log-compressed
+    body leaves a gain deficit that grows with depth (Szabo). On the log-compressed
     display a loss of L dB lowers the grey level by L / DYNAMIC_RANGE_DB, so the far field sinks
     into black. The deficit is ``loss_db`` at the bottom row, along a curve drawn per image.
     """

@@ -59,14 +59,14 @@ def log_quantum_noise(
     # Scatter-to-primary ratio: ~0.5 with a good grid, 1-2 chest without grid, 3-5 abdomen/obese.
     severity_params=[0.3, 0.6, 1.0, 1.5, 2.2],
     param_range=(0.0, 6.0),
-    reference=BUSHBERG + ", ch. 6-7 (scatter-to-primary ratio, contrast reduction)",
+    reference=BUSHBERG + " (scatter-to-primary ratio, contrast reduction)",
 )
 def xray_scatter(image: np.ndarray, scatter_to_primary: float, rng: np.random.Generator):
     """Scattered radiation: a broad, low-frequency veil added to the primary exposure.
 
     Compton scatter reaching the detector is the primary exposure spread by a kernel several
     centimetres wide; it adds a nearly uniform fog that lowers subject contrast by the factor
-    1 / (1 + SPR) (Bushberg ch. 6-7). Modelled as the exposure plus SPR times a wide Gaussian blur
+    1 / (1 + SPR) (Bushberg et al.). Modelled as the exposure plus SPR times a wide Gaussian blur
     of it, shown through the fixed display curve: the image fogs (darkens) and flattens, most in the
     dense regions that the primary beam barely reaches.
     """
@@ -116,14 +116,14 @@ def _exposure_change(image: np.ndarray, stops: float, normal: np.ndarray) -> np.
     # Exposure below the technique chart, in stops (each halves the mAs).
     severity_params=[0.6, 1.2, 2.0, 3.0, 4.2],
     param_range=(0.0, 5.0),
-    reference=BUSHBERG + ", ch. 7 (exposure latitude, quantum mottle)",
+    reference=BUSHBERG + " (exposure latitude, quantum mottle)",
 )
 def xray_under_exposure(image: np.ndarray, stops: float, rng: np.random.Generator) -> np.ndarray:
     """Under-exposure: too few quanta, so the radiograph is too light and grainy (quantum mottle).
 
     With a fixed log-exposure display, a mAs ratio of 2^-stops lifts every value by
     stops * ln 2 / ATTENUATION_SPAN; dense regions reach the detector floor and turn white, and the
-    relative Poisson noise 1 / sqrt(N) grows most where the fewest quanta arrive (Bushberg ch. 7).
+    relative Poisson noise 1 / sqrt(N) grows most where the fewest quanta arrive (Bushberg et al.).
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
     return _exposure_change(image, -stops, normal)
@@ -137,14 +137,14 @@ def xray_under_exposure(image: np.ndarray, stops: float, rng: np.random.Generato
     # Exposure above the technique chart, in stops (each doubles the mAs).
     severity_params=[0.7, 1.1, 1.5, 1.85, 2.25],
     param_range=(0.0, 4.0),
-    reference=BUSHBERG + ", ch. 7 (exposure latitude, detector saturation)",
+    reference=BUSHBERG + " (exposure latitude, detector saturation)",
 )
 def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator) -> np.ndarray:
     """Over-exposure: too many quanta, so the radiograph is too dark and thin tissue burns out.
 
     With a fixed log-exposure display, a mAs ratio of 2^stops lowers every value by
     stops * ln 2 / ATTENUATION_SPAN; the least attenuating regions (lung, skin line) saturate the
-    detector and clip to black (Bushberg ch. 7). Quantum noise falls, which cannot be simulated on an
+    detector and clip to black (Bushberg et al.). Quantum noise falls, which cannot be simulated on an
     image that already holds its own noise, so none is added.
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)  # same draws as under-exposure
@@ -159,12 +159,12 @@ def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator
     # log10 of detected quanta per pixel in the open field: 16000 (normal dose) down to 700.
     severity_params=[4.2, 3.8, 3.45, 3.15, 2.85],
     param_range=(6.0, 1.5),
-    reference=BUSHBERG + ", ch. 4 and 7 (Poisson statistics of X-ray quanta, SNR = sqrt(N))",
+    reference=BUSHBERG + " (Poisson statistics of X-ray quanta, SNR = sqrt(N))",
 )
 def xray_quantum_noise(image: np.ndarray, log10_quanta: float, rng: np.random.Generator):
     """Quantum noise: Poisson counting statistics of the X-ray quanta at a (low) dose level.
 
-    A pixel behind exposure E counts N = N0 E quanta with variance N (Bushberg ch. 4): its noise is
+    A pixel behind exposure E counts N = N0 E quanta with variance N (Bushberg et al.): its noise is
     largest in the dense, bright regions where few quanta arrive. ``log10_quanta`` is log10 N0, the
     count in the unattenuated field; lower dose, stronger noise.
     """
@@ -181,14 +181,14 @@ def xray_quantum_noise(image: np.ndarray, log10_quanta: float, rng: np.random.Ge
     # Fraction of the primary beam that the grid line shadows remove at their darkest.
     severity_params=[0.08, 0.14, 0.19, 0.24, 0.3],
     param_range=(0.0, 0.7),
-    reference=BUSHBERG + ", ch. 7 (anti-scatter grids: grid lines, aliasing and moire)",
+    reference=BUSHBERG + " (anti-scatter grids: grid lines, aliasing and moire)",
 )
 def xray_grid_lines(image: np.ndarray, line_contrast: float, rng: np.random.Generator):
     """Anti-scatter grid lines: periodic shadows of the lead strips, aliased into a moire pattern.
 
     A stationary (or stalled Bucky) grid of 40-80 lines/cm projects its lead strips onto the
     detector; sampled at the pixel pitch, they alias to a lower spatial frequency and show as
-    parallel bands (Bushberg ch. 7). The strips absorb a fraction of the primary exposure along a
+    parallel bands (Bushberg et al.). The strips absorb a fraction of the primary exposure along a
     sinusoidal profile at the aliased frequency; the lines run along one image axis, slightly tilted.
     """
     h, w = image.shape[:2]
@@ -212,7 +212,7 @@ def xray_grid_lines(image: np.ndarray, line_contrast: float, rng: np.random.Gene
     # (level shift as a fraction of the display range, window width as a fraction of the original)
     severity_params=[(0.06, 0.85), (0.09, 0.76), (0.12, 0.65), (0.15, 0.55), (0.19, 0.45)],
     param_range=((0.0, 1.0), (0.35, 0.2)),
-    reference="Bushberg et al. 2012, ch. 5 (display window width and level); DICOM PS3.3 C.11.2 (VOI LUT)",
+    reference=BUSHBERG + " (display window width and level); DICOM PS3.3 C.11.2 (VOI LUT)",
 )
 def xray_window_level_shift(
     image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
@@ -221,7 +221,7 @@ def xray_window_level_shift(
 
     The VOI LUT (window centre and width, DICOM PS3.3 C.11.2) maps detector values to grey levels;
     a wrong level brightens or darkens the whole image and a narrow window saturates both ends
-    (Bushberg ch. 5). The direction of the level shift is random.
+    (Bushberg et al.). The direction of the level shift is random.
     """
     level_shift, width = param
     direction = 1.0 if rng.integers(2) else -1.0
