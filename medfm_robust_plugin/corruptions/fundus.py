@@ -25,8 +25,8 @@ SHEN_2020 = (
 ASRANI_2014 = (
     "Asrani et al., Artifacts in spectral-domain OCT measurements in glaucoma, JAMA Ophthalmol 2014"
 )
-MAX_FLOATERS = 8
-MAX_VESSELS = 10
+MAX_FLOATERS = 12
+MAX_VESSELS = 16
 SHADOW_CANVAS = 160  # pixels across the shorter side for drawing soft shadows
 
 
@@ -108,7 +108,7 @@ def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.
     family=FAMILY,
     modalities=["oct"],
     # (fraction of the OCT signal lost under a vessel, number of shadowing vessels)
-    severity_params=[(0.45, 2.5), (0.6, 4.0), (0.75, 6.0), (0.85, 8.0), (0.95, 10.0)],
+    severity_params=[(0.45, 2.5), (0.6, 4.0), (0.75, 6.0), (0.85, 8.0), (0.95, 11.0)],
     param_range=((0.0, 1.0), (1.0, MAX_VESSELS)),
     reference="Ray, Stinnett & Jaffe, Evaluation of image artifact produced by optical coherence "
     "tomography of retinal pathology, Am J Ophthalmol 2005; " + ASRANI_2014,
@@ -124,7 +124,6 @@ def fundus_vessel_shadow(image: np.ndarray, param: tuple[float, float], rng: np.
     h, w = image.shape[:2]
     vessels = rng.uniform(0.0, 1.0, (MAX_VESSELS, 3))  # column, depth, calibre
     weights = np.clip(count - np.arange(MAX_VESSELS), 0.0, 1.0)
-    columns = (np.arange(w, dtype=np.float32) + 0.5)[None, :]
     rows = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
     shadow = np.zeros((h, w), np.float32)
     lumen = np.zeros((h, w), np.float32)
@@ -133,11 +132,15 @@ def fundus_vessel_shadow(image: np.ndarray, param: tuple[float, float], rng: np.
             continue
         column, depth = (0.05 + 0.9 * col_u) * w, (0.15 + 0.3 * depth_u) * h
         radius = max((0.008 + 0.017 * calibre_u) * w, 0.75)
+        # Only the A-scans within 1.5 radii of the vessel centre change.
+        first, last = max(int(column - 1.5 * radius), 0), min(int(column + 1.5 * radius) + 2, w)
+        columns = (np.arange(first, last, dtype=np.float32) + 0.5)[None, :]
         across = _smoothstep((radius - np.abs(columns - column)) / (0.5 * radius) + 0.5)
         below = _smoothstep((rows - depth) / radius)
-        shadow = np.maximum(shadow, weight * across * below)
         blob = _smoothstep(1.5 - np.hypot(columns - column, rows - depth) / radius)  # vessel lumen
-        lumen = np.maximum(lumen, weight * blob)
+        band = (slice(None), slice(first, last))
+        shadow[band] = np.maximum(shadow[band], weight * across * below)
+        lumen[band] = np.maximum(lumen[band], weight * blob)
     out = image * (1.0 - loss * shadow)[..., None]
     return out + (loss * 0.6 * lumen)[..., None] * (1.0 - out)
 
@@ -222,7 +225,7 @@ def fundus_motion(image: np.ndarray, displacement: float, rng: np.random.Generat
     modalities=RETINA,
     # Radius of the blur circle, as a fraction of the image's shorter side.
     severity_params=[0.006, 0.012, 0.02, 0.03, 0.045],
-    param_range=(0.0, 0.1),
+    param_range=(0.0, 0.15),
     reference="Goodman, Introduction to Fourier Optics, 3rd ed. 2005 (defocus aberration); "
     + SHEN_2020,
 )
@@ -249,7 +252,7 @@ def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Gen
     modalities=RETINA,
     # Log-gain range of the illumination field: exp(+-g) at its brightest and darkest points.
     severity_params=[0.45, 0.7, 0.95, 1.25, 1.6],
-    param_range=(0.0, 3.0),
+    param_range=(0.0, 4.0),
     reference=SHEN_2020,
 )
 def fundus_uneven_illumination(image: np.ndarray, gain: float, rng: np.random.Generator):
