@@ -175,8 +175,8 @@ def dermoscopy_gel_bubbles(image: np.ndarray, count: float, rng: np.random.Gener
     "dermoscopy_ruler_marks",
     family=FAMILY,
     modalities=MODALITIES,
-    severity_params=[0.07, 0.27, 0.5, 0.7, 0.9],
-    param_range=(0.0, 1.0),
+    severity_params=[0.06, 0.15, 0.3, 0.5, 0.7],
+    param_range=(0.0, 0.85),
     reference="Bissoto et al. 2019 (rulers); Winkler et al. 2019, JAMA Dermatol. 155:1135",
 )
 def dermoscopy_ruler_marks(image: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
@@ -184,9 +184,9 @@ def dermoscopy_ruler_marks(image: np.ndarray, depth: float, rng: np.random.Gener
 
     Rulers are the best-known spurious cue in ISIC (Bissoto et al. 2019; Winkler et al. 2019,
     "Association between surgical skin markings in dermoscopic images and diagnostic performance
-    of a deep learning CNN"). A translucent strip enters from one edge with millimetre ticks,
-    longer at 5 mm and 1 cm. ``depth`` is how far the strip reaches in, as a fraction of the
-    short side; its ticks scale with it.
+    of a deep learning CNN"). A plastic strip, white or yellowish and nearly opaque, enters from
+    one edge; its inner edge carries millimetre ticks, longer at 5 mm and 1 cm. ``depth`` is how
+    far the strip reaches in, as a fraction of the short side.
     """
     h, w = image.shape[:2]
     short = min(h, w)
@@ -194,6 +194,8 @@ def dermoscopy_ruler_marks(image: np.ndarray, depth: float, rng: np.random.Gener
     tilt = np.tan(np.deg2rad(rng.uniform(-6.0, 6.0)))
     pitch = rng.uniform(0.03, 0.05) * short  # one millimetre, in pixels
     first_tick = rng.uniform(0.0, MM_PER_CM)
+    plastic_colour = np.array([0.95, 0.93, rng.uniform(0.6, 0.92)], np.float32)
+    plastic_opacity = rng.uniform(0.7, 0.9)
     yy = np.arange(h, dtype=np.float32)[:, None] + 0.5
     xx = np.arange(w, dtype=np.float32)[None, :] + 0.5
     across, along = {0: (yy, xx), 1: (h - yy, xx), 2: (xx, yy), 3: (w - xx, yy)}[edge]
@@ -203,14 +205,17 @@ def dermoscopy_ruler_marks(image: np.ndarray, depth: float, rng: np.random.Gener
         return image.copy()
     mm = along / pitch + first_tick
     nearest = np.rint(mm)
-    tick_length = np.where(nearest % MM_PER_CM == 0, 0.85, np.where(nearest % 5 == 0, 0.6, 0.35))
+    tick_mm = np.where(nearest % MM_PER_CM == 0, 2.6, np.where(nearest % 5 == 0, 1.8, 1.0))
     half_width = max(0.1 * pitch, 0.5)
     on_tick = np.clip(half_width + 0.5 - np.abs(mm - nearest) * pitch, 0.0, 1.0)
-    within_tick = np.clip(tick_length * strip - across + 0.5, 0.0, 1.0) * (across > 0)
-    baseline = np.clip(half_width + 0.5 - np.abs(across - 0.92 * strip), 0.0, 1.0)
-    ink = np.clip(on_tick * within_tick + baseline, 0.0, 1.0)
+    from_edge = strip - across  # ticks hang from the strip's inner edge towards the image border
+    within_tick = np.clip(tick_mm * pitch - from_edge + 0.5, 0.0, 1.0) * (from_edge > 0)
+    edge_line = np.clip(half_width + 0.5 - np.abs(from_edge), 0.0, 1.0)
+    ink = np.clip(on_tick * within_tick * (across > 0) + edge_line, 0.0, 1.0)
     plastic = np.clip(strip - across + 0.5, 0.0, 1.0)
-    out = overlays.blend(image, np.float32(0.92), 0.45 * plastic)
+    if image.shape[2] == 1:
+        plastic_colour = plastic_colour.mean(keepdims=True)
+    out = overlays.blend(image, plastic_colour, plastic_opacity * plastic)
     return overlays.blend(out, np.float32(0.05), ink.astype(np.float32))
 
 

@@ -40,7 +40,9 @@ def field_of_view(image: np.ndarray) -> np.ndarray:
     _, labels = cv2.connectedComponents(dark, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     frame = np.isin(labels, border[border > 0])
-    return overlays.soft_edges((~frame).astype(np.float32), 1.0)
+    view = overlays.soft_edges((~frame).astype(np.float32), 1.0)
+    view[frame] = 0.0  # soften the edge inwards only: the frame itself stays untouched
+    return view
 
 
 def _keep_frame(corrupted: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -163,7 +165,7 @@ def endoscopy_over_saturation(
     exposure = image * (1.0 + (gain - 1.0) * (0.5 + 0.5 * hot_spot))[..., None]
     overflow = np.clip(exposure - 1.0, 0.0, None).mean(axis=2)
     bloom = overlays.soft_edges(overflow.astype(np.float32), max(0.01 * min(h, w), 0.5))
-    return np.clip(exposure + bloom[..., None], 0.0, 1.0)
+    return _keep_frame(np.clip(exposure + bloom[..., None], 0.0, 1.0), image)
 
 
 @corruption(

@@ -25,12 +25,13 @@ HISTOQC = "Janowczyk et al. 2019 (HistoQC)"
 HEMATOXYLIN = np.array([0.650, 0.704, 0.286])
 EOSIN = np.array([0.072, 0.990, 0.105])
 MIN_TRANSMISSION = 1.0 / 255.0  # an 8-bit scanner cannot tell darker pixels apart
-TISSUE_OD = 0.15  # summed OD above which a pixel holds stained tissue, not bare glass
+GLASS_OD = 0.02  # summed OD of bare glass and mountant (scanner white point)
+TISSUE_OD = 0.15  # summed OD above glass from which a pixel holds stained tissue
 MAX_AIR_BUBBLES = 12
 MAX_PEN_STROKES = 4
 # Marker inks as RGB optical-density vectors: each absorbs the complement of its colour.
 INKS = {
-    "blue": np.array([1.0, 0.65, 0.12], np.float32),
+    "blue": np.array([1.1, 0.45, 0.1], np.float32),
     "green": np.array([0.95, 0.25, 0.8], np.float32),
     "black": np.array([0.9, 0.9, 0.85], np.float32),
 }
@@ -56,7 +57,7 @@ def stain_matrix(hematoxylin: np.ndarray, eosin: np.ndarray) -> np.ndarray:
 
 def _tissue_weight(density: np.ndarray) -> np.ndarray:
     """1 where stained tissue lies, 0 on bare glass, with a soft transition."""
-    return np.clip(density.sum(axis=2) / TISSUE_OD, 0.0, 1.0)
+    return np.clip((density.sum(axis=2) - GLASS_OD) / TISSUE_OD, 0.0, 1.0)
 
 
 def _signed_unit(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -69,7 +70,7 @@ def _signed_unit(rng: np.random.Generator, size: int) -> np.ndarray:
     family=FAMILY,
     modalities=MODALITIES,
     channels="rgb",
-    severity_params=[0.23, 0.42, 0.69, 1.2, 1.65],
+    severity_params=[0.48, 0.83, 1.12, 1.35, 1.68],
     param_range=(0.0, 2.0),
     reference="Tellez et al. 2019 (HED augmentation); Ruifrok & Johnston 2001",
 )
@@ -79,26 +80,28 @@ def pathology_stain_variation(
     """Stain variation between labs, dye lots and scanners, in H&E optical-density space.
 
     The tile is unmixed into haematoxylin, eosin and residual amounts with the Ruifrok & Johnston
-    (2001) stain matrix; each amount is scaled by exp(sigma * a) (about 1 + sigma * a) and shifted
-    by sigma * b as in the HED augmentation of Tellez et al. 2019 ("Quantifying the effects of data augmentation and stain
-    color normalization in convolutional neural networks for computational pathology", Med. Image
-    Anal. 58:101544), and the stain vectors themselves are tilted (a different hue of dye). Bare
-    glass takes up no stain, so the shift is applied to tissue only and the background stays white.
+    (2001) stain matrix. The H and E amounts are scaled by exp(sigma * a) (about 1 + sigma * a)
+    and shifted by sigma * b, as in the HED augmentation of Tellez et al. 2019 ("Quantifying the
+    effects of data augmentation and stain color normalization in convolutional neural networks
+    for computational pathology", Med. Image Anal. 58:101544; their 'HED-light' and 'HED-strong'
+    are sigma = 0.05 and 0.2), and the two stain vectors are tilted (another hue of dye). The
+    residual, which holds no dye, is left alone. Bare glass takes up no stain, so the shift is
+    applied to tissue only and the background stays white.
     """
-    scale = _signed_unit(rng, 3)
-    shift = _signed_unit(rng, 3)
-    tilt = rng.standard_normal((2, 3))
+    scale = _signed_unit(rng, 2)
+    shift = _signed_unit(rng, 2)
+    tilt = rng.uniform(-1.0, 1.0, (2, 3))
     original = stain_matrix(HEMATOXYLIN, EOSIN)
     density = optical_density(image)
     amounts = density @ np.linalg.inv(original).astype(np.float32)
     tissue = _tissue_weight(density)[..., None]
     # No clipping of the amounts: unmixing leaves small negative values that must round-trip.
-    perturbed_amounts = amounts * np.exp(sigma * scale) + sigma * 0.3 * shift * tissue
-    tilted = stain_matrix(
-        np.abs(original[0] + 0.4 * sigma * tilt[0]), np.abs(original[1] + 0.4 * sigma * tilt[1])
-    )
-    tilted[2] = original[2]  # the residual carries noise and scanner offsets: keep it as it was
-    out = transmission(perturbed_amounts @ tilted.astype(np.float32))
+    dyes = amounts[..., :2] * np.exp(sigma * scale) + sigma * 0.3 * shift * tissue
+    perturbed = np.concatenate([dyes, amounts[..., 2:]], axis=2).astype(np.float32)
+    # A dye absorbs in every channel a little: clip (not mirror) so the tilt grows monotonically.
+    tilted = stain_matrix(*np.clip(original[:2] + 0.25 * sigma * tilt, 0.01, None))
+    tilted[2] = original[2]
+    out = transmission(perturbed @ tilted.astype(np.float32))
     draws = {"stain_scale": scale, "stain_shift": shift}
     return out, draws
 
@@ -218,29 +221,31 @@ def pathology_pen_marks(
     "pathology_out_of_focus",
     family=FAMILY,
     modalities=MODALITIES,
-    severity_params=[2.5, 5.0, 10.0, 15.0, 20.0],
-    param_range=(0.0, 24.0),
+    severity_params=[(3.5, 0.4), (7.0, 0.47), (10.5, 0.56), (15.0, 0.68), (20.5, 0.82)],
+    param_range=((0.0, 0.3), (24.0, 0.9)),
     reference=HISTOQC + "; Campanella et al. 2018, Comput. Med. Imaging Graph. 65:142",
 )
-def pathology_out_of_focus(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def pathology_out_of_focus(
+    image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
     """Out-of-focus region: part of the tile lies off the scanner's focal plane.
 
     Whole-slide scanners focus on a sparse grid of points; where the section is uneven or a focus
     point failed, the blur grows smoothly across the tile while the rest stays sharp (HistoQC's
     blur detection; Janowczyk et al. 2019; Campanella et al. 2018, "Towards machine learned
-    quality control: a benchmark for sharpness quantification in digital pathology"). ``sigma`` is
-    the Gaussian blur in pixels where the defocus is worst.
+    quality control: a benchmark for sharpness quantification in digital pathology").
+    ``param`` = (Gaussian blur in pixels where the defocus is worst, share of the tile defocused).
     """
+    sigma, share = param
     h, w = image.shape[:2]
     heading = rng.uniform(0.0, 2 * np.pi)
     bumps = overlays.smooth_field((h, w), rng, cells=2)
-    sharp_share = rng.uniform(0.25, 0.5)  # the part of the tile that stays in focus
     yy = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / h - 0.5
     xx = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / w - 0.5
-    tilt = np.cos(heading) * xx + np.sin(heading) * yy
-    defocus_map = 1.6 * tilt + 0.35 * bumps
-    threshold = float(np.quantile(defocus_map[::4, ::4], sharp_share))
-    defocus = np.clip((defocus_map - threshold) / 0.5, 0.0, 1.0)
+    # The focal error: a tilted section plus uneven thickness; the worst part defocuses first.
+    focal_error = 1.6 * (np.cos(heading) * xx + np.sin(heading) * yy) + 0.35 * bumps
+    threshold = float(np.quantile(focal_error[::4, ::4], 1.0 - np.clip(share, 0.0, 1.0)))
+    defocus = np.clip((focal_error - threshold) / 0.5, 0.0, 1.0)
     return _variable_blur(image, defocus * sigma, sigma)
 
 
