@@ -17,8 +17,7 @@ import numpy as np
 
 from .corruptions.spec import Corruption
 from .errors import SeverityError
-from .image import infer_value_range
-from .ssim import ssim
+from .ssim import image_ssim
 
 # The paper's SSIM bands per severity level (SSIM of corrupted to clean).
 PAPER_BANDS: dict[int, tuple[float, float]] = {
@@ -70,12 +69,6 @@ class StrengthProbe:
         from .image import as_array
 
         self.array, _ = as_array(self.image)
-        body = (
-            self.array[..., :3] if self.array.ndim == 3 and self.array.shape[2] == 4 else self.array
-        )
-        self.body = body
-        lo, hi = self.value_range or infer_value_range(body)
-        self.data_range = float(hi - lo)
 
     def __call__(self, strength: float) -> float:
         strength = float(min(max(strength, 0.0), 1.0))
@@ -89,8 +82,7 @@ class StrengthProbe:
                 seed=self.seed,
                 value_range=self.value_range,
             )
-            body = out[..., :3] if out.ndim == 3 and out.shape[2] == 4 else out
-            self.seen[strength] = (ssim(body, self.body, data_range=self.data_range), out)
+            self.seen[strength] = (image_ssim(out, self.array, self.value_range), out)
             self.applications += 1
         return self.seen[strength][0]
 

@@ -421,6 +421,74 @@ def _write_preview(
     )
 
 
+@main.command()
+@click.option(
+    "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "tsv", "hf"]),
+    default="folder",
+    show_default=True,
+)
+@click.option("--num-proc", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--limit", type=int, help="Only the first N samples.")
+@click.option(
+    "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
+)
+@click.option("--severities", help="Levels to write, e.g. 1,3,5 (default: the task's).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Global seed of the per-sample seeds."
+)
+def materialize(
+    task_name: str,
+    out: str,
+    fmt: str,
+    num_proc: int,
+    limit: int | None,
+    names: str | None,
+    severities: str | None,
+    data_root: str | None,
+    seed: int,
+) -> None:
+    """Write clean and corrupted samples with a manifest; resumes after an interruption."""
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    from .errors import MedFMRobustError
+    from .materialize import Plan, count_items
+    from .materialize import materialize as run_materialize
+    from .tasks import get_task
+
+    try:
+        plan = Plan(
+            get_task(task_name),
+            data_root=data_root,
+            limit=limit,
+            corruptions=tuple(_parse_list(names)) if names else None,
+            severities=tuple(_parse_severities(severities)) if severities else None,
+            seed=seed,
+        )
+        total = count_items(plan)
+        columns = (*Progress.get_default_columns()[:2], BarColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=_console()) as bar:
+            job = bar.add_task(f"materialize {plan.card.name}", total=total)
+            result = run_materialize(
+                plan, out, fmt, num_proc, progress=lambda n: bar.advance(job, n)
+            )
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{result['written']} written, {result['skipped_done']} already done, {result['failed']} failed "
+        f"(see {out}/errors.jsonl); manifest: {out}/manifest.jsonl"
+    )
+    for key in ("tsv", "hf"):
+        if key in result:
+            click.echo(f"{key}: {result[key]}")
+
+
 # --------------------------------------------------------------------------- plugins / demo
 
 

@@ -57,3 +57,20 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
         den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
         scores.append(float((num / den)[pad:-pad, pad:-pad].mean()))
     return float(np.mean(scores))
+
+
+def image_ssim(
+    corrupted: np.ndarray, clean: np.ndarray, value_range: tuple[float, float] | None = None
+) -> float:
+    """SSIM of a corrupted image to its clean one, as calibration and records measure it.
+
+    The data range is the one the engine maps to [0, 1] (``value_range`` or the clean image's
+    inferred range), and an alpha channel is left out.
+    """
+    from .image import infer_value_range
+
+    def colour(a: np.ndarray) -> np.ndarray:
+        return a[..., :3] if a.ndim == 3 and a.shape[2] == 4 else a
+
+    lo, hi = value_range or infer_value_range(colour(clean))
+    return ssim(colour(corrupted), colour(clean), data_range=float(hi - lo))

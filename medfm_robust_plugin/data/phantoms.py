@@ -78,7 +78,9 @@ def _lesions(
     if lesions is None:
         masks = [_blob(size, rng, radius)[0]]
     else:
-        masks = [_blob(size, rng, (les.radius, les.radius), centre=les.centre)[0] for les in lesions]
+        masks = [
+            _blob(size, rng, (les.radius, les.radius), centre=les.centre)[0] for les in lesions
+        ]
     if inside is not None:
         masks = [m & inside for m in masks]
     return masks
@@ -114,7 +116,9 @@ def endoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None =
     image = base * (shading + folds) + 10 * smooth_texture(size, rng, 20)[..., None]
     masks = _lesions(size, rng, (0.12, 0.22), lesions)
     mask = _union(masks, size)
-    polyp = np.array([215, 120, 100], np.float32) * (1.0 + 0.1 * smooth_texture(size, rng, 8)[..., None])
+    polyp = np.array([215, 120, 100], np.float32) * (
+        1.0 + 0.1 * smooth_texture(size, rng, 8)[..., None]
+    )
     soft = _soft(mask)
     image = image * (1 - soft[..., None]) + polyp * soft[..., None]
     image[r > 0.98] = 0

@@ -1,0 +1,153 @@
+"""Materialize: files and manifest, resume after interruption, the three formats, failures recorded."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from medfm_robust_plugin import MedFMRobustError, load_image
+from medfm_robust_plugin import materialize as mat
+from medfm_robust_plugin.data.sample import Sample
+from medfm_robust_plugin.tasks import Condition, get_task
+from medfm_robust_plugin.views import CorruptedViews
+
+
+def plan(task="MedFMRobust-Mini-VQA-Lite", **kw):
+    defaults = {"limit": 6, "corruptions": ("gaussian_noise", "contrast"), "severities": (1, 5)}
+    return mat.Plan(get_task(task), **{**defaults, **kw})
+
+
+def manifest(out):
+    return list(mat.read_manifest(out))
+
+
+def test_folder_items_match_the_views_and_their_hashes(tmp_path):
+    result = mat.materialize(plan(), tmp_path)
+    records = manifest(tmp_path)
+    expected = mat.count_items(plan())
+    assert result["written"] == len(records) == expected and result["failed"] == 0
+    assert len({r["sample_id"] for r in records}) == 6 and expected > 6 * 2
+    assert len({r["modality"] for r in records}) >= 4  # --limit keeps every modality
+    views = CorruptedViews()
+    samples = {s.id: s for s in get_task("MedFMRobust-Mini-VQA-Lite").load().samples}
+    for record in records:
+        path = tmp_path / record["image"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"]
+        condition = Condition(record["corruption"], record["severity"])
+        expected = views.get(samples[record["sample_id"]], condition).image
+        np.testing.assert_array_equal(load_image(path).array, expected)
+        assert (record["ssim"] is None) == (record["corruption"] is None)
+        assert record["label"]["answer"] in record["label"]["options"]
+        if record["corruption"]:
+            assert 0 < record["ssim"] < 1 and record["params"]["seed"] == record["seed"]
+
+
+def test_interrupted_run_resumes_without_redoing_items(tmp_path):
+    calls = {"n": 0}
+
+    def stop_after_seven(_):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mat.materialize(plan(), tmp_path, progress=stop_after_seven)
+    assert len(manifest(tmp_path)) == 7
+    result = mat.materialize(plan(), tmp_path)
+    total = mat.count_items(plan())
+    assert result["skipped_done"] == 7 and result["written"] == total - 7
+    keys = [r["key"] for r in manifest(tmp_path)]
+    assert len(keys) == len(set(keys)) == total
+
+
+def test_changed_settings_are_refused(tmp_path):
+    mat.materialize(plan(), tmp_path)
+    with pytest.raises(MedFMRobustError, match="other settings"):
+        mat.materialize(plan(severities=(3,)), tmp_path)
+
+
+def test_two_processes_write_the_same_bytes(tmp_path):
+    mat.materialize(plan(), tmp_path / "one")
+    mat.materialize(plan(), tmp_path / "two", num_proc=2)
+    hashes = [{r["key"]: r["sha256"] for r in manifest(tmp_path / d)} for d in ("one", "two")]
+    assert hashes[0] == hashes[1]
+
+
+def test_tsv_is_vlmeval_style(tmp_path):
+    result = mat.materialize(plan(), tmp_path, fmt="tsv")
+    with open(result["tsv"], newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == mat.count_items(plan())
+    row = next(r for r in rows if r["condition"] == "contrast_s5")
+    assert row["question"] and row["answer"] in "ABCD" and row["A"]
+    png = base64.b64decode(row["image"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hf_format_loads_with_datasets(tmp_path):
+    import datasets
+
+    result = mat.materialize(plan("MedFMRobust-Mini-Seg-Lite"), tmp_path, fmt="hf")
+    ds = datasets.load_from_disk(result["hf"])
+    assert len(ds) == len(manifest(tmp_path))
+    row = ds[0]
+    assert {"image", "condition", "seed", "ssim", "sha256", "params"} <= set(row)
+    assert row["image"].size == (128, 128)
+    assert not (tmp_path / ".hf-cache").exists()
+
+
+def test_a_failing_sample_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    good = [
+        s
+        for s in get_task("MedFMRobust-Mini-VQA-Lite").load().samples
+        if s.modality == "dermoscopy"
+    ][:2]
+
+    def broken():
+        raise OSError("disk read error")
+
+    bad = Sample(
+        "broken-1", "medfm_robust_mini", "ct", broken, question="q", options={"A": "a"}, answer="A"
+    )
+    bad.modality = good[0].modality
+    monkeypatch.setattr(mat, "_samples", lambda p: [good[0], bad, good[1]])
+    result = mat.materialize(plan(limit=None), tmp_path)
+    errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    per_sample = len(mat._conditions(plan(), bad))
+    assert result["failed"] == len(errors) == per_sample > 1
+    assert result["written"] == sum(len(mat._conditions(plan(), s)) for s in good)
+    assert all(e["sample_id"] == "broken-1" and "disk read error" in e["error"] for e in errors)
+
+
+def test_cli_materialize(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m"
+    args = [
+        sys.executable,
+        "-m",
+        "medfm_robust_plugin",
+        "materialize",
+        "--task",
+        "MedFMRobust-Mini-Caption",
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--corruptions",
+        "gaussian_noise",
+        "--severities",
+        "2",
+    ]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = int(done.stdout.split(" written")[0].split()[-1])
+    assert written > 3
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert f"0 written, {written} already done" in again.stdout
