@@ -3,9 +3,9 @@
 Hair, glare, the dark corners of the scope's circular aperture, air bubbles in the immersion gel
 and printed ruler scales are the artefacts that dermoscopy datasets (PH2, ISIC) are known for and
 that lesion-segmentation pipelines remove first (Mendonca et al. 2013, "PH2 - A dermoscopic image
-database for research and benchmarking", IEEE EMBC; Kinyanjui et al. 2020, "Fairness of
-classifiers across skin tones in dermatology" and the ISIC artefact annotations it builds on;
-Bissoto et al. 2019, "(De)Constructing bias on skin lesion datasets", CVPR Workshops).
+database for research and benchmarking", IEEE EMBC; Bissoto et al. 2019, "(De)Constructing bias
+on skin lesion datasets", CVPR Workshops, who annotated hair, dark corners, gel bubbles, rulers
+and ink in ISIC).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .spec import Corruption, corruption
 
 FAMILY = "dermoscopy"
 MODALITIES = ["dermoscopy"]
-ARTEFACTS = "Mendonca et al. 2013 (PH2); Bissoto et al. 2019 (ISIC artefacts)"
+GLARE = "Mendonca et al. 2013 (PH2); Benvenuto-Andrade et al. 2007 (glare)"
 
 MAX_HAIRS = 80
 MAX_GLARES = 24
@@ -72,7 +72,7 @@ def dermoscopy_hair(image: np.ndarray, count: float, rng: np.random.Generator) -
     modalities=MODALITIES,
     severity_params=[0.1, 0.25, 0.45, 0.7, 1.0],
     param_range=(0.0, 1.0),
-    reference=ARTEFACTS,
+    reference=GLARE,
 )
 def dermoscopy_light_reflection(
     image: np.ndarray, amount: float, rng: np.random.Generator
@@ -81,9 +81,10 @@ def dermoscopy_light_reflection(
 
     Without full immersion (or with non-polarised light), the stratum corneum and the contact
     plate reflect the illumination specularly: soft saturated patches on the skin plus a ring of
-    LED images around the field centre (Mendonca et al. 2013; Kittler et al. 2002, "Diagnostic
-    accuracy of dermoscopy", Lancet Oncol.). ``amount`` in [0, 1] sets how many glare patches show
-    and how bright the LED ring is.
+    LED images around the field centre (Mendonca et al. 2013; Benvenuto-Andrade et al. 2007,
+    "Differences between polarized light dermoscopy and immersion contact dermoscopy for the
+    evaluation of skin lesions", Arch. Dermatol. 143:329). ``amount`` in [0, 1] sets how many
+    glare patches show and how bright the LED ring is.
     """
     h, w = image.shape[:2]
     short = min(h, w)

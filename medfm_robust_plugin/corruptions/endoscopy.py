@@ -1,9 +1,11 @@
 """Endoscopy corruptions (family 'endoscopy'): the artefact classes of clinical video endoscopy.
 
-The classes follow the EAD challenge taxonomy (Ali et al. 2021, "An objective comparison of
+The classes follow the EAD challenge taxonomy (Ali et al. 2020, "An objective comparison of
 detection and segmentation algorithms for artefacts in clinical endoscopy", Sci. Rep. 10:2748):
-specularity, bubbles, saturation, contrast (fog), motion blur, and blood. The light source sits at
-the scope tip, next to the camera, which is why highlights are many, small and pure white.
+specularity, bubbles, saturation, contrast (fog) and motion blur; EAD2020 added blood (Ali et al.
+2021, "Deep learning for detection and segmentation of artefact and disease instances in
+gastrointestinal endoscopy", Med. Image Anal. 70:102002). The light source sits at the scope tip,
+next to the camera, which is why highlights are many, small and pure white.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .spec import Corruption, corruption
 
 FAMILY = "endoscopy"
 MODALITIES = ["endoscopy"]
-EAD = "Ali et al. 2021, Sci. Rep. 10:2748 (EAD artefact classes)"
+EAD = "Ali et al. 2020, Sci. Rep. 10:2748 (EAD artefact classes)"
+EAD2020 = "Ali et al. 2021, Med. Image Anal. 70:102002 (EAD2020 class blood)"
 
 MAX_HIGHLIGHTS = 64
 MAX_BUBBLES = 72
@@ -64,8 +67,8 @@ def endoscopy_specular_reflection(
     """Specular highlights: saturated white spots and streaks on wet mucosa.
 
     The coaxial light at the scope tip is mirrored by the mucus film wherever the surface faces the
-    camera, giving clipped white cores with a soft halo (EAD class 'specularity'; Ali et al. 2021;
-    Arnold et al. 2011, "Automatic segmentation and inpainting of specular highlights for
+    camera, giving clipped white cores with a soft halo (EAD class 'specularity'; Ali et al. 2020;
+    Arnold et al. 2010, "Automatic segmentation and inpainting of specular highlights for
     endoscopic imaging"). ``param`` = (number of highlights, size factor).
     """
     count, size = param
@@ -95,7 +98,7 @@ def endoscopy_bubbles(image: np.ndarray, count: float, rng: np.random.Generator)
     """Air bubbles in the irrigation fluid or mucus film in front of the mucosa.
 
     Each bubble is a thin lens with a bright refracting rim and a mirror highlight of the scope's
-    light (EAD class 'bubbles'; Ali et al. 2021). ``count`` bubbles are shown, radii log-uniform
+    light (EAD class 'bubbles'; Ali et al. 2020). ``count`` bubbles are shown, radii log-uniform
     between 2 % and 12 % of the short side (many small, a few large).
     """
     shape = image.shape[:2]
@@ -116,7 +119,7 @@ def endoscopy_bubbles(image: np.ndarray, count: float, rng: np.random.Generator)
     channels="rgb",
     severity_params=[(0.18, 0.7), (0.32, 1.3), (0.44, 1.8), (0.56, 2.2), (0.7, 2.8)],
     param_range=((0.0, 0.0), (0.9, 3.6)),
-    reference=EAD,
+    reference=EAD2020,
 )
 def endoscopy_blood(
     image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
@@ -125,7 +128,7 @@ def endoscopy_blood(
 
     A film of thickness ``d`` transmits exp(-d * absorbance) per channel (Beer-Lambert), with
     haemoglobin's absorbance high in green and blue, so thin blood looks red and thick blood dark red
-    (EAD class 'blood'; Ali et al. 2021). ``param`` = (area fraction covered, peak thickness).
+    (EAD2020 class 'blood'; Ali et al. 2021). ``param`` = (area fraction covered, peak thickness).
     """
     coverage, depth = param
     shape = image.shape[:2]
@@ -154,7 +157,7 @@ def endoscopy_over_saturation(
 
     Light falls off with distance squared, so tissue close to the tip is flooded; the sensor clips,
     and charge overflowing saturated pixels blooms into their neighbours, whitening them (EAD class
-    'saturation'; Ali et al. 2021). ``gain`` is the exposure factor at the hot spot.
+    'saturation'; Ali et al. 2020). ``gain`` is the exposure factor at the hot spot.
     """
     h, w = image.shape[:2]
     centre = rng.uniform(0.25, 0.75, 2) * np.array([w, h])
@@ -180,7 +183,7 @@ def endoscopy_lens_fog(image: np.ndarray, density: float, rng: np.random.Generat
     """Lens fogging: condensation on the cold distal lens scatters light into a bright, soft haze.
 
     The droplet film both blurs the image and adds veiling light from the scope's own lamp, lowering
-    contrast unevenly (EAD class 'contrast'; Ali et al. 2021; Lawrentschuk et al. 2010, "Laparoscopic
+    contrast unevenly (EAD class 'contrast'; Ali et al. 2020; Lawrentschuk et al. 2010, "Laparoscopic
     lens fogging: a review of etiology and methods to maintain a clear visual field").
     ``density`` in [0, 1] is the fog's mean opacity.
     """
@@ -208,7 +211,7 @@ def endoscopy_motion_smear(
 
     The camera sweeps along one direction while the shutter is open; integrating in linear light
     turns highlights into bright streaks, and the trailing part of the sweep is dimmer as the
-    lamp-to-tissue distance grows (EAD class 'motion blur'; Ali et al. 2021). ``length`` is the
+    lamp-to-tissue distance grows (EAD class 'blur'; Ali et al. 2020). ``length`` is the
     sweep as a fraction of the short side.
     """
     angle = rng.uniform(0.0, np.pi)
