@@ -87,26 +87,37 @@ def _init_worker(plan: Plan, out: str) -> None:
     )
 
 
-def _work_items(plan: Plan, samples: list[Sample], done: set[str]) -> Iterator[tuple[int, int]]:
+def _work_items(
+    plan: Plan, samples: list[Sample], done: set[str]
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """One job per sample with its unfinished conditions, so that a worker loads each clean image once."""
     for index, sample in enumerate(samples):
-        for position, (condition, _) in enumerate(_conditions(plan, sample)):
-            if item_key(sample, condition) not in done:
-                yield index, position
+        pending = tuple(
+            position
+            for position, (condition, _) in enumerate(_conditions(plan, sample))
+            if item_key(sample, condition) not in done
+        )
+        if pending:
+            yield index, pending
 
 
 def item_key(sample: Sample, condition: Condition) -> str:
     return f"{sample.dataset}/{sample.id}/{condition.key}"
 
 
-def _write_item(job: tuple[int, int]) -> dict[str, Any]:
+def _write_sample(job: tuple[int, tuple[int, ...]]) -> list[dict[str, Any]]:
+    plan: Plan = _worker["plan"]
+    sample = _worker["samples"][job[0]]
+    conditions = _conditions(plan, sample)
+    return [_write_item(sample, *conditions[position]) for position in job[1]]
+
+
+def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, Any]:
     from .image import save_image
     from .ssim import image_ssim
 
-    plan: Plan = _worker["plan"]
     out: Path = _worker["out"]
     views: CorruptedViews = _worker["views"]
-    sample = _worker["samples"][job[0]]
-    condition, spec = _conditions(plan, sample)[job[1]]
     key = item_key(sample, condition)
     try:
         view = views.get(sample, condition, corruption=spec)
@@ -225,15 +236,17 @@ def count_items(plan: Plan) -> int:
 
 
 def _run(
-    plan: Plan, out: Path, jobs: Iterator[tuple[int, int]], num_proc: int
+    plan: Plan, out: Path, jobs: Iterator[tuple[int, tuple[int, ...]]], num_proc: int
 ) -> Iterator[dict[str, Any]]:
     if num_proc <= 1:
         _init_worker(plan, str(out))
-        yield from map(_write_item, jobs)
+        for records in map(_write_sample, jobs):
+            yield from records
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     with context.Pool(num_proc, initializer=_init_worker, initargs=(plan, str(out))) as pool:
-        yield from pool.imap(_write_item, jobs, chunksize=8)
+        for records in pool.imap(_write_sample, jobs, chunksize=2):
+            yield from records
 
 
 # ---------------------------------------------------------------------- exports

@@ -1,5 +1,6 @@
 """imagecorruptions 1.1.2, the ImageNet-C reference, made to run on current numpy/scikit-image.
 
+It also imports pkg_resources, gone from current setuptools; a one-function stand-in covers it.
 Three of its corruptions crash there (glass_blur and gaussian_blur pass ``multichannel=`` to
 skimage's gaussian, fog uses ``np.float_``); the shim translates both only while a reference call
 runs. The reference draws from numpy's global random state, so each call seeds it first.
@@ -10,10 +11,33 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 
 AVAILABLE = importlib.util.find_spec("imagecorruptions") is not None
+
+
+def _provide_pkg_resources() -> None:
+    """imagecorruptions imports ``resource_filename`` from pkg_resources, which setuptools 81+
+    no longer ships; give it the one function it uses, backed by importlib.resources."""
+    if importlib.util.find_spec("pkg_resources") is not None:
+        return
+    import sys
+    import types
+
+    module = types.ModuleType("pkg_resources")
+
+    def resource_filename(module_name: str, resource: str) -> str:
+        origin = importlib.util.find_spec(module_name).origin  # a module's file: use its folder
+        return str(Path(origin).parent / resource)
+
+    module.resource_filename = resource_filename
+    sys.modules["pkg_resources"] = module
+
+
+if AVAILABLE:
+    _provide_pkg_resources()
 
 # Corruptions of the reference that draw no random numbers: ours must match them pixel for pixel.
 DETERMINISTIC = (
