@@ -493,3 +493,93 @@ def test_image_folder_pairs_by_stem_with_a_mask_suffix(tmp_path):
     why = reasons(result)
     assert why["case_b"] == "no mask file for this image"
     assert why["case_c"].startswith("mask is empty")
+
+
+# ---------------------------------------------------------------------- contracts across loaders
+
+
+def test_omnimedvqa_keeps_items_whose_question_ids_repeat_across_files(tmp_path):
+    fx.make_omnimedvqa(tmp_path)
+    qa = tmp_path / "OmniMedVQA/QA_information/Open-access"
+    (qa / "ZZZ.json").write_text((qa / "BUSI.json").read_text())
+    ids = [s.id for s in loader("omnimedvqa").load(tmp_path).samples]
+    assert ids == ["ACRIMA_0001", "BUSI_0001", "ZZZ/BUSI_0001"]
+
+
+def test_repeated_ids_in_a_table_are_skipped(tmp_path):
+    fx.write(tmp_path / "a.png", fx.rgb_image())
+    rows = [{"id": "x", "image": "a.png", "question": "q?", "A": "1", "B": "2", "answer": "A"}] * 2
+    result = loader("qa_table").load(fx.write_csv(tmp_path / "t.csv", rows))
+    assert [s.id for s in result.samples] == ["x"]
+    assert result.skipped[0].reason.startswith("duplicate id")
+
+
+def test_samples_with_lazy_sources_survive_pickling(tmp_path):
+    import pickle
+
+    fx.make_kvasir(tmp_path / "k")
+    fx.make_monuseg(tmp_path / "m")
+    fx.make_flare22(tmp_path / "f")
+    fx.make_vlmeval_tsv(tmp_path / "v")
+    samples = [
+        loader("kvasir_seg").load(tmp_path / "k").samples[0],
+        loader("monuseg").load(tmp_path / "m").samples[0],
+        loader("flare22").load(tmp_path / "f").samples[0],
+        loader("vlmeval_tsv").load(tmp_path / "v").samples[0],
+    ]
+    for sample in samples:
+        copy = pickle.loads(pickle.dumps(sample))
+        assert np.array_equal(copy.load_image(), sample.load_image())
+        if sample.mask is not None:
+            assert np.array_equal(copy.load_mask(), sample.load_mask())
+
+
+def test_hub_id_true_means_the_release_id(monkeypatch):
+    from medfm_robust_plugin.data.loaders import hub
+
+    asked = []
+    monkeypatch.setattr(
+        hub, "_fetch", lambda dataset, hub_id, split: asked.append((hub_id, split)) or []
+    )
+    assert loader("rocov2").load(hub_id=True, split="valid").samples == []
+    assert asked == [("eltorio/ROCOv2-radiology", "validation")]
+    with pytest.raises(MedFMRobustError, match="no option 'hub_id'"):
+        loader("isic2016").load(hub_id="x/y")
+
+
+def test_a_hub_source_without_the_datasets_package_says_how_to_get_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(MedFMRobustError, match="needs the Hugging Face `datasets` package"):
+        loader("rocov2").load(hub_id=True)
+
+
+@needs_datasets
+def test_mecovqa_reads_hub_rows():
+    import datasets
+    from PIL import Image
+
+    rows = datasets.Dataset.from_dict(
+        {
+            "id": ["h1", "h2"],
+            "image": [Image.fromarray(fx.rgb_image(20, 40)), Image.fromarray(fx.rgb_image())],
+            "image_name": ["x_ray--ChestX--p1--2d_none.png", "ct_00--A--b--z_1.png"],
+            "sentence": ["the left lung", "the liver"],
+            "bbox": [[0.1, 0.2, 0.5, 0.9], [0.5, 0.5, 0.5, 0.9]],
+        }
+    )
+    result = loader("mecovqa_g_plus").load(hub_dataset=rows)
+    (sample,) = result.samples
+    assert sample.id == "h1" and sample.modality == "xray"
+    assert sample.box == pytest.approx((4.0, 4.0, 20.0, 18.0))
+    assert "degenerate" in reasons(result)["h2"]
+
+
+def test_a_task_card_loads_its_dataset_through_the_registry(tmp_path):
+    from medfm_robust_plugin.tasks import get_task
+
+    fx.make_isic2016(tmp_path)
+    result = get_task("MedFMRobust-Seg-ISIC2016").load(tmp_path)
+    assert [s.id for s in result.samples] == ["ISIC_0000001"]
+    assert len(result.skipped) == 4

@@ -39,8 +39,8 @@ class ROCOv2(FileDataset):
         "ultrasound, angiography; others become 'other')."
     )
     access = (
-        "Zenodo record 10821435 (ROCOv2, CC BY 4.0 for the annotations; each image keeps the "
-        "licence of its PMC article, listed in license_information.csv): train/valid/test_images.zip "
+        "Zenodo record 10821435 (ROCOv2; each image keeps the licence of its PMC article, CC BY "
+        "or CC BY-NC, listed in license_information.csv): train/valid/test_images.zip "
         "and the *_captions.csv / *_concepts*.csv files, no registration. Also on the Hugging Face "
         "hub as eltorio/ROCOv2-radiology (a `datasets` copy; load with hub_id=True)."
     )
@@ -192,7 +192,12 @@ class IUXray(FileDataset):
     def _r2gen(self, root: Path, annotation: Path, opts: dict[str, Any]) -> Iterator[Item]:
         import json
 
-        data = json.loads(annotation.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(annotation.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise layout_error(self.name, root, f"a readable annotation.json ({exc})") from exc
+        if not isinstance(data, dict):
+            raise layout_error(self.name, root, "annotation.json mapping train/val/test to studies")
         images = annotation.parent / "images"
         for split in self.splits:
             if not self.wants(split, opts):

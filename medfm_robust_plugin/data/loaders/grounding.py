@@ -151,6 +151,8 @@ class MeCoVQAGroundingPlus(FileDataset):
                 yield self._record(record, f"{path.stem}_{index}", root, path.parent, opts)
 
     def _annotation_files(self, root: Path, opts: dict[str, Any]) -> list[Path]:
+        if root.is_file():
+            return [root]
         if opts["annotations"]:
             names = opts["annotations"]
             paths = [root / n for n in ([names] if isinstance(names, (str, Path)) else names)]

@@ -16,6 +16,7 @@ Restricted-access items point into the original source datasets as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,10 +73,15 @@ class OmniMedVQA(FileDataset):
                 files += [(split, f) for f in sorted((qa_root / folder).glob("*.json"))]
         if not files:
             raise layout_error(self.name, root, self.layout)
+        seen: set[str] = set()
         for split, path in files:
             if wanted is not None and path.stem not in wanted:
                 continue
-            yield from self._file(path, split, base, opts)
+            for item in self._file(path, split, base, opts):
+                if item.id in seen:  # question ids are meant to be unique; keep both if not
+                    item = dataclasses.replace(item, id=f"{path.stem}/{item.id}")
+                seen.add(item.id)
+                yield item
 
     def _file(self, path: Path, split: str, base: Path, opts: dict[str, Any]) -> Iterator[Item]:
         try:

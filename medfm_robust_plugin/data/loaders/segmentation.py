@@ -53,7 +53,7 @@ class ISIC2016(FileDataset):
     access = (
         "challenge.isic-archive.com/data (2016 section): ISBI2016_ISIC_Part1_Training_Data.zip, "
         "..._Training_GroundTruth.zip, ..._Test_Data.zip, ..._Test_GroundTruth.zip; free "
-        "download, CC BY-NC 4.0 per the ISIC archive terms."
+        "download under the ISIC archive's terms of use."
     )
     layout = (
         "ISBI2016_ISIC_Part1_{Training,Test}_Data/ISIC_<id>.jpg and "
@@ -81,7 +81,11 @@ class ISIC2016(FileDataset):
                     self.name, root, f"{self.layout} (the folder {missing} is missing)"
                 )
             found = True
-            images = files_by_stem(image_dir, (".jpg", ".jpeg", ".png"))
+            images = {
+                stem: path
+                for stem, path in files_by_stem(image_dir, (".jpg", ".jpeg", ".png")).items()
+                if not stem.endswith("_superpixels")  # ISIC's superpixel maps are not images
+            }
             masks = {
                 p.stem[: -len("_Segmentation")]: p
                 for p in files_by_stem(mask_dir, (".png",)).values()
@@ -116,8 +120,8 @@ class BUSI(FileDataset):
     )
     access = (
         "scholar.cu.edu.eg/?q=afahmy/pages/dataset (Dataset_BUSI_with_GT.zip), also on Kaggle "
-        "('breast-ultrasound-images-dataset', login needed); CC0 per the Kaggle page, cite the "
-        "Data in Brief paper."
+        "('aryashah2k/breast-ultrasound-images-dataset', login needed; licence as stated there); "
+        "cite the Data in Brief paper."
     )
     layout = (
         "Dataset_BUSI_with_GT/{benign,malignant,normal}/'<class> (k).png' with "

@@ -92,9 +92,9 @@ def encoded_image(data: bytes) -> np.ndarray:
 # ---------------------------------------------------------------------- volumes
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _volume(path: str, mtime_ns: int) -> np.ndarray:
-    """A NIfTI volume in its physical values; the last two stay cached (slices are read in runs)."""
+    """A NIfTI volume in its physical values; the last four stay cached (slices are read in runs)."""
     import nibabel as nib
 
     data = np.asanyarray(nib.load(path).dataobj)
