@@ -8,6 +8,8 @@ SSIM calibration relies on (strength 0 is clean, draws do not depend on the para
 
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -146,10 +148,11 @@ def test_zoom_blur_matches_scipy_zoom_on_non_square_gray(param):
 
 def test_defocus_filtering_equals_one_filter2d_call():
     cv2 = pytest.importorskip("cv2")
-    image = unit_image((30, 45, 3))
-    for radius, alias in [(3, 0.1), (6, 0.5), (10, 0.5), (20, 0.5)]:
+    for image, radius, alias in product(
+        [unit_image((30, 45, 3)), unit_image((41, 22, 1))], [3, 6, 10, 20], [0.1, 0.5]
+    ):
         kernel = blur.disk_kernel(radius, alias)
-        expected = cv2.filter2D(image, -1, kernel)
+        expected = cv2.filter2D(image, -1, kernel).reshape(image.shape)
         np.testing.assert_allclose(
             apply("defocus_blur", image, (radius, alias)), expected, atol=1e-6
         )

@@ -55,12 +55,16 @@ def _correlate(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     half = rows // 2
     # Rows are padded here, columns by filter2D: the same reflect-101 extension as one call.
     padded = cv2.copyMakeBorder(image, half, half, 0, 0, cv2.BORDER_REFLECT_101)
+    padded = padded.reshape(padded.shape[:2] + image.shape[2:])
     total = np.zeros(image.shape, dtype=np.float32)
+    filtered = np.empty((height + band_rows - 1,) + image.shape[1:], dtype=np.float32)
     for start in range(0, rows, band_rows):
         band = np.ascontiguousarray(kernel[start : start + band_rows])
-        window = padded[start : start + height + band.shape[0] - 1]
-        filtered = cv2.filter2D(window, -1, band, anchor=(cols // 2, 0))
-        np.add(total, filtered[:height].reshape(image.shape), out=total)
+        span = height + band.shape[0] - 1
+        out = cv2.filter2D(
+            padded[start : start + span], -1, band, dst=filtered[:span], anchor=(cols // 2, 0)
+        )
+        np.add(total, out[:height].reshape(image.shape), out=total)
     return total
 
 
@@ -184,18 +188,14 @@ def zoom_blur(
     factors = zoom_factors(stop, step)
     # OpenCV warps 1- and 4-channel float images several times faster than 3-channel ones.
     planes = image[..., 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
-    total = planes.copy()
+    unzoomed = 1 + int(np.count_nonzero(factors == 1.0))  # the clean image, and factor 1
+    total = planes * np.float32(unzoomed)
     layer = np.empty_like(planes)
-    for factor in factors:
-        if factor == 1.0:
-            np.add(total, planes, out=total)
-            continue
+    for factor in factors[factors != 1.0]:
         _zoom_into(layer, planes, float(factor))
         np.add(total, layer, out=total)
     total *= np.float32(1.0 / (len(factors) + 1))
-    if image.shape[2] == 1:
-        return total[..., None]
-    return cv2.cvtColor(total, cv2.COLOR_RGBA2RGB)
+    return total[..., None] if image.shape[2] == 1 else total[..., :3]
 
 
 # --------------------------------------------------------------------------- motion_blur
@@ -270,29 +270,38 @@ def glass_sweep_sources(shift_y: np.ndarray, shift_x: np.ndarray, margin: int) -
     partner over the pixel). A pixel therefore takes the original value of its partner unless the
     partner was already visited, in which case it takes whatever that partner took: following
     those links to their end (pointer doubling) gives the sweep without the sequential loop.
+    ``shift_y`` and ``shift_x`` (H x W, in [-margin, margin - 1]) are read inside the region only.
     """
     height, width = shift_y.shape
-    rows, cols = np.mgrid[0:height, 0:width]
-    visited = _sweep_region(height, width, margin)
-    partner_y = np.where(visited, rows + shift_y, rows)
-    partner_x = np.where(visited, cols + shift_x, cols)
-    partner = (partner_y * width + partner_x).ravel()
-    later_in_sweep = (shift_y > 0) | ((shift_y == 0) & (shift_x > 0))
-    follows = (visited & later_in_sweep).ravel() & visited.ravel()[partner]
-    own = np.arange(height * width)
-    link = np.where(follows, partner, own)
-    while True:
-        jumped = link[link]
-        if np.array_equal(jumped, link):
-            break
-        link = jumped
-    return partner[link]
+    sources = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    top, bottom = margin + 1, height - margin + 1
+    left, right = margin + 1, width - margin + 1
+    if bottom <= top or right <= left:
+        return sources.ravel()
+    dy = shift_y[top:bottom, left:right].astype(np.int32)
+    dx = shift_x[top:bottom, left:right].astype(np.int32)
+    partner = sources[top:bottom, left:right] + (dy * width + dx)
+    # A partner later in the sweep order's reverse (below, or right on the same row) was visited
+    # already when it lies inside the region.
+    local_rows, local_cols = np.ogrid[top:bottom, left:right]
+    partner_cols = local_cols + dx
+    visited = (dy * width + dx > 0) & (local_rows + dy < bottom)
+    visited &= (partner_cols >= left) & (partner_cols < right)
+    region_width = right - left
+    local = np.arange(dy.size, dtype=np.int32).reshape(dy.shape)
+    link = np.where(visited, local + dy * region_width + dx, local).ravel()
+    _follow_to_roots(link, np.flatnonzero(visited))
+    sources[top:bottom, left:right] = partner.ravel()[link].reshape(dy.shape)
+    return sources.ravel()
 
 
-def _sweep_region(height: int, width: int, margin: int) -> np.ndarray:
-    region = np.zeros((height, width), dtype=bool)
-    region[margin + 1 : height - margin + 1, margin + 1 : width - margin + 1] = True
-    return region
+def _follow_to_roots(link: np.ndarray, active: np.ndarray) -> None:
+    """Pointer doubling in place: every ``link[i]`` ends at the end of its chain (a self-link)."""
+    while active.size:
+        jumped = link[link[active]]
+        moved = jumped != link[active]
+        link[active] = jumped
+        active = active[moved]
 
 
 @corruption(
@@ -315,14 +324,24 @@ def glass_blur(
     sigma, max_delta, iterations = param
     max_delta, iterations = int(max_delta), int(iterations)
     height, width, channels = image.shape
-    # Always the same draws (unit uniforms scaled to the offset range), whatever the parameter.
-    uniforms = rng.random((MAX_GLASS_ITERATIONS, 2, height, width), dtype=np.float32)
+    # Always the same draws (16-bit uniforms scaled to the offset range), whatever the parameter.
+    draws = rng.integers(0, 1 << 16, size=(MAX_GLASS_ITERATIONS, 2, height, width), dtype=np.uint16)
     blurred = _gaussian(image, float(sigma))
     if max_delta <= 0 or iterations <= 0:
         return _gaussian(blurred, float(sigma))
-    source = np.arange(height * width)
+    source = None
     for sweep in range(min(iterations, MAX_GLASS_ITERATIONS)):
-        shifts = np.floor(uniforms[sweep] * np.float32(2 * max_delta)).astype(np.int64) - max_delta
-        source = source[glass_sweep_sources(shifts[0], shifts[1], max_delta)]
-    shuffled = blurred.reshape(height * width, channels)[source].reshape(image.shape)
-    return _gaussian(shuffled, float(sigma))
+        shift_y, shift_x = (_offsets(draws[sweep, k], max_delta) for k in (0, 1))
+        step = glass_sweep_sources(shift_y, shift_x, max_delta)
+        source = step if source is None else source[step]
+    shuffled = np.take(blurred.reshape(height * width, channels), source, axis=0)
+    return _gaussian(shuffled.reshape(image.shape), float(sigma))
+
+
+def _offsets(draws: np.ndarray, max_delta: int) -> np.ndarray:
+    """16-bit uniform draws -> integer offsets uniform in [-max_delta, max_delta - 1]."""
+    scaled = draws.astype(np.int32)
+    scaled *= 2 * max_delta
+    scaled >>= 16
+    scaled -= max_delta
+    return scaled
