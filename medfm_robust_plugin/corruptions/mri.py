@@ -1,10 +1,441 @@
-"""mri corruptions (family 'mri'): to be filled with this modality's physics-based corruptions."""
+"""MR corruptions (family 'mri'): acquisition and reconstruction artifacts of magnitude images.
+
+An MR image is the magnitude of the inverse Fourier transform of the sampled k-space, so every
+artifact here is made where the scanner makes it: noise on the complex signal, errors on k-space
+lines or points, missing k-space, a multiplicative receive-coil field. They work on the image scaled
+to [0, 1] (``domain="unit"``): MR magnitude has no absolute unit, and every operation below is
+linear in the complex signal (the magnitude is homogeneous of degree one), so scaling commutes with
+them; noise and spike amplitudes are then stated relative to the image's maximum or mean signal.
+
+The phase-encode axis (rows or columns) is drawn per image; along it the k-space lines are
+acquired one after another in time, which is what motion, ghosting and undersampling act on.
+Each corruption is split, as in MONAI / TorchIO, into a deterministic operation with explicit
+parameters (``rician_magnitude``, ``bias_field``, ``ghost_lines``, ...) and the registered function
+that draws those parameters from ``rng``.
+"""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
+from scipy import fft
+
 from ..hookspecs import hookimpl
+from .spec import Corruption, corruption
+
+FAMILY = "mri"
+MODALITIES = ["mri"]
+
+ZAITSEV = "Zaitsev, Maclaren & Herbst, J Magn Reson Imaging 42:887-901 (2015), MR artifacts"
+BERNSTEIN = "Bernstein, King & Zhou, Handbook of MRI Pulse Sequences (2004)"
+SMITH_NAYAK = (
+    "Smith & Nayak, Radiographics 30:1431-1449 (2010), an image-based approach to MR artifacts"
+)
+
+
+# --------------------------------------------------------------------------- k-space
+
+
+def to_kspace(image: np.ndarray) -> np.ndarray:
+    """Centred 2-D k-space of an image (zero frequency at index ``n // 2`` on each axis)."""
+    return fft.fftshift(fft.fft2(image, workers=-1))
+
+
+def to_magnitude(kspace: np.ndarray) -> np.ndarray:
+    """Magnitude image of a centred k-space: what an MR scanner displays."""
+    return np.abs(fft.ifft2(fft.ifftshift(kspace), workers=-1)).astype(np.float32)
+
+
+def _line_index(shape: tuple[int, int], axis: int) -> np.ndarray:
+    """Index along ``axis`` of each k-space sample, shaped to broadcast against the k-space."""
+    index = np.arange(shape[axis])
+    return index[:, None] if axis == 0 else index[None, :]
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return image[..., 0]
+
+
+# --------------------------------------------------------------------------- Rician noise
+
+
+def rician_magnitude(
+    image: np.ndarray, sigma: float, real: np.ndarray, imag: np.ndarray
+) -> np.ndarray:
+    """Magnitude of the complex signal after adding ``sigma`` times the two Gaussian fields."""
+    return np.sqrt((image + np.float32(sigma) * real) ** 2 + (np.float32(sigma) * imag) ** 2)
+
+
+@corruption(
+    "mri_rician_noise",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Standard deviation of the noise in each of the real and imaginary channels, relative to the
+    # image's maximum; 0.02 is a good clinical scan (SNR ~ 50 in bright tissue), 0.15 is unusable.
+    severity_params=[0.01, 0.015, 0.021, 0.028, 0.036],
+    param_range=(0.0, 0.1),
+    reference="Gudbjartsson & Patz, Magn Reson Med 34:910-914 (1995), the Rician distribution of noisy MRI data",
+)
+def mri_rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Rician noise: thermal noise on the complex MR signal, seen through the magnitude.
+
+    The receiver adds white Gaussian noise of equal variance to the real and imaginary channels;
+    the orthonormal Fourier transform keeps it white and Gaussian in the image, so it is drawn
+    there. Taking the magnitude makes it Rician: Gaussian-like in bright tissue, Rayleigh in the
+    background, which therefore brightens (mean sigma * sqrt(pi / 2)) - the signature of magnitude
+    MR noise (Gudbjartsson & Patz 1995).
+    """
+    real, imag = rng.standard_normal((2, *image.shape), dtype=np.float32)
+    return rician_magnitude(image, sigma, real, imag)
+
+
+# --------------------------------------------------------------------------- bias field
+
+BIAS_FIELD_ORDER = 3
+
+
+def bias_monomials(order: int = BIAS_FIELD_ORDER) -> list[tuple[int, int]]:
+    """Exponents (row, column) of the polynomial terms of a bias field, constant first.
+
+    The order is TorchIO's (row exponent outer, column exponent inner), so that its coefficients
+    can be passed through unchanged.
+    """
+    return [(i, j) for i in range(order + 1) for j in range(order + 1 - i)]
+
+
+def bias_field(
+    shape: tuple[int, int], coefficients: np.ndarray, order: int = BIAS_FIELD_ORDER
+) -> np.ndarray:
+    """exp(polynomial) over pixel centres scaled to [-1, 1] on each axis: a smooth gain field."""
+    rows = np.linspace(-1.0, 1.0, shape[0]) if shape[0] > 1 else np.zeros(1)
+    cols = np.linspace(-1.0, 1.0, shape[1]) if shape[1] > 1 else np.zeros(1)
+    log_field = np.zeros(shape)
+    for coefficient, (i, j) in zip(coefficients, bias_monomials(order)):
+        log_field += coefficient * np.outer(rows**i, cols**j)
+    return np.exp(log_field).astype(np.float32)
+
+
+@corruption(
+    "mri_bias_field",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Largest magnitude of the cubic log-field coefficients (TorchIO RandomBiasField's default is
+    # 0.5); 0.2 is a well-shimmed head coil, 0.8 a surface coil or 3 T body imaging without correction.
+    severity_params=[0.5, 0.9, 1.3, 1.7, 2.3],
+    param_range=(0.0, 3.0),
+    reference="Sled, Zijdenbos & Evans, IEEE TMI 17:87-97 (1998); Reinhold et al., SPIE Med Imaging 2019; "
+    "TorchIO RandomBiasField (Perez-Garcia et al. 2021)",
+)
+def mri_bias_field(image: np.ndarray, coefficient_scale: float, rng: np.random.Generator):
+    """Intensity non-uniformity: a smooth multiplicative field from the receive coils and B1.
+
+    Coil sensitivity profiles and RF (B1) inhomogeneity multiply the signal by a slowly varying
+    gain (Sled et al. 1998), modelled as TorchIO does by exp of a cubic polynomial in the
+    normalised coordinates, coefficients drawn in [-1, 1] and scaled by the parameter. The scanner
+    stores the magnitude rescaled to its range, so the result is scaled to keep the clean
+    maximum: no tissue saturates, the far side of the field darkens.
+    """
+    terms = len(bias_monomials())
+    unit_coefficients = rng.uniform(-1.0, 1.0, terms)
+    unit_coefficients[0] = 0.0  # a constant term is a global gain, undone by the rescaling below
+    field = bias_field(image.shape[:2], coefficient_scale * unit_coefficients)
+    biased = _gray(image) * field
+    peak, biased_peak = float(image.max()), float(biased.max())
+    if biased_peak > 0.0:
+        biased *= np.float32(peak / biased_peak)
+    return biased[..., None], {"coefficients": (coefficient_scale * unit_coefficients).round(6)}
+
+
+# --------------------------------------------------------------------------- ghosting
+
+
+def ghost_lines(
+    image: np.ndarray, axis: int, period: int, intensity: float, restored_lines: int = 0
+) -> np.ndarray:
+    """Scale every ``period``-th phase-encode line (counted from the centre) by ``1 - intensity``.
+
+    A line-to-line amplitude (or, for ``intensity`` above 1, phase) inconsistency with period
+    ``period`` puts ghosts of the object at multiples of FOV / ``period`` along the phase-encode
+    axis. The ``restored_lines`` central lines on each side of the centre keep their values.
+    """
+    kspace = to_kspace(image)
+    centre = image.shape[axis] // 2
+    offset = _line_index(image.shape, axis) - centre
+    modulated = (offset % period == 0) & (np.abs(offset) > restored_lines)
+    kspace = np.where(modulated, kspace * np.float32(1.0 - intensity), kspace)
+    return to_magnitude(kspace)
+
+
+@corruption(
+    "mri_ghosting",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Change of the affected lines: 1 removes them, 2 inverts them (a 180 degree phase error).
+    severity_params=[0.3, 0.6, 0.95, 1.3, 1.75],
+    param_range=(0.0, 2.0),
+    reference=ZAITSEV + "; " + BERNSTEIN + " (N/2 ghosts); TorchIO Ghosting",
+)
+def mri_ghosting(image: np.ndarray, intensity: float, rng: np.random.Generator):
+    """Ghosting: shifted replicas of the object along the phase-encode axis.
+
+    Periodic motion (respiration, pulsation) or a periodic line-to-line inconsistency (the N/2
+    ghost of EPI) modulates the k-space lines with the phase-encode period; the object then
+    reappears at multiples of FOV / period (Zaitsev et al. 2015). Here every ``period``-th line
+    (period 2-4, drawn) is scaled by ``1 - intensity``; the central 2 % of k-space keeps its value,
+    as in TorchIO, so that the image's contrast is not lost.
+    """
+    axis = int(rng.integers(2))
+    period = int(rng.integers(2, 5))
+    restored = max(1, round(0.01 * image.shape[axis]))
+    out = ghost_lines(_gray(image), axis, period, intensity, restored)
+    return out[..., None], {"phase_encode_axis": axis, "period": period}
+
+
+# --------------------------------------------------------------------------- motion
+
+TRAJECTORY_STEPS = 32  # random-walk steps over the scan: head motion is smooth at this scale
+ROTATION_SEGMENTS = 7  # the rotation is held constant over this many k-space segments (odd)
+
+
+def motion_trajectory(steps: np.ndarray, samples: int) -> np.ndarray:
+    """A smooth path through time from random-walk ``steps``: zero at mid-scan, peak magnitude 1.
+
+    Zero at the middle because the image appears where the object was while the k-space centre
+    was acquired; the path then wanders away on either side.
+    """
+    walk = np.concatenate([[0.0], np.cumsum(steps)])
+    path = np.interp(np.linspace(0.0, 1.0, samples), np.linspace(0.0, 1.0, walk.size), walk)
+    path -= np.interp(0.5, np.linspace(0.0, 1.0, samples), path)
+    peak = float(np.abs(path).max())
+    return path / peak if peak > 0.0 else path
+
+
+def rigid_motion_kspace(
+    image: np.ndarray, axis: int, degrees: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """k-space of ``image`` whose phase-encode line ``i`` saw the object in pose ``i``.
+
+    ``shifts[i]`` (rows, columns, in pixels) is applied exactly, as the linear phase ramp it is in
+    k-space; ``degrees[i]`` (about the centre) is applied by resampling the image, so it is taken
+    as constant over ``ROTATION_SEGMENTS`` segments of lines (the value at each segment's middle).
+    """
+    h, w = image.shape
+    lines = image.shape[axis]
+    freq = fft.fftshift(fft.fftfreq(h)), fft.fftshift(fft.fftfreq(w))
+    along = freq[axis][:, None] if axis == 0 else freq[axis][None, :]
+    across = freq[1 - axis][None, :] if axis == 0 else freq[1 - axis][:, None]
+    shift_along = shifts[:, axis][:, None] if axis == 0 else shifts[:, axis][None, :]
+    shift_across = shifts[:, 1 - axis][:, None] if axis == 0 else shifts[:, 1 - axis][None, :]
+    ramp = np.exp(-2j * np.pi * (along * shift_along + across * shift_across)).astype(np.complex64)
+
+    kspace = np.empty((h, w), np.complex64)
+    edges = np.round(np.linspace(0, lines, ROTATION_SEGMENTS + 1)).astype(int)
+    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        angle = float(degrees[(lo + hi - 1) // 2])
+        posed = image
+        if angle != 0.0:
+            matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+            posed = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        segment = to_kspace(posed)
+        part = (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
+        kspace[part] = segment[part]
+    return kspace * ramp
+
+
+@corruption(
+    "mri_motion",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # (largest rotation in degrees, largest translation in % of the field of view) reached during
+    # the scan; 1-2 degrees / mm is a restless patient, 5+ an uncooperative one.
+    severity_params=[(0.4, 0.4), (1.0, 1.0), (2.6, 2.6), (5.2, 5.2), (8.6, 8.6)],
+    param_range=((0.0, 0.0), (20.0, 20.0)),
+    reference=ZAITSEV + "; Shaw et al., MIDL 2019 (k-space motion simulation); TorchIO Motion",
+)
+def mri_motion(image: np.ndarray, amplitude: tuple[float, float], rng: np.random.Generator):
+    """Rigid patient motion during the scan: ghosts, ringing and blur along the phase-encode axis.
+
+    The phase-encode lines are acquired one after another; when the patient moves, each line
+    samples a rotated and translated object, and the inconsistent k-space gives the ringing,
+    ghosting and blurring of motion artifacts (Zaitsev et al. 2015). The pose follows a smooth
+    random walk through the scan (one per rotation and translation axis), zero at mid-scan where
+    the k-space centre is acquired, scaled to reach the largest rotation and translation.
+    """
+    max_degrees, max_shift_percent = amplitude
+    axis = int(rng.integers(2))
+    steps = rng.standard_normal((3, TRAJECTORY_STEPS))
+    h, w = image.shape[:2]
+    lines = image.shape[axis]
+    degrees = max_degrees * motion_trajectory(steps[0], lines)
+    shifts = np.stack(
+        [
+            max_shift_percent / 100.0 * size * motion_trajectory(s, lines)
+            for s, size in zip(steps[1:], (h, w))
+        ],
+        axis=1,
+    )
+    kspace = rigid_motion_kspace(_gray(image), axis, degrees, shifts)
+    return to_magnitude(kspace)[..., None], {"phase_encode_axis": axis}
+
+
+# --------------------------------------------------------------------------- Gibbs ringing
+
+
+def truncate_kspace(image: np.ndarray, kept_fraction: float) -> np.ndarray:
+    """Keep the central ``kept_fraction`` of k-space on each axis (zero-filled): Gibbs ringing."""
+    kspace = to_kspace(image)
+    for axis in (0, 1):
+        n = image.shape[axis]
+        half = int(np.floor(kept_fraction * n / 2.0))
+        if 2 * half + 1 >= n:
+            continue  # everything is kept along this axis
+        offset = np.abs(_line_index(image.shape, axis) - n // 2)
+        kspace = np.where(offset <= half, kspace, 0)
+    return to_magnitude(kspace)
+
+
+@corruption(
+    "mri_gibbs_ringing",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Fraction of k-space not acquired on each axis (0.5 = a 128 acquisition shown at 256).
+    severity_params=[0.35, 0.78, 0.87, 0.93, 0.96],
+    param_range=(0.0, 0.97),
+    reference=SMITH_NAYAK + "; " + BERNSTEIN + " (truncation artifact)",
+)
+def mri_gibbs_ringing(
+    image: np.ndarray, truncated_fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Gibbs (truncation) ringing: oscillations parallel to sharp edges from finite k-space.
+
+    A Cartesian acquisition samples only the central part of k-space; the image is the true one
+    convolved with a sinc, which overshoots and rings at sharp edges (skull, CSF) and blurs
+    (Smith & Nayak 2010). The outer ``truncated_fraction`` of k-space is zeroed on both axes and
+    the image reconstructed by zero filling. Deterministic: no random draws.
+    """
+    return truncate_kspace(_gray(image), 1.0 - truncated_fraction)[..., None]
+
+
+# --------------------------------------------------------------------------- k-space spike
+
+MAX_SPIKES = 3
+
+
+def add_kspace_spikes(
+    image: np.ndarray, locations: np.ndarray, amplitudes: np.ndarray, phases: np.ndarray
+) -> np.ndarray:
+    """Add spikes of the given complex values (relative to the k-space centre) at integer locations."""
+    kspace = to_kspace(image)
+    h, w = image.shape
+    dc = float(np.abs(kspace[h // 2, w // 2])) or float(h * w)
+    for (row, col), amplitude, phase in zip(locations, amplitudes, phases):
+        kspace[int(row), int(col)] += amplitude * dc * np.exp(1j * phase)
+    return to_magnitude(kspace)
+
+
+@corruption(
+    "mri_kspace_spike",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Spike amplitude relative to the k-space centre, which is also the stripe amplitude relative
+    # to the image's mean signal.
+    severity_params=[0.025, 0.045, 0.062, 0.08, 0.105],
+    param_range=(0.0, 0.3),
+    reference=ZAITSEV + "; " + SMITH_NAYAK + " (spike / herringbone); MONAI KSpaceSpikeNoise",
+)
+def mri_kspace_spike(image: np.ndarray, relative_amplitude: float, rng: np.random.Generator):
+    """k-space spike (herringbone): stripes across the whole image from a few corrupt k-space points.
+
+    An electrostatic discharge or a loose connection puts a burst of signal into one or a few
+    k-space samples; each spike becomes a sinusoidal stripe pattern over the whole image, with the
+    spike's spatial frequency and direction (Zaitsev et al. 2015). One to three spikes are placed
+    at drawn positions between 10 % and 60 % of the way to the k-space edge.
+    """
+    h, w = image.shape[:2]
+    count = int(rng.integers(1, MAX_SPIKES + 1))
+    radii = rng.uniform(0.1, 0.6, MAX_SPIKES)
+    angles = rng.uniform(0.0, 2.0 * np.pi, MAX_SPIKES)
+    phases = rng.uniform(0.0, 2.0 * np.pi, MAX_SPIKES)
+    rows = np.clip(np.round(h // 2 + radii * (h / 2.0) * np.sin(angles)), 0, h - 1).astype(int)
+    cols = np.clip(np.round(w // 2 + radii * (w / 2.0) * np.cos(angles)), 0, w - 1).astype(int)
+    locations = np.stack([rows, cols], axis=1)[:count]
+    amplitudes = np.full(count, relative_amplitude)
+    out = add_kspace_spikes(_gray(image), locations, amplitudes, phases[:count])
+    return out[..., None], {"locations": locations, "phases": phases[:count].round(4)}
+
+
+# --------------------------------------------------------------------------- undersampling
+
+CENTRE_FRACTION = 0.04  # always-acquired centre, as fastMRI's 8x masks
+DENSITY_JITTER = 0.35  # width of the band where lines are kept at random (fraction of half k-space)
+
+
+def undersampling_mask(line_scores: np.ndarray, acceleration: float) -> np.ndarray:
+    """Phase-encode lines acquired at ``acceleration``: variable density, nested in ``acceleration``.
+
+    Lines are ranked by distance from the centre plus ``DENSITY_JITTER`` times their random score
+    and the first n / R are kept: the centre is fully sampled, the periphery sparsely and at
+    random (a variable-density mask, Lustig et al. 2007). A fixed ranking makes the masks nested,
+    so a higher acceleration only drops lines.
+    """
+    n = line_scores.size
+    distance = np.abs(np.arange(n) - n // 2) / max(n / 2.0, 1.0)
+    priority = np.where(
+        distance <= CENTRE_FRACTION / 2.0, -1.0, distance + DENSITY_JITTER * line_scores
+    )
+    kept = max(1, int(round(n / max(acceleration, 1.0))))
+    mask = np.zeros(n, bool)
+    mask[np.argsort(priority, kind="stable")[:kept]] = True
+    return mask
+
+
+@corruption(
+    "mri_undersampling_aliasing",
+    family=FAMILY,
+    modalities=MODALITIES,
+    channels="gray",
+    # Acceleration factor R (acquired lines = n / R), as in accelerated / compressed-sensing scans.
+    severity_params=[2.0, 4.0, 6.0, 11.0, 20.0],
+    param_range=(1.0, 32.0),
+    reference="Lustig, Donoho & Pauly, Magn Reson Med 58:1182-1195 (2007); "
+    "Zbontar et al., fastMRI, arXiv:1811.08839 (2018)",
+)
+def mri_undersampling_aliasing(image: np.ndarray, acceleration: float, rng: np.random.Generator):
+    """Undersampling aliasing: accelerated Cartesian acquisition reconstructed by zero filling.
+
+    Skipping phase-encode lines shortens the scan; without a (parallel-imaging or compressed-
+    sensing) reconstruction that restores them, the zero-filled image shows incoherent aliasing
+    and blur along the phase-encode axis (Lustig et al. 2007). The mask is variable-density
+    random: a fully sampled centre, sparser towards the edges of k-space, n / R lines in all.
+    """
+    axis = int(rng.integers(2))
+    n = image.shape[axis]
+    line_scores = rng.random(n)
+    mask = undersampling_mask(line_scores, acceleration)
+    kspace = to_kspace(_gray(image))
+    kept = mask[:, None] if axis == 0 else mask[None, :]
+    out = to_magnitude(np.where(kept, kspace, 0))
+    return out[..., None], {"phase_encode_axis": axis, "acquired_lines": int(mask.sum())}
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def mri_corruptions() -> list[Corruption]:
+    """Every corruption defined in this module, in definition order."""
+    return [v for v in globals().values() if isinstance(v, Corruption)]
 
 
 @hookimpl
 def register_corruptions(register):
-    pass
+    for item in mri_corruptions():
+        register(item)
