@@ -56,7 +56,7 @@ def _random_sign(rng: np.random.Generator) -> float:
     "rotation",
     family=FAMILY,
     severity_params=[1.0, 2.0, 4.0, 7.0, 12.0],
-    param_range=(0.0, 45.0),
+    param_range=(0.0, 20.0),
     reference=SOURCE,
 )
 def rotation(image: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
@@ -73,7 +73,7 @@ def rotation(image: np.ndarray, degrees: float, rng: np.random.Generator) -> np.
     "scale",
     family=FAMILY,
     severity_params=[0.015, 0.03, 0.05, 0.08, 0.12],
-    param_range=(0.0, 0.6),
+    param_range=(0.0, 0.3),
     reference=SOURCE,
 )
 def scale(image: np.ndarray, change: float, rng: np.random.Generator) -> np.ndarray:
@@ -92,7 +92,7 @@ def scale(image: np.ndarray, change: float, rng: np.random.Generator) -> np.ndar
     "translation",
     family=FAMILY,
     severity_params=[0.005, 0.01, 0.02, 0.04, 0.07],
-    param_range=(0.0, 0.4),
+    param_range=(0.0, 0.15),
     reference=SOURCE,
 )
 def translation(image: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
