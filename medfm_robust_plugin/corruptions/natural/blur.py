@@ -152,13 +152,13 @@ def _zoom_axis(size: int, factor: float) -> tuple[float, float]:
     return scale, float(start)
 
 
-def _zoom_into(layer: np.ndarray, image: np.ndarray, factor: float) -> None:
-    """Write ``image`` zoomed by ``factor`` about its centre (ImageNet-C's crop) into ``layer``."""
+def _zoom_into(layer: np.ndarray, image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` zoomed by ``factor`` about its centre (ImageNet-C's crop), written into ``layer``."""
     height, width = image.shape[:2]
     scale_y, top = _zoom_axis(height, factor)
     scale_x, left = _zoom_axis(width, factor)
     to_source = np.array([[scale_x, 0.0, left], [0.0, scale_y, top]], dtype=np.float64)
-    cv2.warpAffine(
+    return cv2.warpAffine(
         image,
         to_source,
         (width, height),
@@ -192,7 +192,7 @@ def zoom_blur(
     total = planes * np.float32(unzoomed)
     layer = np.empty_like(planes)
     for factor in factors[factors != 1.0]:
-        _zoom_into(layer, planes, float(factor))
+        layer = _zoom_into(layer, planes, float(factor))
         np.add(total, layer, out=total)
     total *= np.float32(1.0 / (len(factors) + 1))
     return total[..., None] if image.shape[2] == 1 else total[..., :3]
@@ -232,7 +232,7 @@ def _trail(image: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.nd
     total = np.zeros_like(image)
     for (dy, dx), weight in zip(offsets, weights):
         window = padded[top + dy : top + dy + height, left + dx : left + dx + width]
-        cv2.scaleAdd(window, float(weight), total, dst=total)
+        total = cv2.scaleAdd(window, float(weight), total, dst=total).reshape(image.shape)
     return total
 
 
