@@ -61,8 +61,18 @@ class FileDataset:
         if hub_id is not None or hub_dataset is not None:
             stream = self.read_hub(hub_id, hub_dataset, opts)
         else:
-            stream = self.read(data_root(root, self.name), opts)
+            stream = self.read(self._root(root), opts)
         return take(stream, limit)
+
+    def _root(self, root: Path | None) -> Path:
+        try:
+            return data_root(root, self.name)
+        except MedFMRobustError as exc:
+            hub = f", or load it with hub_id={self.hub_id!r}" if self.hub_id else ""
+            raise DatasetLayoutError(
+                f"{exc}. The root should hold {self.layout}{hub}; docs/datasets.md says where "
+                "to obtain the data"
+            ) from None
 
     def read(self, root: Path, opts: dict[str, Any]) -> Iterator[Item]:
         raise NotImplementedError

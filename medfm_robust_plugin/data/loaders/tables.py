@@ -6,6 +6,7 @@ import base64
 import binascii
 import csv
 import functools
+import io
 import json
 import sys
 from collections.abc import Iterator, Mapping
@@ -68,7 +69,7 @@ def read_rows(path: Path, delimiter: str | None = None) -> list[dict[str, Any]]:
         return data if isinstance(data, list) else [data]
     csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
     sep = delimiter or ("\t" if suffix == ".tsv" else ",")
-    return list(csv.DictReader(text.splitlines(keepends=True), delimiter=sep))
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=sep))
 
 
 class QATable(FileDataset):
