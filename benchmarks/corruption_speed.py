@@ -31,7 +31,6 @@ import importlib.util  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import types  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -51,24 +50,9 @@ DEFAULT_SIZES = (224, 512)
 DEFAULT_MODALITIES = ("dermoscopy", "endoscopy")
 
 
-def provide_pkg_resources() -> None:
-    """imagecorruptions imports ``pkg_resources.resource_filename``, gone from setuptools >= 81."""
-    if importlib.util.find_spec("pkg_resources") is not None:
-        return
-    stub = types.ModuleType("pkg_resources")
-
-    def resource_filename(package: str, resource: str) -> str:
-        spec = importlib.util.find_spec(package)
-        return str(Path(spec.origin).parent / resource)
-
-    stub.resource_filename = resource_filename
-    sys.modules["pkg_resources"] = stub
-
-
 def load_reference() -> tuple[list[str], Callable[..., np.ndarray]]:
     if importlib.util.find_spec("imagecorruptions") is None:
         sys.exit("imagecorruptions is not installed: pip install -e '.[dev]' imagecorruptions")
-    provide_pkg_resources()
     from tests.reference import reference_corrupt, reference_names
 
     return reference_names(), reference_corrupt
