@@ -42,6 +42,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     "medfm_robust_plugin.data.loaders",
     "medfm_robust_plugin.data.mini",
     "medfm_robust_plugin.tasks",
+    "medfm_robust_plugin.models.api",
+    "medfm_robust_plugin.models.local_vlm",
+    "medfm_robust_plugin.models.segmenters",
+    "medfm_robust_plugin.models.baselines",
 )
 
 KINDS: dict[str, str] = {

@@ -1,0 +1,141 @@
+"""What a model is to the benchmark: a vision-language model that answers (images, prompt) items,
+or a promptable segmenter that turns box/point prompts into masks.
+
+Models are registered as ``ModelSpec`` through ``register_models`` and built by name with
+``load_model``. A spec with ``prefix=True`` takes the rest of the name as its model id, so
+``openai:gpt-4o`` builds the ``openai`` spec with ``model_id="gpt-4o"``; aliases such as ``gpt-4o``
+point at a full name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import MedFMRobustError
+
+ImageInput = Any  # numpy array (H x W x 3 uint8 for VLMs) or PIL image
+VLMItem = tuple[Sequence[ImageInput], str]  # (images, prompt)
+
+
+class ModelError(MedFMRobustError):
+    """A model that cannot be built or called as asked."""
+
+
+@dataclass
+class Generation:
+    """One answer of a vision-language model, with what it cost."""
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached: bool = False  # served from the response cache: no call was made
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    multi_image: bool = False
+    system_prompt: bool = True
+    max_batch: int = 1
+
+
+@runtime_checkable
+class VisionLanguageModel(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def generate(
+        self,
+        items: Sequence[VLMItem],
+        *,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        system: str | None = None,
+    ) -> list[Generation]:
+        """Answer each (images, prompt) item; results in the order of ``items``."""
+        ...
+
+
+@runtime_checkable
+class PromptableSegmenter(Protocol):
+    name: str
+
+    def segment(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Boolean masks (N x H x W) at the input's size, one per box (or per point set).
+
+        ``boxes`` is N x 4 (x1, y1, x2, y2 pixels); ``points`` is N x P x 2 (x, y) with
+        ``point_labels`` N x P (1 foreground, 0 background). The image embedding is computed once
+        per image and reused for all its prompts.
+        """
+        ...
+
+
+ModelKind = Literal["vlm", "segmenter"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it and what it is."""
+
+    name: str
+    kind: ModelKind
+    factory: Callable[..., Any]
+    description: str = ""
+    prefix: bool = False  # "name:<model id>" passes the id to the factory as model_id
+    default_id: str | None = None  # the hub id or path used when none is given
+    extra: str | None = None  # the pip extra it needs ("api", "models")
+    options: dict[str, str] = field(default_factory=dict)  # option -> what it does
+
+    def build(self, model_id: str | None = None, **options: Any) -> Any:
+        kwargs = dict(options)
+        if model_id is not None or self.default_id is not None:
+            kwargs["model_id"] = model_id if model_id is not None else self.default_id
+        try:
+            return self.factory(**kwargs)
+        except ImportError as exc:
+            hint = (
+                f"pip install 'medfm-robust-plugin[{self.extra}]'" if self.extra else "install it"
+            )
+            raise ModelError(f"model '{self.name}' needs {exc.name or exc}: {hint}") from exc
+
+
+def resolve(name: str) -> tuple[ModelSpec, str | None]:
+    """The spec and model id a model name stands for (aliases followed, prefixes split)."""
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    seen = set()
+    while name in registry.aliases["models"] and name not in seen:
+        seen.add(name)
+        name = registry.aliases["models"][name]
+    if name in registry.items["models"]:
+        return registry.items["models"][name], None
+    head, sep, rest = name.partition(":")
+    if sep and head in registry.items["models"] and registry.items["models"][head].prefix:
+        return registry.items["models"][head], rest
+    import difflib
+
+    known = registry.names("models") + sorted(registry.aliases["models"])
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust models list`"
+    raise ModelError(f"unknown model '{name}'; {hint}")
+
+
+def load_model(name: str, **options: Any) -> Any:
+    """Build the model registered as ``name`` (e.g. ``medsam``, ``openai:gpt-4o``, ``hf:./my-model``)."""
+    spec, model_id = resolve(name)
+    model = spec.build(model_id, **options)
+    if not getattr(model, "name", None):
+        model.name = name
+    return model
