@@ -42,13 +42,18 @@ class Sample:
         return _load(self.image, self)
 
     def load_mask(self) -> np.ndarray | None:
-        """The ground-truth mask as a boolean H x W array, or None."""
+        """The ground-truth mask as a boolean H x W array, or None.
+
+        Foreground is above half the mask's maximum, so 0/1 label maps, 0/255 PNGs and JPEG masks
+        with compression noise all read the same way.
+        """
         if self.mask is None:
             return None
         mask = _load(self.mask, self, is_mask=True)
         if mask.ndim == 3:
             mask = mask[..., 0] if mask.shape[2] in (1, 3, 4) else mask.max(axis=2)
-        return mask > 0
+        peak = float(mask.max())
+        return mask > peak / 2 if peak > 0 else np.zeros(mask.shape, bool)
 
     def image_key(self) -> str:
         """A content key of the clean image: ``meta["content_key"]`` when the loader gives one (generated
