@@ -296,6 +296,92 @@ def tasks_show(name: str, data_root: str | None, as_json: bool) -> None:
     console.print(f"  access: {card.access}")
 
 
+# --------------------------------------------------------------------------- models
+
+
+@main.group()
+def models() -> None:
+    """List and inspect model wrappers."""
+
+
+def _model_summary(spec: Any, aliases: list[str]) -> dict[str, Any]:
+    return {
+        "name": spec.name + (":<model id>" if spec.prefix else ""),
+        "kind": spec.kind,
+        "default_id": spec.default_id,
+        "aliases": aliases,
+        "extra": spec.extra,
+        "options": spec.options,
+        "description": spec.description,
+    }
+
+
+def _aliases_of(registry: Any, name: str) -> list[str]:
+    return sorted(
+        a
+        for a, target in registry.aliases["models"].items()
+        if target == name or target.startswith(f"{name}:")
+    )
+
+
+@models.command("list")
+@click.option("--kind", type=click.Choice(["vlm", "segmenter"]), help="Only this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_list(kind: str | None, as_json: bool) -> None:
+    """List registered models and their aliases."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    specs = [registry.items["models"][n] for n in registry.names("models")]
+    rows = [
+        _model_summary(s, _aliases_of(registry, s.name)) for s in specs if kind in (None, s.kind)
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} models")
+    for col in ("name", "kind", "default", "aliases", "needs"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        needs = f"[{r['extra']}]" if r["extra"] else ""
+        table.add_row(r["name"], r["kind"], r["default_id"] or "", ", ".join(r["aliases"]), needs)
+    _console().print(table)
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_show(name: str, as_json: bool) -> None:
+    """Show one model: what it wraps, its default weights, options and aliases."""
+    from .errors import MedFMRobustError
+    from .models.base import resolve
+    from .plugins import get_registry
+
+    try:
+        spec, model_id = resolve(name)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    summary = _model_summary(spec, _aliases_of(get_registry(), spec.name))
+    summary["resolved_id"] = model_id or spec.default_id
+    if as_json:
+        _echo_json(summary)
+        return
+    console = _console()
+    console.print(
+        f"[bold]{summary['name']}[/bold]  ({spec.kind})  weights: {summary['resolved_id']}"
+    )
+    console.print(spec.description)
+    if spec.options:
+        for option, text in spec.options.items():
+            console.print(f"  {option}: {text}")
+    if summary["aliases"]:
+        console.print(f"  aliases: {', '.join(summary['aliases'])}")
+    if spec.extra:
+        console.print(f"  needs: pip install 'medfm-robust-plugin[{spec.extra}]'")
+
+
 # --------------------------------------------------------------------------- corrupt / preview
 
 
