@@ -1,4 +1,8 @@
-"""The modalities of the benchmark: the keys used everywhere, and how to name them to a reader."""
+"""The modalities of the benchmark: the keys used everywhere, and how to name them to a reader.
+
+The paper's eight modality groups are these keys, with its "OCT / fundus" group split into colour
+fundus photographs and OCT B-scans, which share corruptions but not a suite.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ LABELS: dict[str, str] = {
     "dermoscopy": "dermoscopy",
     "pathology": "histopathology",
     "fundus": "fundus",
+    "oct": "OCT",
 }
 MODALITIES: tuple[str, ...] = tuple(LABELS)
 

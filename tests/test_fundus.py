@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -20,25 +19,7 @@ def retina(seed: int = 0, size: int = 128) -> np.ndarray:
 
 
 def oct_bscan(size: int = 128, seed: int = 0) -> np.ndarray:
-    """An OCT B-scan-like image (uint8): retinal layers with a foveal pit over the choroid,
-    speckled (exponential intensity) and log-compressed, as OCT devices display them."""
-    rng = np.random.default_rng(seed)
-    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
-    pit = np.exp(-(((x - rng.uniform(0.4, 0.6)) / 0.08) ** 2))
-    surface = 0.3 + 0.02 * np.sin(3 * x + rng.uniform(0, 6)) + 0.08 * pit
-    depth = (y - surface) / (0.25 - 0.1 * pit)  # 0 at the inner limiting membrane, 1 at the RPE
-    layer_bottoms = [0.0, 0.12, 0.35, 0.5, 0.6, 0.85, 0.92, 1.0]  # vitreous, NFL, ..., RPE
-    reflectivity = [0.002, 0.7, 0.45, 0.2, 0.5, 0.15, 0.7, 1.0]
-    choroid = 0.35 * np.exp(-1.5 * np.clip(depth - 1, 0, None))
-    tissue = np.select([depth < b for b in layer_bottoms], reflectivity, choroid)
-    field = [
-        cv2.GaussianBlur(f, (0, 0), sigmaX=1.0, sigmaY=0.5)
-        for f in rng.standard_normal((2, size, size)).astype(np.float32)
-    ]
-    speckle = field[0] ** 2 + field[1] ** 2
-    intensity = tissue * speckle / speckle.mean()
-    display = (10 * np.log10(intensity + 1e-4) + 22) / 26
-    return (np.clip(display, 0, 1) * 255).astype(np.uint8)
+    return phantom("oct", size, seed).image
 
 
 @pytest.mark.parametrize("name", OCT_ONLY)

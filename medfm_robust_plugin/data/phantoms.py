@@ -280,6 +280,33 @@ def pathology(size: int = 256, seed: int = 0) -> Phantom:
     return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "pathology")
 
 
+def oct_bscan(size: int = 256, seed: int = 0) -> Phantom:
+    """OCT B-scan (uint8): retinal layers over the choroid with a foveal pit, speckled (exponential
+    intensity) and log-compressed as devices display them; mask = an intraretinal fluid cyst."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
+    pit = np.exp(-(((x - rng.uniform(0.4, 0.6)) / 0.08) ** 2))
+    surface = 0.3 + 0.02 * np.sin(3 * x + rng.uniform(0, 6)) + 0.08 * pit
+    depth = (y - surface) / (0.25 - 0.1 * pit)  # 0 at the inner limiting membrane, 1 at the RPE
+    layer_bottoms = [0.0, 0.12, 0.35, 0.5, 0.6, 0.85, 0.92, 1.0]  # vitreous, NFL, ..., RPE
+    reflectivity = [0.002, 0.7, 0.45, 0.2, 0.5, 0.15, 0.7, 1.0]
+    choroid = 0.35 * np.exp(-1.5 * np.clip(depth - 1, 0, None))
+    tissue = np.select([depth < b for b in layer_bottoms], reflectivity, choroid)
+    cyst_x = rng.uniform(0.25, 0.75)
+    cyst = (((x - cyst_x) / 0.06) ** 2 + ((depth - 0.45) / 0.25) ** 2) < 1
+    tissue = np.where(cyst, 0.01, tissue)
+    field = [
+        cv2.GaussianBlur(f, (0, 0), sigmaX=1.0 * size / 128, sigmaY=0.5 * size / 128)
+        for f in rng.standard_normal((2, size, size)).astype(np.float32)
+    ]
+    speckle = field[0] ** 2 + field[1] ** 2
+    intensity = tissue * speckle / speckle.mean()
+    display = (10 * np.log10(intensity + 1e-4) + 22) / 26
+    return Phantom((np.clip(display, 0, 1) * 255).astype(np.uint8), cyst, "oct")
+
+
 def _soft(mask: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -295,6 +322,7 @@ GENERATORS: dict[str, Callable[..., Phantom]] = {
     "ultrasound": ultrasound,
     "fundus": fundus,
     "pathology": pathology,
+    "oct": oct_bscan,
 }
 
 
