@@ -1,0 +1,10 @@
+"""vqa metrics (filled in below)."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_metrics(register):
+    pass
