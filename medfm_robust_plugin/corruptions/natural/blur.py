@@ -24,6 +24,7 @@ DISK_MIN_HALF_WIDTH = 8  # ImageNet-C draws small disks on a 17 x 17 grid
 MAX_GLASS_ITERATIONS = 4  # shuffle passes drawn whatever the parameter (param_range's top)
 MOTION_MAX_ANGLE = 45.0  # degrees either side of horizontal
 DIRECT_FILTER_MAX_TAPS = 130  # OpenCV filters float kernels this large through a DFT
+ZOOM_STRIP_ROWS = 64
 
 
 # --------------------------------------------------------------------------- shared filters
@@ -152,20 +153,11 @@ def _zoom_axis(size: int, factor: float) -> tuple[float, float]:
     return scale, float(start)
 
 
-def _zoom_into(layer: np.ndarray, image: np.ndarray, factor: float) -> np.ndarray:
-    """``image`` zoomed by ``factor`` about its centre (ImageNet-C's crop), written into ``layer``."""
-    height, width = image.shape[:2]
+def _zoom_maps(height: int, width: int, factor: float) -> np.ndarray:
+    """The affine map from output to source pixel of one zoomed copy (ImageNet-C's crop)."""
     scale_y, top = _zoom_axis(height, factor)
     scale_x, left = _zoom_axis(width, factor)
-    to_source = np.array([[scale_x, 0.0, left], [0.0, scale_y, top]], dtype=np.float64)
-    return cv2.warpAffine(
-        image,
-        to_source,
-        (width, height),
-        dst=layer,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    return np.array([[scale_x, 0.0, left], [0.0, scale_y, top]], dtype=np.float64)
 
 
 @corruption(
@@ -186,14 +178,29 @@ def zoom_blur(
     """
     stop, step = param
     factors = zoom_factors(stop, step)
+    height, width = image.shape[:2]
     # OpenCV warps 1- and 4-channel float images several times faster than 3-channel ones.
     planes = image[..., 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
     unzoomed = 1 + int(np.count_nonzero(factors == 1.0))  # the clean image, and factor 1
     total = planes * np.float32(unzoomed)
-    layer = np.empty_like(planes)
-    for factor in factors[factors != 1.0]:
-        layer = _zoom_into(layer, planes, float(factor))
-        np.add(total, layer, out=total)
+    maps = [_zoom_maps(height, width, float(f)) for f in factors if f != 1.0]
+    # Strips of rows: the scratch layer stays in cache and no full-size layer is allocated.
+    scratch = np.empty((min(ZOOM_STRIP_ROWS, height),) + planes.shape[1:], dtype=np.float32)
+    for first in range(0, height, ZOOM_STRIP_ROWS):
+        strip = total[first : first + ZOOM_STRIP_ROWS]
+        rows = strip.shape[0]
+        for to_source in maps:
+            shifted = to_source.copy()
+            shifted[1, 2] += to_source[1, 1] * first  # the strip's first row
+            layer = cv2.warpAffine(
+                planes,
+                shifted,
+                (width, rows),
+                dst=scratch[:rows],
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            np.add(strip, layer.reshape(strip.shape), out=strip)
     total *= np.float32(1.0 / (len(factors) + 1))
     return total[..., None] if image.shape[2] == 1 else total[..., :3]
 
