@@ -85,7 +85,7 @@ def _trim(kernel: np.ndarray, tolerance: float = 1e-7) -> np.ndarray:
 @corruption(
     "gaussian_blur",
     family=FAMILY,
-    severity_params=[1, 2, 3, 4, 6],
+    severity_params=[1.0, 2.0, 3.0, 4.0, 6.0],  # floats: fractional severities interpolate
     param_range=(0.0, 15.0),
     reference=IMAGENET_C,
 )
@@ -246,7 +246,7 @@ def _trail(image: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.nd
 @corruption(
     "motion_blur",
     family=FAMILY,
-    severity_params=[(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+    severity_params=[(10, 3.0), (15, 5.0), (15, 8.0), (15, 12.0), (20, 15.0)],
     param_range=((0, 1.0), (60, 50.0)),
     reference=IMAGENET_C,
 )
