@@ -575,6 +575,180 @@ def materialize(
             click.echo(f"{key}: {result[key]}")
 
 
+def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            _fail(f"--model-option {pair!r}: use KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@main.command()
+@click.option(
+    "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
+)
+@click.option(
+    "--model", "model_name", required=True, help="Model name (see `medfm-robust models list`)."
+)
+@click.option(
+    "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
+)
+@click.option("--severities", help="Levels, e.g. 1,3,5 (default: the task's).")
+@click.option(
+    "--limit", type=int, help="Number of samples (each runs clean and under every condition)."
+)
+@click.option("--concurrency", type=int, help="Parallel requests for API models.")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--severity-mode", type=click.Choice(["table", "ssim"]), help="Override the task's mode."
+)
+@click.option("--batch-size", type=int, help="Items per model call (default: the model's).")
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="Threads preparing corrupted views."
+)
+@click.option("--max-new-tokens", default=256, show_default=True, type=int)
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    help="KEY=VALUE passed to the model (repeatable).",
+)
+@click.option(
+    "--allow-config-change", is_flag=True, help="Continue a run whose configuration changed."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the number of calls and estimated cost; call nothing."
+)
+def run(
+    task_name: str,
+    model_name: str,
+    names: str | None,
+    severities: str | None,
+    limit: int | None,
+    concurrency: int | None,
+    out: str,
+    data_root: str | None,
+    seed: int,
+    severity_mode: str | None,
+    batch_size: int | None,
+    workers: int,
+    max_new_tokens: int,
+    model_option: tuple[str, ...],
+    allow_config_change: bool,
+    dry_run: bool,
+) -> None:
+    """Evaluate a model on a task, clean and under every corruption and severity."""
+    from .errors import MedFMRobustError
+    from .models.base import load_model, resolve
+    from .runner import Run, RunConfig
+
+    options = _model_options(model_option)
+    try:
+        spec, _ = resolve(model_name)
+        if concurrency is not None:
+            options["concurrency"] = concurrency
+        config = RunConfig(
+            task=task_name,
+            model=model_name,
+            out=out,
+            corruptions=_parse_list(names),
+            severities=_parse_severities(severities) if severities else None,
+            limit=limit,
+            seed=seed,
+            severity_mode=severity_mode,
+            data_root=data_root,
+            model_options=options,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            workers=workers,
+        )
+        job = Run(config, allow_config_change=allow_config_change)
+        if dry_run:
+            _print_dry_run(job, spec, model_name, options, max_new_tokens)
+            return
+        model = load_model(model_name, **options)
+        result = _execute_with_progress(job, model)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{result.written} records written, {result.skipped_done} already done, {result.failed} failed; "
+        f"{result.run_dir}/records.jsonl"
+    )
+    if result.summary:
+        _print_summary_headline(result.summary)
+
+
+def _print_dry_run(
+    job: Any, spec: Any, model_name: str, options: dict[str, Any], max_new_tokens: int
+) -> None:
+    from .models.base import load_model
+
+    plan = job.plan()
+    click.echo(
+        f"{plan['task']} x {plan['model']}: {plan['samples']} samples, {plan['conditions']} conditions, "
+        f"{plan['items']} model calls to make ({plan['already_done']} already done) -> {plan['run_dir']}"
+    )
+    if spec.kind != "vlm" or spec.extra != "api":
+        return
+    model = load_model(model_name, **options)
+    estimate = getattr(model, "estimate", None)
+    if estimate is None:
+        return
+    sample = job.prompts(limit=min(plan["items"], 50))
+    if not sample:
+        return
+    guess = estimate(sample, max_new_tokens=max_new_tokens)
+    scale = plan["items"] / len(sample)
+    tokens_in = guess.get("input_tokens", 0) * scale
+    tokens_out = guess.get("output_tokens", 0) * scale
+    cost = guess.get("cost_usd")
+    text = f"estimated tokens: {tokens_in:,.0f} in, {tokens_out:,.0f} out (at most)"
+    if cost is not None:
+        text += f"; estimated cost: ${cost * scale:,.2f} (before cache hits)"
+    click.echo(text)
+
+
+def _execute_with_progress(job: Any, model: Any) -> Any:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    total = job.plan()["items"]
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[cost]}"),
+    )
+    with Progress(*columns, console=_console(), transient=False) as bar:
+        handle = bar.add_task(f"{job.card.name} x {job.config.model}", total=total, cost="")
+
+        def advance(n: int, usage: dict[str, Any]) -> None:
+            cost = usage.get("cost_usd")
+            bar.update(handle, advance=n, cost=f"${cost:.4f}" if cost else "")
+
+        return job.execute(model, progress=advance)
+
+
+def _print_summary_headline(summary: dict[str, Any]) -> None:
+    headline = summary.get("headline") or {}
+    for metric, values in headline.items():
+        click.echo(f"{metric}: {values}")
+
+
 # --------------------------------------------------------------------------- plugins / demo
 
 
