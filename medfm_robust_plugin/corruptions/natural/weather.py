@@ -87,13 +87,13 @@ def _centre_zoom(layer: np.ndarray, factor: float) -> np.ndarray:
     # (flake mean, flake spread, flake zoom, flake threshold, trail radius, trail sigma,
     #  share of the image kept under the white-out)
     severity_params=[
-        (0.1, 0.3, 3.0, 0.5, 10, 4, 0.8),
-        (0.2, 0.3, 2.0, 0.5, 12, 4, 0.7),
-        (0.55, 0.3, 4.0, 0.9, 12, 8, 0.7),
-        (0.55, 0.3, 4.5, 0.85, 12, 12, 0.65),
-        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+        (0.1, 0.3, 3.0, 0.5, 10, 4.0, 0.8),
+        (0.2, 0.3, 2.0, 0.5, 12, 4.0, 0.7),
+        (0.55, 0.3, 4.0, 0.9, 12, 8.0, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 12.0, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12.0, 0.55),
     ],
-    param_range=((0.1, 0.3, 3.0, 1.5, 10, 4, 1.0), (0.55, 0.3, 2.5, 0.7, 12, 12, 0.45)),
+    param_range=((0.1, 0.3, 3.0, 1.5, 10, 4.0, 1.0), (0.55, 0.3, 2.5, 0.7, 12, 12.0, 0.45)),
     reference=IMAGENET_C,
 )
 def snow(image: np.ndarray, param: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -203,13 +203,13 @@ def _water_drops(liquid: np.ndarray, intensity: float) -> np.ndarray:
     # (liquid mean, liquid spread, drop smoothing, drop threshold, drop intensity or mud
     #  smoothing, 0 = water / 1 = mud)
     severity_params=[
-        (0.65, 0.3, 4, 0.69, 0.6, 0),
-        (0.65, 0.3, 3, 0.68, 0.6, 0),
-        (0.65, 0.3, 2, 0.68, 0.5, 0),
-        (0.65, 0.3, 1, 0.65, 1.5, 1),
-        (0.67, 0.4, 1, 0.65, 1.5, 1),
+        (0.65, 0.3, 4.0, 0.69, 0.6, 0),
+        (0.65, 0.3, 3.0, 0.68, 0.6, 0),
+        (0.65, 0.3, 2.0, 0.68, 0.5, 0),
+        (0.65, 0.3, 1.0, 0.65, 1.5, 1),
+        (0.67, 0.4, 1.0, 0.65, 1.5, 1),
     ],
-    param_range=((0.65, 0.3, 3, 0.68, 0.0, 0), (0.65, 0.3, 3, 0.62, 1.2, 0)),
+    param_range=((0.65, 0.3, 3.0, 0.68, 0.0, 0), (0.65, 0.3, 3.0, 0.62, 1.2, 0)),
     channels="rgb",
     reference=IMAGENET_C,
 )
