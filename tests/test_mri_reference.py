@@ -84,7 +84,7 @@ def test_bias_field_matches_torchio_bias_field():
     tio = pytest.importorskip("torchio")
     image = mri_slice(200, seed=3).image[:, :180]
     out, params = corrupt(image, "mri_bias_field", severity=4, seed=5, return_params=True)
-    coefficients = np.array(params["draws"]["coefficients"])
+    coefficients = params["param"] * np.array(params["draws"]["unit_coefficients"])
     field = tio.BiasField(coefficients=_torchio_coefficients(coefficients), order=3)
     ones = torch.ones(1, *image.shape, 1)
     reference_field = field(ones).numpy()[0, :, :, 0]

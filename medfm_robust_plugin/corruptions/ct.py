@@ -248,7 +248,7 @@ def _to_caller(hu: np.ndarray, scale: HounsfieldScale) -> np.ndarray:
 # Incident photons per reading of the working projection (180 views) at a routine dose: a 30 cm
 # water cylinder then shows ~10 HU of noise on the 1.56 mm working grid, a routine abdomen's
 # level (Hsieh ch. 5).
-ROUTINE_PHOTONS = 2e8
+ROUTINE_PHOTONS = 7.2e6
 
 
 def projection_variance(
@@ -264,10 +264,11 @@ def projection_variance(
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
+    domain="physical",
     # Halvings of the routine dose (log2 of the dose reduction): 2 = quarter dose, as in the
     # AAPM low-dose CT challenge; the noise doubles every two halvings.
-    severity_params=[5.1, 6.55, 7.4, 8.05, 8.6],
-    param_range=(0.0, 13.0),
+    severity_params=[1.8, 3.0, 3.85, 4.5, 5.05],
+    param_range=(0.0, 8.0),
     reference=HSIEH + ", ch. 5 (noise); Yu et al., Med Phys 39:5216 (2012), low-dose simulation",
 )
 def ct_low_dose_noise(image: np.ndarray, dose_halvings: float, rng: np.random.Generator):
@@ -299,10 +300,11 @@ def ct_low_dose_noise(image: np.ndarray, dose_halvings: float, rng: np.random.Ge
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
+    domain="physical",
     # log10 of the photons reaching the detector along the most attenuating ray (shoulders,
     # pelvis, obese patients): 1.5 is ~30 photons; below ~1 (10 photons) the log of a few noisy
     # counts streaks.
-    severity_params=[3.2, 2.75, 2.5, 2.3, 2.1],
+    severity_params=[3.35, 2.9, 2.6, 2.4, 2.25],
     param_range=(7.0, 0.0),
     reference=BOAS + " (photon starvation); " + HSIEH + ", ch. 7",
 )
@@ -358,9 +360,10 @@ def _metal_centres(hu: np.ndarray, draws: np.ndarray) -> np.ndarray:
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
+    domain="physical",
     # Radius of each metal object in mm: dental fillings and screws (2-4), clips, up to the
     # stems of a hip prosthesis (8+).
-    severity_params=[1.3, 2.5, 3.5, 4.5, 6.0],
+    severity_params=[1.5, 3.0, 4.2, 5.6, 7.3],
     param_range=(0.0, 12.0),
     reference=BOAS + " (metal artifacts); " + HSIEH + ", ch. 7",
 )
@@ -415,9 +418,10 @@ def ct_metal_streaks(image: np.ndarray, radius_mm: float, rng: np.random.Generat
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # beta of the measured projection p - beta p^2; 0.001 (~ -8 HU of cupping in an abdomen) is
-    # what a scanner's water correction may leave, 0.01 (~ -80 HU) an uncorrected beam.
-    severity_params=[0.002, 0.0032, 0.0046, 0.0059, 0.0072],
+    domain="physical",
+    # beta of the measured projection p - beta p^2: in a 36 x 28 cm abdomen 0.004 lowers the
+    # centre by ~25 HU (a residue after water correction), 0.0085 by ~60 HU.
+    severity_params=[0.0028, 0.004, 0.0058, 0.0071, 0.0085],
     param_range=(0.0, 0.06),
     reference=HSIEH + ", ch. 7 (beam hardening); " + BOAS + " (cupping)",
 )
@@ -448,9 +452,10 @@ DEFECTIVE_CHANNELS = 8
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # Standard deviation of the detector channels' relative gain error after calibration; a few
-    # 0.1 % already shows as rings (Hsieh ch. 7).
-    severity_params=[0.015, 0.029, 0.043, 0.059, 0.078],
+    domain="physical",
+    # Standard deviation of every detector channel's relative gain error (eight defective
+    # channels get 3-6 times more); ~0.5 % already shows in a soft-tissue window (Hsieh ch. 7).
+    severity_params=[0.0135, 0.025, 0.038, 0.052, 0.069],
     param_range=(0.0, 0.3),
     reference=HSIEH + ", ch. 7 (ring artifacts); " + BOAS + " (rings)",
 )
@@ -500,6 +505,7 @@ def ct_ring_artifact(image: np.ndarray, gain_error: float, rng: np.random.Genera
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
+    domain="physical",
     # (level offset in window widths, width error factor): up to a level off by 5 % of the range
     # (85 HU on -1000..700) and a width 30 % off, the size of a slip between neighbouring presets.
     severity_params=[(0.01, 1.04), (0.017, 1.07), (0.024, 1.1), (0.031, 1.125), (0.04, 1.16)],

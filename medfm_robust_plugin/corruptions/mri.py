@@ -145,7 +145,8 @@ def mri_bias_field(image: np.ndarray, coefficient_scale: float, rng: np.random.G
     peak, biased_peak = float(image.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
-    return biased[..., None], {"coefficients": (coefficient_scale * unit_coefficients).round(6)}
+    # the applied coefficients are these times the parameter
+    return biased[..., None], {"unit_coefficients": unit_coefficients}
 
 
 # --------------------------------------------------------------------------- ghosting
@@ -390,7 +391,7 @@ def undersampling_mask(line_scores: np.ndarray, acceleration: float) -> np.ndarr
     n = line_scores.size
     distance = np.abs(np.arange(n) - n // 2) / max(n / 2.0, 1.0)
     priority = np.where(
-        distance <= CENTRE_FRACTION / 2.0, -1.0, distance + DENSITY_JITTER * line_scores
+        distance <= CENTRE_FRACTION, distance - 1.0, distance + DENSITY_JITTER * line_scores
     )
     kept = max(1, int(round(n / max(acceleration, 1.0))))
     mask = np.zeros(n, bool)
@@ -424,7 +425,7 @@ def mri_undersampling_aliasing(image: np.ndarray, acceleration: float, rng: np.r
     kspace = to_kspace(_gray(image))
     kept = mask[:, None] if axis == 0 else mask[None, :]
     out = to_magnitude(np.where(kept, kspace, 0))
-    return out[..., None], {"phase_encode_axis": axis, "acquired_lines": int(mask.sum())}
+    return out[..., None], {"phase_encode_axis": axis}
 
 
 # --------------------------------------------------------------------------- registration

@@ -1,0 +1,172 @@
+"""The MR corruptions do what MR physics says they do (examples of use, one artifact each)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medfm_robust_plugin import corrupt, list_corruptions
+from medfm_robust_plugin.corruptions import mri
+from medfm_robust_plugin.data.phantoms import mri_slice
+
+NAMES = [c.name for c in list_corruptions(family="mri")]
+
+
+@pytest.fixture(scope="module")
+def brain() -> np.ndarray:
+    """MR magnitude phantom, float32 in arbitrary units 0-1000."""
+    return mri_slice(192, seed=0).image
+
+
+def test_the_family_is_complete():
+    assert set(NAMES) == {
+        "mri_rician_noise",
+        "mri_bias_field",
+        "mri_ghosting",
+        "mri_motion",
+        "mri_gibbs_ringing",
+        "mri_kspace_spike",
+        "mri_undersampling_aliasing",
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_draws_do_not_depend_on_the_strength(name, brain):
+    """One seed, one artifact pattern: what is drawn is the same at every strength."""
+    draws = [
+        corrupt(brain, name, strength=s, seed=9, return_params=True)[1].get("draws")
+        for s in (0.2, 0.9)
+    ]
+    assert draws[0] == draws[1]
+
+
+def test_rician_noise_is_rayleigh_in_the_background_and_gaussian_in_tissue(brain):
+    sigma = 0.04
+    # sigma is relative to the image's maximum (the unit scale)
+    out = corrupt(brain, "mri_rician_noise", strength=sigma / 0.1, seed=1) / brain.max()
+    clean = brain / brain.max()
+    background, tissue = clean == 0, clean > 0.55
+    assert out[background].mean() == pytest.approx(sigma * np.sqrt(np.pi / 2), rel=0.03)
+    assert out[background].std() == pytest.approx(sigma * np.sqrt(2 - np.pi / 2), rel=0.05)
+    residual = out[tissue] - clean[tissue]
+    assert residual.std() == pytest.approx(sigma, rel=0.05)
+    assert abs(residual.mean()) < 0.1 * sigma  # bright tissue: nearly unbiased
+
+
+def test_bias_field_is_smooth_and_keeps_the_clean_maximum(brain):
+    out = corrupt(brain, "mri_bias_field", severity=5, seed=2)
+    assert out.max() == pytest.approx(brain.max(), rel=1e-4)
+    tissue = brain > 100
+    gain = out[tissue] / brain[tissue]
+    assert gain.max() / gain.min() > 2.0
+    # the gain is a cubic in the coordinates: a cubic fit leaves almost nothing
+    rows, cols = np.nonzero(tissue)
+    r, c = rows / 95.5 - 1, cols / 95.5 - 1
+    basis = np.stack([r**i * c**j for i, j in mri.bias_monomials()], axis=1)
+    log_gain = np.log(gain)
+    fit, *_ = np.linalg.lstsq(basis, log_gain, rcond=None)
+    assert np.abs(basis @ fit - log_gain).max() < 1e-3
+
+
+def test_ghosts_are_copies_shifted_by_fov_over_period():
+    square = np.zeros((128, 128), np.float32)
+    square[40:60, 50:80] = 1.0
+    ghosted = mri.ghost_lines(square, axis=0, period=4, intensity=1.0)
+    # every 4th line removed: copies at multiples of 128 / 4 = 32 rows, all equally bright
+    # (1/4, less the row mean that the kept centre line puts back: 20 / 128)
+    copies = []
+    for shift in (32, 64, 96):
+        copy = np.roll(square, shift, axis=0)
+        copies.append(ghosted[(copy > 0) & (square == 0)].mean())
+    assert copies == pytest.approx([0.25 - 20 / 128] * 3, abs=0.01)
+    between = ghosted[62:70, 50:80]  # between the object (rows 40-59) and its first copy (72-91)
+    assert between.mean() == pytest.approx(20 / 128, abs=0.01)  # only the row mean
+    assert ghosted[40:60, 90:128].max() < 0.02  # nothing along the other axis
+
+
+def test_registered_ghosting_records_its_axis_and_period(brain):
+    out, params = corrupt(brain, "mri_ghosting", severity=5, seed=4, return_params=True)
+    draws = params["draws"]
+    assert draws["phase_encode_axis"] in (0, 1) and draws["period"] in (2, 3, 4)
+    mild = corrupt(brain, "mri_ghosting", severity=1, seed=4)
+    background = brain == 0  # where the ghosts of the head land
+    assert out[background].mean() > 3 * mild[background].mean() > 0
+
+
+def test_motion_trajectory_is_still_at_mid_scan():
+    path = mri.motion_trajectory(np.random.default_rng(0).standard_normal(32), 257)
+    assert path[128] == pytest.approx(0.0, abs=1e-12)
+    assert np.abs(path).max() == pytest.approx(1.0)
+    assert np.abs(np.diff(path)).max() < 0.2  # smooth, no jumps
+
+
+def test_motion_spreads_the_artifact_along_the_phase_encode_axis(brain):
+    out, params = corrupt(brain, "mri_motion", severity=5, seed=6, return_params=True)
+    axis = params["draws"]["phase_encode_axis"]
+    error = np.abs(out.astype(np.float64) - brain)
+    assert error.mean() > 5.0
+    # the error is smeared along the phase-encode axis: its profile across that axis is flat
+    along = error.mean(axis=1 - axis)
+    across = error.mean(axis=axis)
+    assert np.count_nonzero(along > 0.2 * along.max()) > np.count_nonzero(
+        across > 0.2 * across.max()
+    )
+
+
+def test_gibbs_ringing_overshoots_a_step_by_about_nine_percent():
+    step = np.zeros((64, 256), np.float32)
+    step[:, 64:192] = 1.0
+    ringing = mri.truncate_kspace(step, 0.25)
+    assert ringing.max() == pytest.approx(1.09, abs=0.02)  # the Gibbs phenomenon
+    # the k-space centre is kept; the magnitude folds the undershoots up a little
+    assert ringing.mean() == pytest.approx(step.mean(), rel=0.03)
+
+
+def test_gibbs_ringing_draws_nothing(brain):
+    a = corrupt(brain, "mri_gibbs_ringing", severity=3, seed=1)
+    b = corrupt(brain, "mri_gibbs_ringing", severity=3, seed=2)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kspace_spike_puts_stripes_at_the_recorded_frequency(brain):
+    out, params = corrupt(brain, "mri_kspace_spike", severity=5, seed=3, return_params=True)
+    change = np.abs(np.fft.fftshift(np.fft.fft2(out.astype(np.float64) - brain)))
+    change[96 - 3 : 96 + 4, 96 - 3 : 96 + 4] = 0  # the magnitude also shifts the mean
+    for row, col in params["draws"]["locations"]:
+        assert change[row, col] > 0.5 * change.max()
+        assert change[row, col] > 100 * np.median(change)
+
+
+def test_undersampling_masks_are_nested_with_a_full_centre():
+    scores = np.random.default_rng(0).random(256)
+    masks = [mri.undersampling_mask(scores, r) for r in (1.0, 2.0, 4.0, 8.0, 16.0)]
+    assert masks[0].all()
+    for denser, sparser in zip(masks, masks[1:]):
+        assert np.all(denser >= sparser)
+    for r, mask in zip((2, 4, 8, 16), masks[1:]):
+        assert mask.sum() == 256 // r
+        assert mask[128 - 5 : 128 + 6].all()  # the central 4 % of lines
+
+
+def test_undersampling_keeps_the_mean_and_aliases_along_one_axis(brain):
+    out, params = corrupt(
+        brain, "mri_undersampling_aliasing", severity=4, seed=5, return_params=True
+    )
+    # the k-space centre (the mean) is acquired; the magnitude folds the aliasing up a little
+    assert out.mean() == pytest.approx(brain.mean(), rel=0.1)
+    axis = params["draws"]["phase_encode_axis"]
+    error = np.abs(out.astype(np.float64) - brain)
+    # aliasing wraps along the phase-encode axis, into the background above and below the head
+    background = brain == 0
+    assert error[background].mean() > 2.0
+    profile = error.mean(axis=1 - axis)
+    assert profile.min() > 0.2 * profile.mean()
+
+
+def test_any_gray_or_colour_input_comes_back_as_it_went_in(brain):
+    as_uint8 = (brain / 1000 * 255).astype(np.uint8)
+    rgb = np.repeat(as_uint8[..., None], 3, axis=2)
+    for name in NAMES:
+        out = corrupt(rgb, name, severity=3, seed=0)
+        assert out.dtype == np.uint8 and out.shape == rgb.shape
+        assert np.array_equal(out[..., 0], out[..., 1])  # gray stays gray
