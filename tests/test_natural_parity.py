@@ -19,6 +19,11 @@ pytestmark = pytest.mark.skipif(not AVAILABLE, reason="imagecorruptions is a dev
 
 NAMES = reference_names() if AVAILABLE else []
 SEVERITIES = [1, 2, 3, 4, 5]
+# Random corruptions are compared on means over several draws per image: one draw of the reference
+# can sit two standard deviations from its own average. Snow varies most (SSIM std about 0.1-0.16
+# per draw), so it gets more draws; glass_blur's reference is too slow for more than one.
+SEEDS = {"glass_blur": (0,), "snow": tuple(range(16))}
+DEFAULT_SEEDS = (0, 1, 2, 3)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,10 +38,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("severity", SEVERITIES)
 @pytest.mark.parametrize("name", NAMES)
 def test_mean_ssim_matches_reference(name, severity, rgb_images):
-    ours = [ssim(corrupt(im, name, severity, seed=k), im) for k, im in enumerate(rgb_images)]
-    ref = [
-        ssim(reference_corrupt(im, name, severity, seed=k), im) for k, im in enumerate(rgb_images)
-    ]
+    seeds = (0,) if name in DETERMINISTIC else SEEDS.get(name, DEFAULT_SEEDS)
+    draws = [(100 * k + s, im) for k, im in enumerate(rgb_images) for s in seeds]
+    ours = [ssim(corrupt(im, name, severity, seed=seed), im) for seed, im in draws]
+    ref = [ssim(reference_corrupt(im, name, severity, seed=seed), im) for seed, im in draws]
     assert abs(np.mean(ours) - np.mean(ref)) <= 0.02, (name, severity, np.mean(ours), np.mean(ref))
 
 
