@@ -1,10 +1,338 @@
-"""api model wrappers (filled in below)."""
+"""Vision-language models behind HTTP APIs: OpenAI chat completions (and any server that speaks
+it: vLLM, Ollama, LM Studio serving LLaVA-Med or MedGemma) and Google's Gemini API.
+
+    load_model("gpt-4o")                                       # openai:gpt-4o, key from OPENAI_API_KEY
+    load_model("openai:llava-med", base_url="http://localhost:8000/v1")   # a local vLLM server
+    load_model("gemini-2.5-flash", concurrency=8)              # key from GEMINI_API_KEY / GOOGLE_API_KEY
+
+Where they connect:
+- OpenAI: option ``base_url``, else ``$OPENAI_BASE_URL``, else api.openai.com. The key is read from
+  the variable named by ``api_key_env`` (default ``OPENAI_API_KEY``); a server that needs none
+  gets the placeholder ``EMPTY``.
+- Gemini: option ``base_url``, else ``$GEMINI_BASE_URL``, else ``$GOOGLE_GEMINI_BASE_URL`` (which
+  google-genai also reads), else generativelanguage.googleapis.com. The key is read from
+  ``api_key_env`` if given, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
+
+Keys come only from the environment and are never logged, cached, or shown in errors or reprs.
+Both providers share one implementation of caching, retries, concurrency and cost accounting
+(``api_support.APIVisionLanguageModel``); the SDKs' own retries are switched off so that ours are
+the only ones.
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
+import math
+import os
+from typing import Any
+
 from ..hookspecs import hookimpl
+from .api_support import APIFailure, APIVisionLanguageModel, parse_retry_after
+from .base import ModelError, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+NO_KEY_PLACEHOLDER = "EMPTY"  # what keyless OpenAI-compatible servers (vLLM, Ollama) expect
+
+COMMON_OPTIONS = {
+    "concurrency": "requests in flight at once within one generate() call (default 4)",
+    "timeout": "seconds allowed for one request (default 120)",
+    "max_retries": "retries on 429, 5xx and network errors, with backoff honouring Retry-After (default 5)",
+    "retry_delay": "seconds before the first retry when the server names no time; doubles each retry (default 1)",
+    "cache_dir": "response cache folder (default $MEDFM_ROBUST_CACHE/responses or ~/.cache/medfm-robust/responses)",
+    "cache": "false to neither read nor write the response cache",
+    "system": "system prompt used when generate() is given none",
+}
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """Connection, timeout and protocol errors of httpx/requests, which a retry may cure."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TransportError", "TimeoutException", "RequestException"})
+
+
+class OpenAIChatModel(APIVisionLanguageModel):
+    """A model behind OpenAI's chat completions API; images go as base64 PNG ``image_url`` parts."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        image_detail: str | None = None,
+        **common: Any,
+    ) -> None:
+        import openai
+
+        key = os.environ.get(api_key_env) or None
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if key is None and base_url is None:
+            raise ModelError(
+                f"model 'openai:{model_id}' needs an API key: set {api_key_env} in the environment "
+                "(or pass base_url=... for a local OpenAI-compatible server)"
+            )
+        if image_detail not in (None, "auto", "low", "high"):
+            raise ModelError(f"image_detail must be auto, low or high; got {image_detail!r}")
+        super().__init__(model_id, api_key=key, **common)
+        self.key_env = api_key_env
+        self.base_url = base_url
+        self.image_detail = image_detail
+        self._client = openai.OpenAI(
+            api_key=key or NO_KEY_PLACEHOLDER,
+            base_url=base_url,
+            timeout=self.timeout,
+            max_retries=0,  # our retries only
+        )
+
+    def _settings(self, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+        settings = super()._settings(max_new_tokens, temperature)
+        if self.image_detail is not None:
+            settings["image_detail"] = self.image_detail
+        return settings
+
+    def _send(
+        self, images_png: list[bytes], prompt: str, system: str | None, settings: dict[str, Any]
+    ) -> tuple[str, int | None, int | None]:
+        content: list[dict[str, Any]] = []
+        for png in images_png:
+            image_url = {"url": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
+            if "image_detail" in settings:
+                image_url["detail"] = settings["image_detail"]
+            content.append({"type": "image_url", "image_url": image_url})
+        content.append({"type": "text", "text": prompt})
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": content})
+        response = self._client.chat.completions.create(
+            model=self.model_id,
+            messages=messages,
+            temperature=settings["temperature"],
+            max_tokens=settings["max_tokens"],
+        )
+        if not response.choices:
+            raise ModelError(f"model '{self.name}' returned no choices")
+        message = response.choices[0].message
+        text = message.content or getattr(message, "refusal", None) or ""
+        usage = response.usage
+        if usage is None:
+            return text, None, None
+        return text, usage.prompt_tokens, usage.completion_tokens
+
+    def _read_failure(self, exc: BaseException) -> APIFailure | None:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            message = str(getattr(exc, "message", "") or exc)
+            message = message.removeprefix(f"Error code: {exc.status_code} - ")
+            return APIFailure(exc.status_code, message, parse_retry_after(exc.response.headers))
+        if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+            return APIFailure(None, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def image_tokens(self, width: int, height: int) -> int:
+        """OpenAI's published rule: fit in 2048 px, shortest side to 768 px, 512 px tiles."""
+        base, per_tile = (2833, 5667) if "mini" in self.model_id else (85, 170)
+        if self.image_detail == "low":
+            return base
+        scale = min(1.0, 2048 / max(width, height))
+        width, height = width * scale, height * scale
+        scale = min(1.0, 768 / min(width, height))
+        tiles = math.ceil(width * scale / 512) * math.ceil(height * scale / 512)
+        return base + per_tile * tiles
+
+
+class GeminiModel(APIVisionLanguageModel):
+    """A model behind Google's Gemini API (through google-genai); images go as inline PNG parts."""
+
+    provider = "gemini"
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        thinking_budget: int | None = None,
+        **common: Any,
+    ) -> None:
+        from google import genai
+        from google.genai import types
+
+        names = [api_key_env] if api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
+        key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+        base_url = (
+            base_url
+            or os.environ.get("GEMINI_BASE_URL")
+            or os.environ.get("GOOGLE_GEMINI_BASE_URL")
+            or None
+        )
+        if key is None and base_url is None:
+            raise ModelError(
+                f"model 'gemini:{model_id}' needs an API key: set {' or '.join(names)} "
+                "in the environment"
+            )
+        super().__init__(model_id, api_key=key, **common)
+        self.key_env = " or ".join(names)
+        self.base_url = base_url
+        self.thinking_budget = None if thinking_budget is None else int(thinking_budget)
+        self._types = types
+        self._client = genai.Client(
+            api_key=key or NO_KEY_PLACEHOLDER,
+            vertexai=False,
+            http_options=types.HttpOptions(
+                base_url=base_url,
+                timeout=int(self.timeout * 1000),  # milliseconds
+                retry_options=types.HttpRetryOptions(attempts=1),  # our retries only
+            ),
+        )
+
+    def _settings(self, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+        settings = super()._settings(max_new_tokens, temperature)
+        if self.thinking_budget is not None:
+            settings["thinking_budget"] = self.thinking_budget
+        return settings
+
+    def _send(
+        self, images_png: list[bytes], prompt: str, system: str | None, settings: dict[str, Any]
+    ) -> tuple[str, int | None, int | None]:
+        types = self._types
+        parts = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images_png]
+        parts.append(types.Part.from_text(text=prompt))
+        thinking = settings.get("thinking_budget")
+        config = types.GenerateContentConfig(
+            temperature=settings["temperature"],
+            max_output_tokens=settings["max_tokens"],
+            system_instruction=system or None,
+            thinking_config=None
+            if thinking is None
+            else types.ThinkingConfig(thinking_budget=thinking),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        response = self._client.models.generate_content(
+            model=self.model_id,
+            contents=[types.Content(role="user", parts=parts)],
+            config=config,
+        )
+        text = self._answer_text(response)
+        usage = response.usage_metadata
+        if usage is None:
+            return text, None, None
+        # Thinking tokens are billed as output.
+        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        return text, usage.prompt_token_count, output
+
+    def _answer_text(self, response: Any) -> str:
+        candidates = response.candidates or []
+        content = candidates[0].content if candidates else None
+        parts = (content.parts if content is not None else None) or []
+        text = "".join(p.text for p in parts if p.text and not p.thought)
+        if not text:
+            reason = candidates[0].finish_reason if candidates else None
+            blocked = getattr(response.prompt_feedback, "block_reason", None)
+            hint = (
+                " (thinking used the token budget: raise max_new_tokens or set thinking_budget=0)"
+            )
+            logger.warning(
+                "%s gave an empty answer: finish reason %s%s%s",
+                self.name,
+                reason,
+                f", prompt blocked: {blocked}" if blocked else "",
+                hint if str(reason).endswith("MAX_TOKENS") else "",
+            )
+        return text
+
+    def _read_failure(self, exc: BaseException) -> APIFailure | None:
+        from google.genai import errors
+
+        if isinstance(exc, errors.APIError):
+            headers = getattr(exc.response, "headers", None)
+            retry_after = parse_retry_after(headers)
+            if retry_after is None:
+                retry_after = _retry_info_delay(exc.details)
+            return APIFailure(exc.code, str(exc.message or exc.status or ""), retry_after)
+        if _is_network_error(exc):
+            return APIFailure(None, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def image_tokens(self, width: int, height: int) -> int:
+        """Gemini's published rule: 258 tokens up to 384 x 384 px, else 258 per 768 px tile."""
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
+
+
+def _retry_info_delay(details: Any) -> float | None:
+    """``retryDelay`` ("37s") of a google.rpc.RetryInfo in a Gemini error body, if any."""
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details", []) or []:
+        delay = item.get("retryDelay") if isinstance(item, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
+
+
+OPENAI_OPTIONS = {
+    "base_url": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL or api.openai.com)",
+    "api_key_env": "environment variable holding the key (default OPENAI_API_KEY)",
+    "image_detail": "auto, low or high (OpenAI's image detail; default: the server's)",
+    **COMMON_OPTIONS,
+}
+GEMINI_OPTIONS = {
+    "base_url": "API endpoint (default $GEMINI_BASE_URL, $GOOGLE_GEMINI_BASE_URL or generativelanguage.googleapis.com)",
+    "api_key_env": "environment variable holding the key (default GEMINI_API_KEY, then GOOGLE_API_KEY)",
+    "thinking_budget": "thinking tokens allowed (0 turns thinking off on 2.5 Flash); they count in max_new_tokens",
+    **COMMON_OPTIONS,
+}
+
+
+def _named(spec: ModelSpec, model_id: str, description: str) -> ModelSpec:
+    """A ready-made "<provider>:<model id>" entry built by the provider's factory."""
+    return ModelSpec(
+        name=f"{spec.name}:{model_id}",
+        kind=spec.kind,
+        factory=spec.factory,
+        description=description,
+        default_id=model_id,
+        extra=spec.extra,
+        options=spec.options,
+    )
 
 
 @hookimpl
 def register_models(register):
-    pass
+    openai_spec = ModelSpec(
+        name="openai",
+        kind="vlm",
+        factory=OpenAIChatModel,
+        description="OpenAI chat completions, or any OpenAI-compatible server (vLLM, Ollama): openai:<model>",
+        prefix=True,
+        extra="api",
+        options=OPENAI_OPTIONS,
+    )
+    gemini_spec = ModelSpec(
+        name="gemini",
+        kind="vlm",
+        factory=GeminiModel,
+        description="Google Gemini API through google-genai: gemini:<model>",
+        prefix=True,
+        extra="api",
+        options=GEMINI_OPTIONS,
+    )
+    register(openai_spec)
+    register(gemini_spec)
+    # Aliases point at full names; the full names are registered so that the aliases resolve.
+    for spec, model_id, description in (
+        (openai_spec, "gpt-4o", "GPT-4o (OpenAI), as evaluated in the paper"),
+        (openai_spec, "gpt-4o-mini", "GPT-4o mini (OpenAI), as evaluated in the paper"),
+        (gemini_spec, "gemini-2.5-flash", "Gemini 2.5 Flash (Google), as evaluated in the paper"),
+        (gemini_spec, "gemini-2.5-pro", "Gemini 2.5 Pro (Google)"),
+    ):
+        register(_named(spec, model_id, description), aliases=[model_id])

@@ -1,0 +1,562 @@
+"""API vision-language models against fake OpenAI and Gemini servers on 127.0.0.1.
+
+What the servers receive (pixels, settings), retries and their waits, the response cache across
+model objects and processes, concurrency, cost accounting, and that the API key never leaks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medfm_robust_plugin.models import ModelError, VisionLanguageModel, load_model, resolve
+from medfm_robust_plugin.models.api_support import (
+    PRICES,
+    cost_usd,
+    parse_retry_after,
+    price_for,
+)
+
+from .fake_api_servers import (
+    LOOPBACK,
+    FakeAPIServer,
+    FakeGeminiServer,
+    FakeOpenAIServer,
+    fake_gemini_server_fixture,  # noqa: F401  (the fake_gemini_server fixture)
+    fake_openai_server_fixture,  # noqa: F401  (the fake_openai_server fixture)
+)
+
+REPO = Path(__file__).resolve().parents[1]
+OPENAI_KEY = "sk-test-SECRET-1234"
+GEMINI_KEY = "AIza-test-SECRET-5678"
+ENV_VARS = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "MEDFM_ROBUST_CACHE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the fake keys; no endpoint or cache taken from the developer's environment."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    monkeypatch.setenv("NO_PROXY", LOOPBACK)
+    monkeypatch.setenv("no_proxy", LOOPBACK)
+
+
+@dataclass
+class Provider:
+    """One API under test: its fake server and how to build a model that talks to it."""
+
+    name: str
+    model_name: str
+    server: FakeAPIServer
+    cache_dir: Path
+
+    def load(self, **options: Any) -> Any:
+        options.setdefault("cache_dir", self.cache_dir)
+        url = self.server.base_url
+        return load_model(self.model_name, base_url=url, **options)
+
+    def settings(self, request: Any) -> dict[str, Any]:
+        """Temperature and token limit as the request carried them, in one vocabulary."""
+        if self.name == "openai":
+            return {
+                "temperature": request.json["temperature"],
+                "max_tokens": request.json["max_tokens"],
+            }
+        config = self.server.config(request)
+        return {"temperature": config["temperature"], "max_tokens": config["maxOutputTokens"]}
+
+
+@pytest.fixture(params=["openai", "gemini"])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Provider:
+    server = FakeOpenAIServer() if request.param == "openai" else FakeGeminiServer()
+    server.start()
+    request.addfinalizer(server.stop)
+    model_name = "gpt-4o" if request.param == "openai" else "gemini:gemini-2.5-flash"
+    return Provider(request.param, model_name, server, tmp_path / "responses")
+
+
+def image(seed: int, height: int = 24, width: int = 32) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- what arrives
+
+
+def test_images_prompt_and_settings_arrive_exactly(api: Provider) -> None:
+    model = api.load()
+    first, second = image(1), image(2, 17, 41)
+    [answer] = model.generate(
+        [([first, second], "Which image shows a lesion?")],
+        max_new_tokens=33,
+        system="You are a radiologist.",
+    )
+    assert answer.text == "A" and not answer.cached
+    [request] = api.server.api_requests()
+    received = api.server.images(request)
+    assert len(received) == 2
+    np.testing.assert_array_equal(received[0], first)
+    np.testing.assert_array_equal(received[1], second)
+    assert api.server.prompt(request) == "Which image shows a lesion?"
+    assert api.server.system(request) == "You are a radiologist."
+    assert api.settings(request) == {"temperature": 0, "max_tokens": 33}
+
+
+def test_key_goes_in_the_providers_header(api: Provider) -> None:
+    api.load().generate([([image(0)], "q")])
+    headers = api.server.api_requests()[0].headers
+    if api.name == "openai":
+        assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    else:
+        assert headers["x-goog-api-key"] == GEMINI_KEY
+
+
+def test_pil_and_gray_images_arrive_as_the_same_rgb_pixels(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = load_model("gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path)
+    rgb = image(3)
+    gray = rgb[..., 0]
+    model.generate([([Image.fromarray(rgb), gray], "q")])
+    received = fake_openai_server.images(fake_openai_server.api_requests()[0])
+    np.testing.assert_array_equal(received[0], rgb)
+    np.testing.assert_array_equal(received[1], np.repeat(gray[..., None], 3, axis=2))
+
+
+def test_float_images_are_refused_with_a_clear_error(fake_openai_server, tmp_path) -> None:
+    model = load_model("gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path)
+    with pytest.raises(ModelError, match="uint8"):
+        model.generate([([np.zeros((8, 8, 3), np.float32)], "q")])
+    assert fake_openai_server.api_requests() == []
+
+
+def test_gemini_thinking_budget_is_sent(fake_gemini_server: FakeGeminiServer, tmp_path) -> None:
+    model = load_model(
+        "gemini-2.5-flash", base_url=fake_gemini_server.url, cache_dir=tmp_path, thinking_budget=0
+    )
+    model.generate([([image(0)], "q")])
+    config = fake_gemini_server.config(fake_gemini_server.api_requests()[0])
+    thinking = config["thinkingConfig"]  # google-genai writes this one field in snake case
+    assert thinking.get("thinkingBudget", thinking.get("thinking_budget")) == 0
+
+
+def test_openai_image_detail_is_sent(fake_openai_server: FakeOpenAIServer, tmp_path) -> None:
+    model = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, image_detail="low"
+    )
+    model.generate([([image(0)], "q")])
+    [part] = [
+        p
+        for p in fake_openai_server._parts(fake_openai_server.api_requests()[0])
+        if p["type"] == "image_url"
+    ]
+    assert part["image_url"]["detail"] == "low"
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_a_slow_answer_times_out_and_is_retried(api: Provider) -> None:
+    api.server.delay = 0.6
+    model = api.load(timeout=0.2, max_retries=1, retry_delay=0.01)
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="network error"):
+        model.generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 2
+    assert time.monotonic() - start < 1.0
+
+
+def test_429_waits_as_long_as_retry_after_says(api: Provider) -> None:
+    api.server.fail_next(429, headers={"Retry-After": "0.3"})
+    model = api.load(retry_delay=0.01)
+    [answer] = model.generate([([image(0)], "q")])
+    assert answer.text == "A"
+    first, second = api.server.api_requests()
+    assert second.received_at - first.received_at >= 0.3
+    assert model.usage.calls == 1
+
+
+def test_500_is_retried_with_backoff(api: Provider) -> None:
+    api.server.fail_next(500)
+    api.server.fail_next(503)
+    [answer] = api.load(retry_delay=0.01).generate([([image(0)], "q")])
+    assert answer.text == "A"
+    assert len(api.server.api_requests()) == 3
+
+
+def test_retries_are_bounded(api: Provider) -> None:
+    api.server.fail_next(503, times=10)
+    with pytest.raises(ModelError, match=r"HTTP 503.*gave up after 2 retries"):
+        api.load(max_retries=2, retry_delay=0.01).generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_requests_that_cannot_succeed_are_not_retried(api: Provider, status: int) -> None:
+    api.server.fail_next(status, times=3)
+    model = api.load(retry_delay=0.01)
+    with pytest.raises(ModelError) as raised:
+        model.generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 1
+    message = str(raised.value)
+    assert model.name in message and f"HTTP {status}" in message
+    assert OPENAI_KEY not in message and GEMINI_KEY not in message
+
+
+def test_a_spent_quota_fails_at_once_instead_of_waiting(api: Provider) -> None:
+    api.server.fail_next(429, headers={"Retry-After": "86400"})
+    with pytest.raises(ModelError, match="asks to wait 86400 s"):
+        api.load().generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 1
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"Retry-After": "2"}) == 2.0
+    assert parse_retry_after({"retry-after": "0.25"}) == 0.25
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    future = time.time() + 30
+    http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(future))
+    assert 27 <= parse_retry_after({"Retry-After": http_date}) <= 31
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_gemini_retry_info_in_the_error_body_is_honoured(
+    fake_gemini_server: FakeGeminiServer, tmp_path: Path
+) -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "status": "RESOURCE_EXHAUSTED",
+            "message": "quota",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.3s"}
+            ],
+        }
+    }
+    fake_gemini_server.fail_next(429, body=body)
+    model = load_model(
+        "gemini-2.5-flash", base_url=fake_gemini_server.url, cache_dir=tmp_path, retry_delay=0.01
+    )
+    model.generate([([image(0)], "q")])
+    first, second = fake_gemini_server.api_requests()
+    assert second.received_at - first.received_at >= 0.3
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_serves_a_new_model_object_without_a_call(api: Provider) -> None:
+    items = [([image(0)], "What is shown?"), ([image(1)], "What is shown?")]
+    first = api.load().generate(items)
+    again_model = api.load()
+    again = again_model.generate(items)
+    assert len(api.server.api_requests()) == 2
+    assert [g.text for g in again] == [g.text for g in first]
+    assert all(g.cached and g.cost_usd == 0 for g in again)
+    assert again[0].input_tokens == first[0].input_tokens
+    assert again_model.usage.calls == 0 and again_model.usage.cached == 2
+
+
+def test_any_change_to_the_request_makes_a_new_call(api: Provider) -> None:
+    model = api.load()
+    base = image(0)
+    nudged = base.copy()
+    nudged[3, 4, 1] ^= 1
+    model.generate([([base], "q")])
+    model.generate([([base], "q")])
+    assert len(api.server.api_requests()) == 1
+    model.generate([([base], "q2")])
+    model.generate([([nudged], "q")])
+    model.generate([([base], "q")], max_new_tokens=7)
+    model.generate([([base], "q")], temperature=0.5)
+    model.generate([([base], "q")], system="Be brief.")
+    assert len(api.server.api_requests()) == 6
+
+
+def test_cache_survives_a_new_process(
+    fake_openai_server: FakeOpenAIServer, fake_gemini_server: FakeGeminiServer, tmp_path: Path
+) -> None:
+    servers = {"gpt-4o": fake_openai_server, "gemini-2.5-flash": fake_gemini_server}
+    items = [([image(5)], "Is there a fracture?")]
+    texts = {}
+    for name, server in servers.items():
+        fake_openai_server.reply = "no fracture"
+        model = load_model(name, base_url=server.base_url, cache_dir=tmp_path)
+        texts[name] = model.generate(items)[0].text
+    script = textwrap.dedent(
+        f"""
+        import json, numpy as np
+        from medfm_robust_plugin.models import load_model
+        pixels = np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        for name, url in { ({n: s.base_url for n, s in servers.items()})!r}.items():
+            model = load_model(name, base_url=url, cache_dir={str(tmp_path)!r})
+            [g] = model.generate([([pixels], "Is there a fracture?")])
+            print(json.dumps({{"model": name, "text": g.text, "cached": g.cached, "cost": g.cost_usd}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert answers == [
+        {"model": name, "text": texts[name], "cached": True, "cost": 0.0} for name in servers
+    ]
+    assert [len(s.api_requests()) for s in servers.values()] == [1, 1]
+
+
+def test_repeats_within_one_call_are_sent_once(api: Provider) -> None:
+    model = api.load()
+    item = ([image(0)], "q")
+    answers = model.generate([item, item, item])
+    assert len(api.server.api_requests()) == 1
+    assert [g.cached for g in answers] == [False, True, True]
+
+
+def test_answers_finished_before_a_failure_are_kept(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    def reply(request):
+        if "broken" in fake_openai_server.prompt(request):
+            raise ValueError("this prompt breaks the server")
+        return "fine"
+
+    fake_openai_server.reply = reply
+    model = load_model(
+        "gpt-4o",
+        base_url=fake_openai_server.base_url,
+        cache_dir=tmp_path,
+        concurrency=1,
+        max_retries=0,
+    )
+    items = [([image(0)], "good"), ([image(1)], "broken")]
+    with pytest.raises(ModelError, match="HTTP 500"):
+        model.generate(items)
+    fake_openai_server.reply = "fine"
+    answers = model.generate(items)
+    assert [g.cached for g in answers] == [True, False]
+    assert len(fake_openai_server.api_requests()) == 3
+
+
+def test_cache_can_be_switched_off(api: Provider) -> None:
+    model = api.load(cache=False)
+    model.generate([([image(0)], "q")])
+    model.generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 2
+    assert not api.cache_dir.exists()
+
+
+def test_cache_dir_defaults_under_medfm_robust_cache(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDFM_ROBUST_CACHE", str(tmp_path / "cache-root"))
+    model = load_model("gpt-4o", base_url=fake_openai_server.base_url)
+    model.generate([([image(0)], "q")])
+    stored = list((tmp_path / "cache-root" / "responses").rglob("*.json"))
+    assert len(stored) == 1
+    record = json.loads(stored[0].read_text())
+    assert record["text"] == "A" and record["model"] == "gpt-4o"
+    assert "prompt" not in record and "images" not in record
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_the_key_appears_nowhere(
+    api: Provider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = OPENAI_KEY if api.name == "openai" else GEMINI_KEY
+    caplog.set_level(logging.DEBUG)
+    model = api.load(retry_delay=0.01)
+    texts = [repr(model), str(model.__dict__.get("name"))]
+    api.server.fail_next(500)
+    model.generate([([image(0)], "q")])
+    model.generate([([image(0)], "q")])  # from the cache
+    # A server that echoes the key in its error, as some proxies do.
+    api.server.fail_next(401, body=api.server.error_body(401, f"Incorrect API key: {key}"))
+    with pytest.raises(ModelError) as raised:
+        model.generate([([image(1)], "q")])
+    texts += [str(raised.value), repr(raised.value)]
+    texts += traceback.format_exception(raised.type, raised.value, raised.tb)
+    assert "[redacted]" in str(raised.value)
+    texts += [caplog.text, *(r.getMessage() for r in caplog.records)]
+    assert not [t for t in texts if key in t]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" for p in files)
+    assert not [p for p in files if key.encode() in p.read_bytes()]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_requests_keep_item_order(api: Provider) -> None:
+    api.server.delay = 0.3
+    api.server.reply = lambda request: api.server.prompt(request).upper()
+    model = api.load(concurrency=4)
+    assert model.capabilities.max_batch == 4 and model.capabilities.multi_image
+    items = [([image(i)], f"item {i}") for i in range(8)]
+    start = time.monotonic()
+    answers = model.generate(items)
+    elapsed = time.monotonic() - start
+    assert [g.text for g in answers] == [f"ITEM {i}" for i in range(8)]
+    assert elapsed < 8 * 0.3 / 2, f"8 requests at concurrency 4 took {elapsed:.2f} s"
+
+
+# --------------------------------------------------------------------------- cost
+
+
+@pytest.mark.parametrize(
+    ("model_name", "price_key"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o-mini", "gpt-4o-mini"),
+        ("gemini-2.5-flash", "gemini-2.5-flash"),
+    ],
+)
+def test_usage_adds_up_and_costs_list_price(
+    model_name: str, price_key: str, tmp_path: Path
+) -> None:
+    server_class = FakeGeminiServer if model_name.startswith("gemini") else FakeOpenAIServer
+    with server_class(usage=(1200, 300)) as server:
+        model = load_model(model_name, base_url=server.base_url, cache_dir=tmp_path)
+        answers = model.generate([([image(i)], "q") for i in range(3)])
+        model.generate([([image(0)], "q")])  # cached: free
+    price = PRICES[price_key]
+    one_call = (1200 * price.input + 300 * price.output) / 1e6
+    assert [g.input_tokens for g in answers] == [1200] * 3
+    assert [g.output_tokens for g in answers] == [300] * 3
+    assert all(g.cost_usd == pytest.approx(one_call) for g in answers)
+    usage = model.usage
+    assert (usage.calls, usage.cached, usage.input_tokens, usage.output_tokens) == (3, 1, 3600, 900)
+    assert usage.cost_usd == pytest.approx(3 * one_call)
+    assert usage["cost_usd"] == usage.cost_usd and dict(usage)["calls"] == 3
+
+
+def test_unknown_models_cost_nothing_and_are_counted(fake_openai_server, tmp_path) -> None:
+    model = load_model(
+        "openai:llava-med-v1.5", base_url=fake_openai_server.base_url, cache_dir=tmp_path
+    )
+    [answer] = model.generate([([image(0)], "q")])
+    assert answer.cost_usd == 0.0 and answer.input_tokens is not None
+    assert model.usage.unpriced_calls == 1 and model.usage.cost_usd == 0.0
+
+
+def test_price_table() -> None:
+    assert price_for("gpt-4o-2024-08-06") == PRICES["gpt-4o"]
+    assert price_for("gpt-4o-mini-2024-07-18") == PRICES["gpt-4o-mini"]
+    assert price_for("models/gemini-2.5-flash") == PRICES["gemini-2.5-flash"]
+    assert price_for("gemini-2.5-flash-lite") != PRICES["gemini-2.5-flash"]
+    assert price_for("gpt-4o-audio-preview") is None and cost_usd("llava", 10, 10) is None
+    pro = PRICES["gemini-2.5-pro"]
+    assert cost_usd("gemini-2.5-pro", 1000, 0) == pytest.approx(1000 * pro.input / 1e6)
+    assert cost_usd("gemini-2.5-pro", 300_000, 0) == pytest.approx(300_000 * pro.long_input / 1e6)
+
+
+def test_estimate_bounds_a_dry_run(api: Provider) -> None:
+    model = api.load()
+    items = [([image(i, 512, 512)], "Describe the finding in one word.") for i in range(4)]
+    guess = model.estimate(items, max_new_tokens=16)
+    assert guess["items"] == 4 and guess["calls"] == 4
+    assert guess["output_tokens"] == 64
+    per_image = 85 + 170 if api.name == "openai" else 258
+    assert guess["input_tokens"] == 4 * (per_image + 9)
+    assert 0 < guess["cost_usd"] < 0.05
+    model.generate(items[:1], max_new_tokens=16)
+    assert model.estimate(items, max_new_tokens=16, check_cache=True)["calls"] == 3
+    assert len(api.server.api_requests()) == 1 and model.usage.cached == 0
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    ("name", "spec_name", "model_id"),
+    [
+        ("gpt-4o", "openai", "gpt-4o"),
+        ("gpt-4o-mini", "openai", "gpt-4o-mini"),
+        ("openai:gpt-4o", "openai", "gpt-4o"),
+        ("openai:medgemma-4b-it", "openai", "medgemma-4b-it"),
+        ("gemini-2.5-flash", "gemini", "gemini-2.5-flash"),
+        ("gemini-2.5-pro", "gemini", "gemini-2.5-pro"),
+        ("gemini:gemini-2.5-flash", "gemini", "gemini-2.5-flash"),
+    ],
+)
+def test_names_resolve_to_models(
+    name: str, spec_name: str, model_id: str, fake_openai_server, fake_gemini_server, tmp_path
+) -> None:
+    spec, _ = resolve(name)
+    assert spec.kind == "vlm" and spec.extra == "api"
+    server = fake_openai_server if spec_name == "openai" else fake_gemini_server
+    model = load_model(name, base_url=server.base_url, cache_dir=tmp_path)
+    assert isinstance(model, VisionLanguageModel)
+    assert model.name == f"{spec_name}:{model_id}" and model.model_id == model_id
+
+
+def test_a_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("GEMINI_API_KEY")
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
+        load_model("gpt-4o")
+    with pytest.raises(ModelError, match="MY_VLLM_KEY"):
+        load_model("openai:gpt-4o", api_key_env="MY_VLLM_KEY")
+    with pytest.raises(ModelError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        load_model("gemini-2.5-flash")
+
+
+def test_a_local_server_needs_no_key(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)
+    model = load_model("openai:llava-med", cache_dir=tmp_path)
+    assert model.generate([([image(0)], "q")])[0].text == "A"
+
+
+def test_api_key_env_names_another_variable(fake_openai_server, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VLLM_KEY", "local-token")
+    model = load_model(
+        "openai:medgemma",
+        base_url=fake_openai_server.base_url,
+        api_key_env="VLLM_KEY",
+        cache_dir=tmp_path,
+    )
+    model.generate([([image(0)], "q")])
+    assert fake_openai_server.api_requests()[0].headers["authorization"] == "Bearer local-token"
+
+
+def test_registering_imports_no_sdk() -> None:
+    script = (
+        "import sys\n"
+        "from medfm_robust_plugin.models import resolve\n"
+        "resolve('gpt-4o'); resolve('gemini-2.5-flash')\n"
+        "print(sorted(m for m in ('openai', 'google.genai', 'httpx2') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
