@@ -31,11 +31,10 @@ HSIEH = (
     "Hsieh, Computed Tomography: Principles, Design, Artifacts, and Recent Advances, 2nd ed. (2009)"
 )
 BOAS = "Boas & Fleischmann, Imaging Med 4:229-240 (2012), CT artifacts: causes and reduction techniques"
-KAK = "Kak & Slaney, Principles of Computerized Tomographic Imaging (1988), ch. 3"
 
 # --------------------------------------------------------------------------- Hounsfield units
 
-AIR_HU, WATER_HU = -1000.0, 0.0
+AIR_HU = -1000.0
 # How a display image (no HU kept) is read: black is air, white +1000 HU - a wide window centred on
 # water, so that air and the body outline, which dominate the projections, attenuate correctly.
 DISPLAY_WINDOW_HU = (-1000.0, 1000.0)
@@ -86,7 +85,7 @@ def hounsfield_scale(values: np.ndarray) -> HounsfieldScale:
 # --------------------------------------------------------------------------- projection geometry
 
 WORK_SIZE = 256  # projections run on a square copy of this many pixels across
-N_ANGLES = 180  # views over 180 degrees (parallel beam)
+N_ANGLES = 180  # views over 180 degrees (parallel beam); even, so that views pair at 90 degrees
 NOMINAL_FOV_MM = 400.0  # field of view assumed across the image's longer side (an abdomen)
 WATER_MU_PER_MM = 0.0193  # linear attenuation of water at ~70 keV effective energy (Hsieh ch. 2)
 ANGLES_DEG = np.arange(N_ANGLES) * (180.0 / N_ANGLES)
@@ -159,15 +158,19 @@ def radon(image: np.ndarray) -> np.ndarray:
     """Parallel-beam projections (``N_ANGLES`` x detector bins) of a square image, rotate-and-sum.
 
     At angle theta the detector coordinate of pixel (x, y) about the centre is
-    ``u = x cos(theta) + y sin(theta)`` (x along columns, y along rows).
+    ``u = x cos(theta) + y sin(theta)`` (x along columns, y along rows). The image rotated by theta
+    has u along its columns and the coordinate of theta + 90 degrees along its rows, so one
+    rotation gives two projections.
     """
     size = image.shape[0]
+    half = N_ANGLES // 2
     sinogram = np.empty((N_ANGLES, size), np.float32)
-    for k, angle in enumerate(ANGLES_DEG):
+    for k in range(half):
         rotated = cv2.warpAffine(
-            image, _rotation(size, angle), (size, size), flags=cv2.INTER_LINEAR
+            image, _rotation(size, ANGLES_DEG[k]), (size, size), flags=cv2.INTER_LINEAR
         )
         sinogram[k] = rotated.sum(axis=0)
+        sinogram[k + half] = rotated.sum(axis=1)
     return sinogram
 
 
@@ -189,14 +192,19 @@ def ramp_filter(sinogram: np.ndarray) -> np.ndarray:
 
 
 def back_project(filtered: np.ndarray) -> np.ndarray:
-    """Smear each filtered projection back across the square along its rays and sum."""
+    """Smear each filtered projection back across the square along its rays and sum.
+
+    As in ``radon``, the projections at theta and theta + 90 degrees are smeared together (along
+    the columns and the rows of one square) and rotated back once.
+    """
     size = filtered.shape[1]
+    half = N_ANGLES // 2
     image = np.zeros((size, size), np.float32)
-    for k, angle in enumerate(ANGLES_DEG):
-        smear = np.ascontiguousarray(np.broadcast_to(filtered[k], (size, size)))
+    for k in range(half):
+        smear = filtered[k][None, :] + filtered[k + half][:, None]
         image += cv2.warpAffine(
             smear,
-            _rotation(size, -angle),
+            _rotation(size, -ANGLES_DEG[k]),
             (size, size),
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
@@ -232,7 +240,7 @@ def quantum_noise_error(
     return -np.log(np.maximum(counts, MIN_COUNTS) / np.maximum(expected, 1e-30)).astype(np.float32)
 
 
-def _slice(image: np.ndarray):
+def _slice(image: np.ndarray) -> tuple[np.ndarray, HounsfieldScale, Geometry, np.ndarray]:
     """The gray slice in HU, its scale and geometry, and its working attenuation map."""
     values = image[..., 0]
     scale = hounsfield_scale(values)
@@ -302,8 +310,8 @@ def ct_low_dose_noise(image: np.ndarray, dose_halvings: float, rng: np.random.Ge
     channels="gray",
     domain="physical",
     # log10 of the photons reaching the detector along the most attenuating ray (shoulders,
-    # pelvis, obese patients): 1.5 is ~30 photons; below ~1 (10 photons) the log of a few noisy
-    # counts streaks.
+    # pelvis, obese patients): 3.35 is ~2200 photons, 2.25 ~180, where the electronic noise (20
+    # photons) takes over; below 1 (10 photons) the log of a few noisy counts is unusable.
     severity_params=[3.35, 2.9, 2.6, 2.4, 2.25],
     param_range=(7.0, 0.0),
     reference=BOAS + " (photon starvation); " + HSIEH + ", ch. 7",
@@ -331,7 +339,6 @@ def ct_photon_starvation(image: np.ndarray, log10_photons_at_peak: float, rng: n
 METAL_MU_PER_MM = 0.3  # titanium at ~70 keV effective
 METAL_HU = 3071.0  # the top of the 12-bit HU range, where scanners show metal
 METAL_SATURATION = 2.5  # projection value the measured metal path saturates towards
-METAL_DOSE_PHOTONS = 2e5  # incident photons per reading: photon starvation behind the metal
 MAX_METAL_OBJECTS = 3
 
 
@@ -361,10 +368,10 @@ def _metal_centres(hu: np.ndarray, draws: np.ndarray) -> np.ndarray:
     modalities=MODALITIES,
     channels="gray",
     domain="physical",
-    # Radius of each metal object in mm: dental fillings and screws (2-4), clips, up to the
-    # stems of a hip prosthesis (8+).
-    severity_params=[1.5, 3.0, 4.2, 5.6, 7.3],
-    param_range=(0.0, 12.0),
+    # Radius of each metal object in mm: clips, dental fillings and screws (2-4), rods and
+    # plates, up to the head of a hip prosthesis (10-14).
+    severity_params=[2.1, 4.0, 5.7, 7.6, 10.3],
+    param_range=(0.0, 16.0),
     reference=BOAS + " (metal artifacts); " + HSIEH + ", ch. 7",
 )
 def ct_metal_streaks(image: np.ndarray, radius_mm: float, rng: np.random.Generator):
@@ -395,7 +402,7 @@ def ct_metal_streaks(image: np.ndarray, radius_mm: float, rng: np.random.Generat
     measured = METAL_SATURATION * (1.0 - np.exp(-metal / METAL_SATURATION))
     body = radon(mu)
     # Extra variance behind the metal: 1/N with the metal minus 1/N without it.
-    extra_variance = (np.exp(body + measured) - np.exp(body)) / METAL_DOSE_PHOTONS
+    extra_variance = (np.exp(body + measured) - np.exp(body)) / ROUTINE_PHOTONS
     error = measured - metal + np.sqrt(extra_variance) * normal
     streaks_hu = error_to_hu(filtered_back_projection(error), geometry)
 
@@ -506,11 +513,11 @@ def ct_ring_artifact(image: np.ndarray, gain_error: float, rng: np.random.Genera
     modalities=MODALITIES,
     channels="gray",
     domain="physical",
-    # (level offset in window widths, width error factor): up to a level off by 5 % of the range
-    # (85 HU on -1000..700) and a width 30 % off, the size of a slip between neighbouring presets.
+    # (level offset in window widths, width error factor): up to a level 4 % of the range off
+    # (70 HU on -1000..700) and a width 16 % off, the size of a slip between neighbouring presets.
     severity_params=[(0.01, 1.04), (0.017, 1.07), (0.024, 1.1), (0.031, 1.125), (0.04, 1.16)],
     param_range=((0.0, 1.0), (0.5, 3.0)),
-    reference="Hsieh, ch. 4 (window width and level); Barrett & Keat, Radiographics 24:1679 (2004)",
+    reference=HSIEH + ", ch. 4 (image presentation: window width and level)",
 )
 def ct_window_level_shift(image: np.ndarray, error: tuple[float, float], rng: np.random.Generator):
     """Mis-set window / level: the slice exported or shown with the wrong display window.

@@ -72,7 +72,8 @@ def rician_magnitude(
     modalities=MODALITIES,
     channels="gray",
     # Standard deviation of the noise in each of the real and imaginary channels, relative to the
-    # image's maximum; 0.02 is a good clinical scan (SNR ~ 50 in bright tissue), 0.15 is unusable.
+    # image's maximum: 0.01 (SNR ~ 60 in brain tissue) is a good clinical scan, 0.036 (SNR ~ 17)
+    # a fast or low-field one.
     severity_params=[0.01, 0.015, 0.021, 0.028, 0.036],
     param_range=(0.0, 0.1),
     reference="Gudbjartsson & Patz, Magn Reson Med 34:910-914 (1995), the Rician distribution of noisy MRI data",
@@ -121,8 +122,9 @@ def bias_field(
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # Largest magnitude of the cubic log-field coefficients (TorchIO RandomBiasField's default is
-    # 0.5); 0.2 is a well-shimmed head coil, 0.8 a surface coil or 3 T body imaging without correction.
+    # Largest magnitude of the cubic log-field coefficients: 0.5 is TorchIO RandomBiasField's
+    # default range; at 2.3 the gain varies several-fold across the slice, as with an uncorrected
+    # surface coil or 3 T body imaging.
     severity_params=[0.5, 0.9, 1.3, 1.7, 2.3],
     param_range=(0.0, 3.0),
     reference="Sled, Zijdenbos & Evans, IEEE TMI 17:87-97 (1998); Reinhold et al., SPIE Med Imaging 2019; "
@@ -255,7 +257,8 @@ def rigid_motion_kspace(
     modalities=MODALITIES,
     channels="gray",
     # (largest rotation in degrees, largest translation in % of the field of view) reached during
-    # the scan; 1-2 degrees / mm is a restless patient, 5+ an uncooperative one.
+    # the scan; 1 % of a 24 cm head FOV is 2.4 mm. A degree or two is a restless patient, 5 or
+    # more an uncooperative one.
     severity_params=[(0.4, 0.4), (1.0, 1.0), (2.6, 2.6), (5.2, 5.2), (8.6, 8.6)],
     param_range=((0.0, 0.0), (20.0, 20.0)),
     reference=ZAITSEV + "; Shaw et al., MIDL 2019 (k-space motion simulation); TorchIO Motion",
