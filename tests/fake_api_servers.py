@@ -111,6 +111,12 @@ class FakeAPIServer:
                 ScriptedFailure(status, dict(headers or {}), body) for _ in range(times)
             )
 
+    def clear(self) -> None:
+        """Forget the requests seen so far and any failures still queued."""
+        with self._lock:
+            self.requests.clear()
+            self._failures.clear()
+
     def api_requests(self) -> list[RecordedRequest]:
         """The requests that asked for a generation (not model listings)."""
         with self._lock:
