@@ -163,7 +163,7 @@ def _apply(
     source: object | None,
 ) -> tuple[np.ndarray, dict[str, Any] | None, img.Layout]:
     body, alpha, layout = img.split(array, value_range)
-    work = img.to_unit(body, layout) if spec.domain == "unit" else body
+    work = img.to_unit(body, layout) if spec.domain == "unit" else img.to_physical(body)
     work_in, undo = img.adapt_channels(work, spec.channels)
     try:
         returned = spec.function(np.ascontiguousarray(work_in, dtype=np.float32), param, rng)

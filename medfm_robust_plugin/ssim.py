@@ -64,8 +64,10 @@ def image_ssim(
 ) -> float:
     """SSIM of a corrupted image to its clean one, as calibration and records measure it.
 
-    The data range is the one the engine maps to [0, 1] (``value_range`` or the clean image's
-    inferred range), and an alpha channel is left out.
+    Both images are measured from the bottom of the range the engine maps to [0, 1]
+    (``value_range`` or the clean image's inferred one), with that range's span as data range, and
+    without alpha. SSIM's luminance term is not shift-invariant: on raw HU, where soft tissue sits
+    near 0, a level shift would first lower SSIM and then raise it again.
     """
     from .image import infer_value_range
 
@@ -73,4 +75,11 @@ def image_ssim(
         return a[..., :3] if a.ndim == 3 and a.shape[2] == 4 else a
 
     lo, hi = value_range or infer_value_range(colour(clean))
-    return ssim(colour(corrupted), colour(clean), data_range=float(hi - lo))
+    if lo == 0.0:
+        return ssim(colour(corrupted), colour(clean), data_range=float(hi - lo))
+    shift = np.float64(lo)
+    return ssim(
+        colour(corrupted).astype(np.float64) - shift,
+        colour(clean).astype(np.float64) - shift,
+        data_range=float(hi - lo),
+    )

@@ -13,13 +13,17 @@ import pytest
 
 from medfm_robust_plugin import corrupt, list_corruptions
 from medfm_robust_plugin.data.phantoms import GENERATORS, phantom
-from medfm_robust_plugin.ssim import ssim
+from medfm_robust_plugin.ssim import image_ssim
 
 CORRUPTIONS = list_corruptions()
 NAMES = [c.name for c in CORRUPTIONS]
 BY_NAME = {c.name: c for c in CORRUPTIONS}
 SIZE = 128
 MONOTONE_SLACK = 0.005  # SSIM may stay level between two severities, never rise
+# ImageNet-C tables kept as published, for comparability with ImageNet-C results, although they
+# are not monotone in SSIM (glass_blur's level 2 runs one iteration where level 1 runs two; snow's
+# level 2 is harsher than 3). The last test below checks the reference shows the same.
+REFERENCE_NOT_MONOTONE = ("glass_blur", "snow")
 
 
 def test_catalogue_is_not_empty():
@@ -80,19 +84,27 @@ def test_round_trips_dtype_channels_range_and_alpha(name):
             assert np.array_equal(out[..., 3], image[..., 3]), f"{name} touched the alpha channel"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_severity_table_is_monotone(name):
+def _mean_ssims(name, apply=None):
     images = [native_image(name, seed) for seed in (0, 1)]
-    means = []
-    for severity in range(1, 6):
-        scores = [
-            ssim(corrupt(im, name, severity, seed=3), im, data_range=_span(im)) for im in images
-        ]
-        means.append(float(np.mean(scores)))
+    apply = apply or (lambda im, severity: corrupt(im, name, severity, seed=3))
+    return [float(np.mean([image_ssim(apply(im, s), im) for im in images])) for s in range(1, 6)]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in REFERENCE_NOT_MONOTONE])
+def test_severity_table_is_monotone(name):
+    means = _mean_ssims(name)
     for k in range(4):
         assert means[k + 1] <= means[k] + MONOTONE_SLACK, (name, [round(m, 4) for m in means])
     assert means[4] < means[0], (name, means)
 
 
-def _span(image: np.ndarray) -> float:
-    return 255.0 if image.dtype == np.uint8 else float(image.max() - image.min()) or 1.0
+@pytest.mark.parametrize("name", REFERENCE_NOT_MONOTONE)
+def test_exempt_tables_are_not_monotone_in_the_reference_either(name):
+    from .reference import reference_corrupt
+
+    def rises(means):
+        return {k for k in range(4) if means[k + 1] > means[k] + MONOTONE_SLACK}
+
+    ours = _mean_ssims(name)
+    theirs = _mean_ssims(name, lambda im, severity: reference_corrupt(im, name, severity, seed=3))
+    assert rises(ours) and rises(ours) & rises(theirs), (ours, theirs)
