@@ -47,8 +47,13 @@ def tiny_config() -> transformers.SamConfig:
         prompt_encoder_config=dict(
             hidden_size=32, image_size=INPUT_SIZE, patch_size=16, mask_input_channels=4
         ),
+        # layer_norm_eps as in segment_anything's decoder, so that converted checkpoints match.
         mask_decoder_config=dict(
-            hidden_size=32, mlp_dim=64, num_hidden_layers=2, iou_head_hidden_dim=32
+            hidden_size=32,
+            mlp_dim=64,
+            num_hidden_layers=2,
+            iou_head_hidden_dim=32,
+            layer_norm_eps=1e-5,
         ),
     )
 
@@ -247,10 +252,13 @@ def test_medsam_checkpoint_round_trip_gives_the_same_model(sam_dir, tmp_path):
     for key, value in direct.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value), key
     reference = MedSamSegmenter(direct, name="medsam", device="cpu")
+    loaded_logits = Recorder(loaded.model.mask_decoder)
+    reference_logits = Recorder(reference.model.mask_decoder)
     for image in sample_images().values():
         np.testing.assert_array_equal(
             loaded.segment(image, boxes=BOXES), reference.segment(image, boxes=BOXES)
         )
+        assert torch.equal(loaded_logits.calls[-1][0], reference_logits.calls[-1][0])
 
 
 def test_sam_med2d_checkpoint_round_trip_gives_the_same_model(tmp_path):
@@ -286,6 +294,7 @@ def test_the_config_is_read_off_the_checkpoint_shapes():
         3,
     )
     assert config.prompt_encoder_config.mask_input_channels == 4
+    assert decoder.layer_norm_eps == 1e-5  # torch's default, as in segment_anything
 
 
 def test_adapter_follows_its_equations():

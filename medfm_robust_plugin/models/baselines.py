@@ -301,6 +301,7 @@ MODALITY_WORDS: dict[str, re.Pattern[str]] = {
 }
 DARK_BELOW, BRIGHT_ABOVE = 0.35, 0.65  # mean grey level on [0, 1]
 LOW_CONTRAST_BELOW, HIGH_CONTRAST_ABOVE = 0.12, 0.25  # grey standard deviation on [0, 1]
+STATISTICS_SIZE = 256  # pixels a side sampled for the statistics
 COLOUR_SPREAD = 8 / 255  # mean channel difference above which an RGB image counts as colour
 
 
@@ -314,7 +315,8 @@ def named_modality(prompt: str) -> str | None:
 
 def describe_image(image: np.ndarray) -> tuple[str, str, str]:
     """(colour, tone, contrast) words from coarse statistics of the image."""
-    rgb = rgb_values(image)
+    step = max(1, max(image.shape[:2]) // STATISTICS_SIZE)  # coarse statistics need few pixels
+    rgb = rgb_values(image[::step, ::step])
     rgb = rgb / 255.0 if image.dtype == np.uint8 else unit_range(rgb)
     spread = float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
     grey = rgb @ LUMA

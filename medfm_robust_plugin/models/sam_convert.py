@@ -103,6 +103,7 @@ SHARED_HF_KEY = "shared_image_embedding.positional_embedding"
 IGNORED_ORIGINAL_KEYS = ("pixel_mean", "pixel_std")
 
 DEFAULT_DECODER_HEADS = 8
+ORIGINAL_DECODER_LAYER_NORM_EPS = 1e-5
 
 
 def _compile(prefix: str) -> re.Pattern[str]:
@@ -268,6 +269,9 @@ def sam_config_from_original(
             "iou_head_hidden_dim": int(
                 sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0]
             ),
+            # segment_anything's two-way blocks use torch's default LayerNorm eps; transformers'
+            # default (1e-6) would shift the decoder's outputs slightly.
+            "layer_norm_eps": ORIGINAL_DECODER_LAYER_NORM_EPS,
         }
     except KeyError as exc:
         raise ModelError(
