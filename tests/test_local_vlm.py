@@ -139,12 +139,6 @@ def test_medgemma_and_llava_med_take_a_local_directory_as_model_id(gemma3_dir, l
     assert medgemma.capabilities.system_prompt and llava_med.capabilities.system_prompt
 
 
-@pytest.mark.xfail(
-    reason="load_model passes the resolved model id positionally and model_id=... again "
-    "(TypeError); base.load_model should let a model_id option override it",
-    raises=TypeError,
-    strict=False,
-)
 def test_load_model_accepts_model_id_as_an_option(gemma3_dir):
     vlm = load_model("medgemma", model_id=str(gemma3_dir), **CPU)
     assert vlm.model_id == str(gemma3_dir)

@@ -135,6 +135,7 @@ def resolve(name: str) -> tuple[ModelSpec, str | None]:
 def load_model(name: str, **options: Any) -> Any:
     """Build the model registered as ``name`` (e.g. ``medsam``, ``openai:gpt-4o``, ``hf:./my-model``)."""
     spec, model_id = resolve(name)
+    model_id = options.pop("model_id", None) or model_id
     model = spec.build(model_id, **options)
     if not getattr(model, "name", None):
         model.name = name
