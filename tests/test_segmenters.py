@@ -103,7 +103,7 @@ BOXES = np.array([[2, 3, 20, 25], [10, 5, 28, 30], [0, 0, 29, 36]], float)
 class Recorder:
     """Forward hooks that record what a module received and returned."""
 
-    def __init__(self, module, with_inputs: bool = False):
+    def __init__(self, module):
         self.calls: list = []
         self.inputs: list = []
         self.handles = [module.register_forward_hook(self._record, with_kwargs=True)]
