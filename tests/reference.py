@@ -33,6 +33,8 @@ def _provide_pkg_resources() -> None:
         return str(Path(origin).parent / resource)
 
     module.resource_filename = resource_filename
+    # pytest's monkeypatch.syspath_prepend calls this when pkg_resources is imported
+    module.fixup_namespace_packages = lambda *args, **kwargs: None
     sys.modules["pkg_resources"] = module
 
 
