@@ -503,7 +503,15 @@ def _write_preview(
         _fail(f"no corruptions for modality '{modality}'; see `medfm-robust corruptions suites`")
     title = f"MedFM-Robust  {label}  {modality or 'all'} corruptions  ({mode} severities)"
     return save_preview(
-        output, image, items, severities, seed=seed, tile=tile, title=title, mode=mode
+        output,
+        image,
+        items,
+        severities,
+        seed=seed,
+        tile=tile,
+        title=title,
+        mode=mode,
+        modality=modality,
     )
 
 

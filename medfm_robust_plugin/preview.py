@@ -12,7 +12,7 @@ from .corruptions.spec import Corruption
 from .engine import corrupt, sample_seed
 
 LABEL_HEIGHT = 18
-ROW_LABEL_WIDTH = 190
+MIN_LABEL_WIDTH = 120
 BACKGROUND = (250, 250, 250)
 
 
@@ -50,25 +50,29 @@ def preview_grid(
     tile: int = 128,
     title: str | None = None,
     mode: str = "table",
+    modality: str | None = None,
 ) -> Any:
     """A PIL image: the clean image and each corruption at each severity, labelled."""
     import cv2
     from PIL import Image, ImageDraw
 
-    lo, hi = float(image.min()), float(image.max())
-    window = None if image.dtype == np.uint8 else (lo, hi)
+    from .modalities import display_window
+
+    window = None if image.dtype == np.uint8 else display_window(image, modality)
     cols = 1 + len(severities)
     title_h = 26 if title else 0
-    width = ROW_LABEL_WIDTH + cols * (tile + 4)
+    font, small = _font(14), _font(12)
+    names = [item if isinstance(item, str) else item.name for item in corruptions]
+    label_width = max([MIN_LABEL_WIDTH, *(int(font.getlength(n)) + 16 for n in names)])
+    width = label_width + cols * (tile + 4)
     height = title_h + LABEL_HEIGHT + len(corruptions) * (tile + 4)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    font, small = _font(14), _font(12)
     if title:
         draw.text((8, 5), title, fill=(20, 20, 20), font=font)
     for c, label in enumerate(["clean", *[f"severity {s}" for s in severities]]):
         draw.text(
-            (ROW_LABEL_WIDTH + c * (tile + 4) + 4, title_h + 2),
+            (label_width + c * (tile + 4) + 4, title_h + 2),
             label,
             fill=(60, 60, 60),
             font=small,
@@ -83,11 +87,11 @@ def preview_grid(
         name = item if isinstance(item, str) else item.name
         y = title_h + LABEL_HEIGHT + r * (tile + 4)
         draw.text((6, y + tile // 2 - 8), name, fill=(20, 20, 20), font=font)
-        canvas.paste(clean, (ROW_LABEL_WIDTH, y))
+        canvas.paste(clean, (label_width, y))
         for c, severity in enumerate(severities, start=1):
             s = sample_seed(seed, "preview", "image", name, severity if mode == "table" else "ssim")
             out = corrupt(image, item, severity=severity, seed=s, mode=mode)
-            canvas.paste(thumb(out), (ROW_LABEL_WIDTH + c * (tile + 4), y))
+            canvas.paste(thumb(out), (label_width + c * (tile + 4), y))
     return canvas
 
 

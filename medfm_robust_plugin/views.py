@@ -26,9 +26,6 @@ from .data.sample import Sample
 from .engine import _jsonable, corrupt, get_corruption, sample_seed
 from .tasks import CLEAN_CONDITION, Condition
 
-# Reading windows for grey-level data that is not 8-bit, so that a model sees what a clinician
-# would: a soft-tissue window for CT in HU; other modalities use the clean image's own range.
-DISPLAY_WINDOWS = {"ct": (-160.0, 240.0)}
 CACHE_VERSION = 1
 
 
@@ -183,11 +180,9 @@ class CorruptedViews:
         if "display_window" in sample.meta:
             lo, hi = sample.meta["display_window"]
             return float(lo), float(hi)
-        clean = self.clean_image(sample)
-        lo, hi = float(clean.min()), float(clean.max())
-        if sample.modality in DISPLAY_WINDOWS and lo < -500:  # data in Hounsfield units
-            return DISPLAY_WINDOWS[sample.modality]
-        return lo, hi
+        from .modalities import display_window
+
+        return display_window(self.clean_image(sample), sample.modality)
 
     def png_bytes(self, view: View) -> bytes:
         """The display image of a view as PNG bytes (what API models are sent)."""
