@@ -163,10 +163,15 @@ def _apply(
     source: object | None,
 ) -> tuple[np.ndarray, dict[str, Any] | None, img.Layout]:
     body, alpha, layout = img.split(array, value_range)
-    work = img.to_unit(body, layout) if spec.domain == "unit" else img.to_physical(body)
+    if spec.accepts_uint8 and spec.channels == "any" and img.is_plain_uint8(layout):
+        work = np.ascontiguousarray(body)
+    elif spec.domain == "unit":
+        work = img.to_unit(body, layout)
+    else:
+        work = img.to_physical(body)
     work_in, undo = img.adapt_channels(work, spec.channels)
     try:
-        returned = spec.function(np.ascontiguousarray(work_in, dtype=np.float32), param, rng)
+        returned = spec.function(np.ascontiguousarray(work_in), param, rng)
     except MedFMRobustError:
         raise
     except Exception as exc:
@@ -175,7 +180,9 @@ def _apply(
             f"on a {array.dtype} image of shape {array.shape}: {type(exc).__name__}: {exc}"
         ) from exc
     out, draws = returned if isinstance(returned, tuple) else (returned, None)
-    out = np.asarray(out, dtype=np.float32)
+    out = np.asarray(out)
+    if out.dtype != np.uint8 or work_in.dtype != np.uint8:
+        out = out.astype(np.float32, copy=False)
     if out.ndim == 2:
         out = out[..., None]
     if out.shape != work_in.shape:
@@ -184,7 +191,12 @@ def _apply(
             f"shape {out.shape} for input {work_in.shape}; a corruption must keep the shape"
         )
     out = img.restore_channels(out, undo, work)
-    values = img.from_unit(out, layout) if spec.domain == "unit" else out
+    if out.dtype == np.uint8:
+        values = out  # an 8-bit function's own result, already in the caller's dtype and range
+    elif spec.domain == "unit":
+        values = img.from_unit(out, layout)
+    else:
+        values = out
     return img.merge(values, alpha, layout), draws, layout
 
 

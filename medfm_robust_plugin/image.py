@@ -148,10 +148,15 @@ def split(
     return body, alpha, layout
 
 
+def is_plain_uint8(layout: Layout) -> bool:
+    """An 8-bit image whose full 0-255 range maps to [0, 1]."""
+    return layout.dtype == np.uint8 and layout.value_range == (0.0, 255.0)
+
+
 def to_unit(body: np.ndarray, layout: Layout) -> np.ndarray:
     """The caller's values -> float32 in [0, 1] (one pass for plain uint8 images)."""
     lo, hi = layout.value_range
-    if body.dtype == np.uint8 and (lo, hi) == (0.0, 255.0):
+    if is_plain_uint8(layout):
         return np.multiply(body, np.float32(1.0 / 255.0), dtype=np.float32)
     out = body.astype(np.float32)
     out -= np.float32(lo)
@@ -167,7 +172,7 @@ def to_physical(body: np.ndarray) -> np.ndarray:
 def from_unit(work: np.ndarray, layout: Layout) -> np.ndarray:
     """[0, 1] working values -> the caller's value range (already 8-bit for plain uint8 images)."""
     lo, hi = layout.value_range
-    if layout.dtype == np.uint8 and (lo, hi) == (0.0, 255.0):
+    if is_plain_uint8(layout):
         import cv2
 
         # clip, scale, round and saturate in one pass (the float path costs ~30x more)

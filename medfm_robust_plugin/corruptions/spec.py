@@ -38,6 +38,7 @@ class Corruption:
     description: str = ""
     reference: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    accepts_uint8: bool = False  # takes plain 8-bit images as uint8 (0-255) as well as float [0, 1]
     plugin: str | None = None
 
     def __post_init__(self) -> None:
@@ -124,6 +125,7 @@ def corruption(
     param_range: tuple[Any, Any] | None = None,
     reference: str = "",
     tags: Sequence[str] = (),
+    accepts_uint8: bool = False,
 ) -> Callable[[CorruptionFunction], Corruption]:
     """Declare a corruption. The decorated function gets ``(image, param, rng)``.
 
@@ -131,6 +133,8 @@ def corruption(
     magnitude) for ``domain="physical"``; it returns an array of the same shape (optionally with a
     dict of the random draws worth recording). ``severity_params`` holds the five table values.
     ``param_range`` gives the parameters at strength 0 and 1 when they reach beyond the table.
+    ``accepts_uint8=True`` says the function also takes a plain 8-bit image as uint8 0-255 (and may
+    return uint8), so that inherently 8-bit operations (JPEG, PIL resampling) skip two conversions.
     """
 
     def decorate(function: CorruptionFunction) -> Corruption:
@@ -147,6 +151,7 @@ def corruption(
             description=doc,
             reference=reference,
             tags=tuple(tags),
+            accepts_uint8=accepts_uint8,
         )
 
     return decorate

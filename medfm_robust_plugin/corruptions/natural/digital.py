@@ -147,6 +147,7 @@ def _box_shrink(image: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
     severity_params=[0.6, 0.5, 0.4, 0.3, 0.25],
     param_range=(1.0, 0.1),
     reference=IMAGENET_C,
+    accepts_uint8=True,
 )
 def pixelate(image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Pixelation: box-averaged down to ``scale`` of the size, then blown up by pixel repetition.
@@ -156,6 +157,12 @@ def pixelate(image: np.ndarray, scale: float, rng: np.random.Generator) -> np.nd
     """
     height, width = image.shape[:2]
     small_h, small_w = max(int(height * scale), 1), max(int(width * scale), 1)
+    if image.dtype == np.uint8:  # 8-bit input: PIL's own BOX and NEAREST, as the reference
+        from PIL import Image
+
+        pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+        pil = pil.resize((small_w, small_h), Image.BOX).resize((width, height), Image.NEAREST)
+        return np.asarray(pil).reshape(image.shape)
     small = _box_shrink(image, small_h, small_w)
     # OpenCV's exact nearest neighbour samples at pixel centres, as PIL's NEAREST does
     blown_up = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
@@ -168,6 +175,7 @@ def pixelate(image: np.ndarray, scale: float, rng: np.random.Generator) -> np.nd
     severity_params=[25, 18, 15, 10, 7],
     param_range=(95, 1),
     reference=IMAGENET_C,
+    accepts_uint8=True,
 )
 def jpeg_compression(image: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
     """JPEG compression at libjpeg ``quality`` (8-bit, 4:2:0 chroma for colour images).
@@ -176,7 +184,8 @@ def jpeg_compression(image: np.ndarray, quality: int, rng: np.random.Generator) 
     (Hendrycks & Dietterich 2019, ImageNet-C "jpeg_compression"; ITU-T T.81). OpenCV and PIL
     drive the same libjpeg with the same settings and give the same bytes; OpenCV is faster.
     """
-    pixels = cv2.convertScaleAbs(image, alpha=255.0)  # rounds and saturates to uint8
+    as_uint8 = image.dtype == np.uint8
+    pixels = image if as_uint8 else cv2.convertScaleAbs(image, alpha=255.0)  # round, saturate
     colour = pixels.ndim == 3 and pixels.shape[2] == 3
     if colour:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
@@ -186,6 +195,8 @@ def jpeg_compression(image: np.ndarray, quality: int, rng: np.random.Generator) 
     decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     if colour:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    if as_uint8:
+        return decoded.reshape(image.shape)
     return np.multiply(decoded, np.float32(1.0 / 255.0), dtype=np.float32).reshape(image.shape)
 
 
