@@ -792,26 +792,66 @@ def _short(names: list[str], limit: int = 4) -> str:
     return f"{len(names)}: {', '.join(names[:limit])}, ..."
 
 
+DEMO_RUNS = (
+    ("MedFMRobust-Mini-VQA-Lite", "baseline:majority"),
+    ("MedFMRobust-Mini-Caption-Lite", "baseline:template-caption"),
+    ("MedFMRobust-Mini-Grounding-Lite", "baseline:grounding"),
+    ("MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu"),
+)
+
+
 @main.command()
 @click.option(
     "-o", "--out", default="medfm-robust-demo", show_default=True, type=click.Path(file_okay=False)
 )
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo(out: str, seed: int) -> None:
-    """Corrupt the embedded phantoms: one labelled severity grid per modality suite, offline."""
-    from .engine import list_corruptions
-    from .plugins import get_registry
+    """The whole benchmark on the embedded Mini suite with the built-in baselines, offline.
 
-    registry = get_registry()
+    Runs VQA, captioning, grounding and segmentation (the -Lite cards: 8 phantoms per modality,
+    severities 1, 3, 5, every corruption of each modality's suite), then writes the report.
+    """
+    from .errors import MedFMRobustError
+    from .models.base import load_model
+    from .report import build_report
+    from .runner import Run, RunConfig
+
     folder = Path(out)
-    levels = [1, 2, 3, 4, 5]
-    grids = [("natural", None, list_corruptions(family="natural"))]
-    for name in registry.names("suites"):
-        suite = registry.items["suites"][name]
-        grids.append((name, suite.modality, suite.corruptions()))
-    for name, modality, items in grids:
-        path = _write_preview(
-            None, folder / f"{name}.png", None, modality, levels, "table", seed, 112, items
-        )
-        click.echo(f"wrote {path}")
-    click.echo(f"{len(grids)} preview grids in {folder}/")
+    run_dirs = []
+    try:
+        for task, model_name in DEMO_RUNS:
+            job = Run(RunConfig(task=task, model=model_name, out=str(folder / "runs"), seed=seed))
+            result = _execute_with_progress(job, load_model(model_name))
+            click.echo(f"{task} x {model_name}: {result.written} records ({result.failed} failed)")
+            run_dirs.append(result.run_dir)
+        paths = build_report(run_dirs, folder / "report")
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    click.echo(f"report: {paths.files['html']} (also report.md, headline.csv, tables.tex, plots/)")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o",
+    "--out",
+    default="medfm-robust-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+)
+@click.option(
+    "--reference", help="Model whose errors normalise mCE (default: the first run of each task)."
+)
+@click.option("--no-thumbnails", is_flag=True, help="Leave out the corruption thumbnails.")
+def report(run_dirs: tuple[str, ...], out: str, reference: str | None, no_thumbnails: bool) -> None:
+    """Tables (Markdown, CSV, JSON, LaTeX), plots and one offline HTML page from run directories."""
+    from .errors import MedFMRobustError
+    from .report import build_report
+
+    try:
+        paths = build_report(run_dirs, out, reference=reference, thumbnails=not no_thumbnails)
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+    for name, path in paths.files.items():
+        if ":" not in name:
+            click.echo(f"{name}: {path}")

@@ -1,0 +1,184 @@
+"""``medfm-robust report``: one or more run directories -> Markdown, CSV, JSON and LaTeX tables,
+PNG plots, and a self-contained HTML page (figures and thumbnails embedded) that opens offline.
+
+Runs of one task are compared side by side; the first run of a task is the reference model of its
+mCE unless another is named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import plots, tables
+from .runs import ReportError, RunData, load_run
+
+__all__ = ["ReportError", "ReportPaths", "RunData", "build_report", "load_run"]
+
+
+@dataclass
+class Section:
+    """The part of a report about one task: its runs, tables, figures and thumbnails."""
+
+    task: str
+    runs: list[RunData]
+    rows: list[dict[str, Any]]
+    figures: dict[str, Path]
+    per_run: list[tuple[RunData, list[dict[str, Any]]]]
+    thumbs: dict[str, dict[int, str]]
+    reference: RunData | None
+
+
+@dataclass
+class ReportPaths:
+    out: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def build_report(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    reference: str | None = None,
+    thumbnails: bool = True,
+) -> ReportPaths:
+    """Write the report of ``run_dirs`` into ``out``; ``reference`` names the mCE reference model."""
+    runs = [load_run(path) for path in run_dirs]
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(out)
+    by_task: dict[str, list[RunData]] = defaultdict(list)
+    for run in runs:
+        by_task[run.task].append(run)
+
+    headline: list[dict[str, Any]] = []
+    sections = []
+    latex = []
+    for task, task_runs in by_task.items():
+        ref = (
+            next((r for r in task_runs if r.label == reference), task_runs[0])
+            if len(task_runs) > 1
+            else None
+        )
+        rows = tables.headline_rows(task_runs, ref)
+        headline.extend(rows)
+        figures = {
+            "score_vs_severity": plots.score_vs_severity(
+                task_runs, out / "plots" / f"{_slug(task)}_severity.png"
+            )
+        }
+        if len(task_runs) > 1:
+            figures["comparison"] = plots.model_comparison(
+                task_runs, out / "plots" / f"{_slug(task)}_models.png"
+            )
+        per_run = []
+        for run in task_runs:
+            stem = f"{_slug(task)}_{_slug(run.label)}"
+            figures[f"heatmap:{run.label}"] = plots.drop_heatmap(
+                run, out / "plots" / f"{stem}_heatmap.png"
+            )
+            conditions = tables.condition_rows(run)
+            paths.files[f"conditions:{stem}"] = tables.write_csv(
+                out / f"conditions_{stem}.csv", conditions
+            )
+            per_run.append((run, conditions))
+            latex.append(
+                tables.latex_table(
+                    conditions,
+                    tables.CONDITION_COLUMNS,
+                    f"{task}, {run.label}: {run.primary} per corruption and severity",
+                    f"tab:{stem}",
+                )
+            )
+        thumbs = _thumbnails(task_runs[0]) if thumbnails else {}
+        sections.append(Section(task, task_runs, rows, figures, per_run, thumbs, ref))
+
+    latex.insert(
+        0,
+        tables.latex_table(
+            headline, tables.HEADLINE_COLUMNS, "Robustness summary", "tab:medfm-robust"
+        ),
+    )
+    paths.files["headline_csv"] = tables.write_csv(out / "headline.csv", headline)
+    (out / "tables.tex").write_text("\n\n".join(latex) + "\n")
+    paths.files["latex"] = out / "tables.tex"
+    summary = {
+        "headline": headline,
+        "runs": [
+            {"task": r.task, "model": r.label, "path": str(r.path), "summary": r.summary.to_dict()}
+            for r in runs
+        ],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    paths.files["json"] = out / "summary.json"
+    (out / "report.md").write_text(_markdown(sections, out))
+    paths.files["markdown"] = out / "report.md"
+    from .html import render_html
+
+    (out / "report.html").write_text(render_html(sections), encoding="utf-8")
+    paths.files["html"] = out / "report.html"
+    return paths
+
+
+def _markdown(sections: list[Section], out: Path) -> str:
+    lines = ["# MedFM-Robust report", ""]
+    for section in sections:
+        lines += [f"## {section.task}", ""]
+        if section.reference is not None:
+            lines += [f"mCE and relative mCE are relative to `{section.reference.label}`.", ""]
+        lines += [tables.markdown_table(section.rows, tables.HEADLINE_COLUMNS), ""]
+        for name, path in section.figures.items():
+            lines += [f"![{name}]({path.relative_to(out)})", ""]
+        for run, conditions in section.per_run:
+            lines += [f"### {run.label}: {run.primary} per corruption and severity", ""]
+            lines += [tables.markdown_table(conditions, tables.CONDITION_COLUMNS), ""]
+    return "\n".join(lines)
+
+
+def _thumbnails(run: RunData, size: int = 96) -> dict[str, dict[int, str]]:
+    """Base64 PNG thumbnails of one sample under each corruption and severity of a run."""
+    import base64
+
+    import cv2
+
+    from ..errors import MedFMRobustError
+    from ..tasks import Condition, get_task
+    from ..views import CorruptedViews
+
+    card = get_task(run.task)
+    try:
+        samples = {s.id: s for s in card.load(run.config.get("data_root")).samples}
+    except MedFMRobustError:
+        return {}  # the data is not on this machine: the report says so instead
+    record = next(
+        (r for r in run.records if r["condition"] == "clean" and r["sample_id"] in samples), None
+    )
+    if record is None:
+        return {}
+    sample = samples[record["sample_id"]]
+    mode = run.config.get("severity_mode") or card.severity_mode
+    views = CorruptedViews(global_seed=run.config.get("seed", 0), mode=mode)
+    specs = {spec.name: spec for spec in card.corruptions_for(sample.modality)}
+
+    def encode(view: Any) -> str:
+        rgb = cv2.resize(views.display(view), (size, size), interpolation=cv2.INTER_AREA)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return base64.b64encode(png.tobytes()).decode()
+
+    thumbs: dict[str, dict[int, str]] = {"clean": {0: encode(views.get(sample))}}
+    for condition in run.summary.conditions:
+        spec = specs.get(condition.corruption)
+        if spec is None:
+            continue
+        view = views.get(
+            sample, Condition(condition.corruption, condition.severity), corruption=spec
+        )
+        thumbs.setdefault(condition.corruption, {})[condition.severity] = encode(view)
+    return thumbs

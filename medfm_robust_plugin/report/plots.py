@@ -1,0 +1,110 @@
+"""Report figures (PNG): score against severity per corruption, a corruption x severity heatmap of
+the relative drop, and a model comparison of clean against corrupted scores."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from .runs import RunData
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
+    """One panel per corruption of the first run: each model's score at severities 0 (clean) to 5."""
+    plt = _pyplot()
+    corruptions = [c.corruption for c in runs[0].summary.corruptions]
+    metric = runs[0].primary
+    columns = min(6, max(1, len(corruptions)))
+    rows = max(1, math.ceil(len(corruptions) / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.2 * rows), squeeze=False, sharey=True
+    )
+    for index, name in enumerate(corruptions):
+        ax = axes[index // columns][index % columns]
+        for run in runs:
+            levels = [c for c in run.summary.conditions if c.corruption == name]
+            if not levels:
+                continue
+            xs = [0] + [c.severity for c in levels]
+            ys = [run.summary.clean.get(metric)] + [c.scores.get(metric) for c in levels]
+            ax.plot(xs, ys, marker="o", markersize=3, label=run.label)
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(range(0, 6))
+        ax.tick_params(labelsize=7)
+    for index in range(len(corruptions), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    axes[0][0].set_ylabel(metric, fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if len(runs) > 1 and handles:
+        fig.legend(handles, labels, loc="lower right", fontsize=8)
+    fig.suptitle(f"{runs[0].task}: {metric} against severity (0 = clean)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def drop_heatmap(run: RunData, path: Path) -> Path:
+    """Relative drop of the primary metric, corruptions by severities."""
+    plt = _pyplot()
+    import numpy as np
+
+    metric = run.primary
+    corruptions = [c.corruption for c in run.summary.corruptions]
+    severities = sorted({c.severity for c in run.summary.conditions})
+    grid = np.full((len(corruptions), len(severities)), np.nan)
+    for c in run.summary.conditions:
+        value = c.relative_drop.get(metric)
+        if value is not None:
+            grid[corruptions.index(c.corruption), severities.index(c.severity)] = value
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(severities), 0.8 + 0.28 * len(corruptions)))
+    limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=8)
+    ax.set_yticks(range(len(corruptions)), corruptions, fontsize=7)
+    ax.set_xlabel("severity", fontsize=8)
+    ax.set_title(f"{run.label}: relative drop in {metric}", fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def model_comparison(runs: Sequence[RunData], path: Path) -> Path:
+    """Clean, base-corruption and medical-corruption scores of each model (primary metric)."""
+    plt = _pyplot()
+    import numpy as np
+
+    metric = runs[0].primary
+    groups = [("clean", None), ("base corruptions", "base"), ("medical corruptions", "medical")]
+    width = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.4 * len(runs), 3.0))
+    x = np.arange(len(runs))
+    for k, (label, group) in enumerate(groups):
+        values = []
+        for run in runs:
+            if group is None:
+                values.append(run.summary.clean.get(metric, np.nan))
+            else:
+                result = run.summary.by_family.get(group)
+                values.append(result.scores.get(metric, np.nan) if result else np.nan)
+        ax.bar(x + (k - 1) * width, values, width, label=label)
+    ax.set_xticks(x, [run.label for run in runs], fontsize=8, rotation=15)
+    ax.set_ylabel(metric, fontsize=8)
+    ax.set_title(f"{runs[0].task}: clean against corrupted", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,63 @@
+"""Reading run directories back: records, configuration, task card and robustness summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedFMRobustError
+from ..runner import CONFIG, RECORDS, latest_records
+
+
+class ReportError(MedFMRobustError):
+    """A run directory that cannot be reported on."""
+
+
+@dataclass
+class RunData:
+    """One (task, model) run as a report sees it."""
+
+    path: Path
+    task: str
+    model: str
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    metrics: list[Any]  # Metric objects, in the card's order
+    summary: Any  # metrics.robustness.Summary
+
+    @property
+    def label(self) -> str:
+        return self.model
+
+    @property
+    def primary(self) -> str:
+        """The metric a headline talks about: the card's first."""
+        return self.metrics[0].name
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read ``records.jsonl`` and ``config.json`` of a run and summarize it afresh."""
+    from ..metrics.base import get_metric
+    from ..metrics.robustness import summarize
+    from ..tasks import get_task
+
+    path = Path(path)
+    if not (path / RECORDS).exists():
+        raise ReportError(
+            f"'{path}' is not a run directory (no {RECORDS}); pass the folder `medfm-robust run` "
+            "printed, e.g. runs/<task>/<model>"
+        )
+    records = latest_records(path)
+    if not records:
+        raise ReportError(f"'{path}' has no records yet; run the task first")
+    config_path = path / CONFIG
+    config = json.loads(config_path.read_text())["config"] if config_path.exists() else {}
+    task = config.get("task") or records[0].get("task")
+    model = config.get("model") or records[0].get("model") or path.name
+    if not task:
+        raise ReportError(f"'{path}': its records do not say which task they belong to")
+    card = get_task(task)
+    metrics = [get_metric(name) for name in card.metrics]
+    return RunData(path, card.name, model, config, records, metrics, summarize(records, metrics))

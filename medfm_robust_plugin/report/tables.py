@@ -1,0 +1,161 @@
+"""Report tables: one headline row per (run, metric), and a corruption x severity table per run,
+written as Markdown, CSV, JSON and LaTeX (booktabs, ready for a paper)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .runs import RunData
+
+HEADLINE_COLUMNS = (
+    ("task", "Task"),
+    ("model", "Model"),
+    ("metric", "Metric"),
+    ("clean", "Clean"),
+    ("corrupted", "Corrupted"),
+    ("absolute_drop", "Abs. drop"),
+    ("relative_drop", "Rel. drop"),
+    ("base_drop", "Base drop"),
+    ("medical_drop", "Medical drop"),
+    ("worst", "Worst corruption"),
+    ("mce", "mCE"),
+    ("relative_mce", "Rel. mCE"),
+    ("failures", "Failures"),
+)
+
+
+def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[dict[str, Any]]:
+    """Per run and metric: clean vs mean corrupted score, drops, worst corruption, mCE."""
+    from ..metrics.robustness import mce, relative_mce
+
+    rows = []
+    for run in runs:
+        summary = run.summary
+        for metric in run.metrics:
+            name = metric.name
+            row = {
+                "task": run.task,
+                "model": run.label,
+                "metric": name,
+                "clean": summary.clean.get(name),
+                "corrupted": summary.overall.scores.get(name),
+                "absolute_drop": summary.overall.absolute_drop.get(name),
+                "relative_drop": summary.overall.relative_drop.get(name),
+                "base_drop": _group_drop(summary, "base", name),
+                "medical_drop": _group_drop(summary, "medical", name),
+                "worst": summary.worst.get(name),
+                "mce": None,
+                "relative_mce": None,
+                "failures": summary.failures.get("total", 0),
+            }
+            if reference is not None and reference is not run and reference.task == run.task:
+                row["mce"] = mce(summary, reference.summary, name).value
+                row["relative_mce"] = relative_mce(summary, reference.summary, name).value
+            rows.append(row)
+    return rows
+
+
+def _group_drop(summary: Any, group: str, metric: str) -> float | None:
+    result = summary.by_family.get(group)
+    return None if result is None else result.absolute_drop.get(metric)
+
+
+def condition_rows(run: RunData) -> list[dict[str, Any]]:
+    """One row per (corruption, severity) of a run, for its primary metric."""
+    metric = run.primary
+    return [
+        {
+            "corruption": c.corruption,
+            "family": c.family,
+            "severity": c.severity,
+            "score": c.scores.get(metric),
+            "absolute_drop": c.absolute_drop.get(metric),
+            "relative_drop": c.relative_drop.get(metric),
+            "interval": c.absolute_interval.get(metric),
+            "n": c.n,
+            "failed": c.failed,
+        }
+        for c in run.summary.conditions
+    ]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return f"[{fmt(value[0], digits)}, {fmt(value[1], digits)}]"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    head = "| " + " | ".join(label for _, label in columns) + " |"
+    rule = "| " + " | ".join("---" for _ in columns) + " |"
+    body = ["| " + " | ".join(fmt(row.get(key)) for key, _ in columns) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def latex_escape(text: str) -> str:
+    for char, repl in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
+        text = text.replace(char, repl)
+    return text
+
+
+def latex_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], caption: str, label: str
+) -> str:
+    """A booktabs table; numbers right-aligned, text left."""
+    numeric = [
+        all(isinstance(r.get(k), float | int) or r.get(k) is None for r in rows) for k, _ in columns
+    ]
+    spec = "".join("r" if n else "l" for n in numeric)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(latex_escape(label_) for _, label_ in columns) + r" \\",
+        r"\midrule",
+    ]
+    for row in rows:
+        lines.append(" & ".join(latex_escape(fmt(row.get(key))) for key, _ in columns) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    if not rows:
+        path.write_text("")
+        return path
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return path
+
+
+CONDITION_COLUMNS = (
+    ("corruption", "Corruption"),
+    ("family", "Family"),
+    ("severity", "Severity"),
+    ("score", "Score"),
+    ("absolute_drop", "Abs. drop"),
+    ("relative_drop", "Rel. drop"),
+    ("interval", "95% CI (abs.)"),
+    ("n", "n"),
+    ("failed", "Failed"),
+)

@@ -1,0 +1,121 @@
+"""Reports: tables in four formats, plots, and one HTML page that needs nothing but itself."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medfm_robust_plugin.models.base import load_model
+from medfm_robust_plugin.report import ReportError, build_report
+from medfm_robust_plugin.runner import Run, RunConfig
+
+
+class BoxFill:
+    """A floor below the floor: the whole box is the mask."""
+
+    name = "box-fill"
+
+    def segment(self, image, boxes=None, points=None, point_labels=None):
+        masks = np.zeros((len(boxes), *image.shape[:2]), bool)
+        for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes).astype(int)):
+            masks[k, y1:y2, x1:x2] = True
+        return masks
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    corruptions = ["gaussian_noise", "contrast", "mri_motion", "ct_ring_artifact"]
+
+    def run(task, label, model):
+        config = RunConfig(task=task, model=label, out=str(out), corruptions=corruptions, limit=10)
+        return Run(config).execute(model).run_dir
+
+    return {
+        "otsu": run(
+            "MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu", load_model("baseline:box-otsu")
+        ),
+        "fill": run("MedFMRobust-Mini-Seg-Lite", "box-fill", BoxFill()),
+        "vqa": run(
+            "MedFMRobust-Mini-VQA-Lite", "baseline:majority", load_model("baseline:majority")
+        ),
+    }
+
+
+def test_report_has_every_format(runs, tmp_path):
+    paths = build_report([runs["otsu"], runs["fill"], runs["vqa"]], tmp_path / "report")
+    out = tmp_path / "report"
+    with open(out / "headline.csv", newline="") as handle:
+        headline = list(csv.DictReader(handle))
+    assert {(r["task"], r["model"], r["metric"]) for r in headline} == {
+        ("MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu", "dice"),
+        ("MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu", "iou"),
+        ("MedFMRobust-Mini-Seg-Lite", "box-fill", "dice"),
+        ("MedFMRobust-Mini-Seg-Lite", "box-fill", "iou"),
+        ("MedFMRobust-Mini-VQA-Lite", "baseline:majority", "accuracy"),
+    }
+    fill = next(r for r in headline if r["model"] == "box-fill" and r["metric"] == "dice")
+    otsu = next(r for r in headline if r["model"] == "baseline:box-otsu" and r["metric"] == "dice")
+    assert float(otsu["clean"]) > float(fill["clean"]) > 0
+    # the second model of a task gets an mCE against the first
+    assert fill["mce"] and not otsu["mce"]
+    latex = (out / "tables.tex").read_text()
+    assert (
+        latex.count(r"\begin{tabular}") == 1 + 3
+        and r"\toprule" in latex
+        and r"box\_otsu" not in latex
+    )
+    assert "baseline:box-otsu" in (out / "report.md").read_text()
+    for png in (out / "plots").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((out / "plots").glob("*.png"))) == 2 + 1 + 3  # per task, comparison, heatmaps
+    assert set(paths.files) >= {"html", "markdown", "json", "latex", "headline_csv"}
+
+
+def test_html_is_self_contained(runs, tmp_path):
+    build_report([runs["otsu"], runs["fill"]], tmp_path / "r")
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page), "the page must not load anything"
+    assert page.count("data:image/png;base64,") >= 3 + 4  # figures and thumbnails
+    assert "What each corruption looks like" in page and "ct_ring_artifact" in page
+
+
+def test_drop_table_matches_the_records(runs, tmp_path):
+    import json
+
+    from medfm_robust_plugin.runner import latest_records
+
+    build_report([runs["otsu"]], tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())["runs"][0]["summary"]
+    records = latest_records(runs["otsu"])
+    clean = [r["score"]["dice"] for r in records if r["condition"] == "clean"]
+    assert summary["clean"]["scores"]["dice"] == pytest.approx(np.mean(clean))
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(ReportError, match="not a run directory"):
+        build_report([tmp_path], tmp_path / "out")
+
+
+def test_cli_report(runs, tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medfm_robust_plugin",
+            "report",
+            str(runs["vqa"]),
+            "-o",
+            str(tmp_path / "r"),
+            "--no-thumbnails",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "html:" in done.stdout and (tmp_path / "r" / "report.html").exists()
