@@ -18,6 +18,7 @@ References: ``sample.meta["references"]`` (a list of texts) when a loader gives 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -230,74 +231,115 @@ class CorpusCiderD:
         return tables.scores
 
 
+class _ReferenceLayout:
+    """What CIDEr-D needs of a set's references alone: the n-gram columns, which sample's
+    references hold each column, and per (sample, reference, order) row the reference's r^2.
+
+    N-grams with the same idf share a column: those found in one sample's references only (idf
+    from that sample's weight) and those in no reference (idf = log of the set size); the others
+    (in several samples' references) have a column each. This keeps the columns few and a
+    thousand resamples fast. Every condition of a run has the same references, so the layout is
+    built once per set of samples.
+    """
+
+    def __init__(self, refs: tuple[tuple[str, ...], ...], max_order: int):
+        from scipy import sparse
+
+        counted = [_reference_ngrams(sample_refs, max_order) for sample_refs in refs]
+        n = len(refs)
+        owner: dict[tuple[str, ...], int] = {}  # n-gram -> the sample whose references hold it
+        shared: set[tuple[str, ...]] = set()  # n-grams in the references of several samples
+        for i, (_, union) in enumerate(counted):
+            for gram in union:
+                if owner.setdefault(gram, i) != i:
+                    shared.add(gram)
+        column = {gram: k for k, gram in enumerate(shared)}
+        for gram, i in owner.items():
+            column.setdefault(gram, len(shared) + i)
+        self.column = column
+        self.absent = len(shared) + n
+        self.width = width = self.absent + 1
+        presence_rows, presence_cols = [], []
+        pair_rows, pair_cols, ref_squared = [], [], []
+        self.refs: list[list[tuple[NgramCounts, int, int]]] = []  # (counts, bigrams, first row)
+        pair_sample: list[int] = []
+        for i, (sample_refs, union) in enumerate(counted):
+            present = {column[g] for g in union}
+            presence_rows.extend([i] * len(present))
+            presence_cols.extend(present)
+            rows = []
+            for ref, ref_bigrams in sample_refs:
+                base = len(pair_sample)
+                rows.append((ref, ref_bigrams, base))
+                pair_sample.extend([i] * max_order)
+                for gram, count in ref.items():
+                    pair_rows.append(base + len(gram) - 1)
+                    pair_cols.append(column[gram])
+                    ref_squared.append(count * count)
+            self.refs.append(rows)
+        pairs = self.pairs = len(pair_sample)
+        self.presence_t = sparse.csr_matrix(
+            (np.ones(len(presence_rows)), (presence_rows, presence_cols)), shape=(n, width)
+        ).T.tocsr()
+        self.ref_norm = sparse.csr_matrix(
+            (np.asarray(ref_squared, float), (pair_rows, pair_cols)), shape=(pairs, width)
+        )
+        pair_sample_ = np.asarray(pair_sample, dtype=int)
+        self.hyp_index = pair_sample_ * max_order + np.arange(pairs) % max_order
+        self.pair_to_sample = sparse.csr_matrix(
+            (np.ones(pairs), (pair_sample_, np.arange(pairs))), shape=(n, pairs)
+        )
+        ref_count = np.asarray([len(r) for r in refs], dtype=float)
+        self.divisor = ref_count[:, None] * max_order
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_layout(refs: tuple[tuple[str, ...], ...], max_order: int) -> _ReferenceLayout:
+    return _ReferenceLayout(refs, max_order)
+
+
 class _CiderTables:
     """CIDEr-D as sparse matrices over n-gram columns, so that a score is a few products.
 
     Each pair (sample, reference, order) has a row of clipped overlaps min(h, r) * r and of r^2;
     each (sample, order) a row of h^2; with the squared idf of each column, the cosine numerator
-    and norms are matrix-vector products. N-grams with the same idf share a column: those found in
-    one sample's references only (idf from that sample's weight), and those in no reference (idf =
-    log of the set size), which keeps the columns few and a thousand resamples fast.
+    and norms are matrix-vector products.
     """
 
     def __init__(self, states: Sequence[dict[str, Any]], max_order: int, sigma: float):
         from scipy import sparse
 
-        hyps = [ngrams(state["hyp"].split(), max_order) for state in states]
-        refs = [[ngrams(r.split(), max_order) for r in state["refs"]] for state in states]
-        n = len(states)
-        owners: dict[tuple[str, ...], int] = {}  # n-gram -> sample whose references hold it
-        shared: dict[tuple[str, ...], int] = {}  # n-grams in the references of several samples
-        for i, sample_refs in enumerate(refs):
-            for gram in set().union(*sample_refs):
-                if owners.setdefault(gram, i) != i and gram not in shared:
-                    shared[gram] = len(shared)
-        # Columns: shared n-grams, then one per sample (its own n-grams), then "in no reference".
-        absent = len(shared) + n
-
-        def column(gram: tuple[str, ...]) -> int:
-            if gram in shared:
-                return shared[gram]
-            owner = owners.get(gram)
-            return absent if owner is None else len(shared) + owner
-
-        width = absent + 1
-        presence_rows = [sorted({column(g) for g in set().union(*r)}) for r in refs]
-        hyp_entries: tuple[list, list, list] = ([], [], [])  # row, column, h^2
-        pair_entries: tuple[list, list, list, list] = ([], [], [], [])  # row, column, r^2, clip
-        pair_sample, pair_penalty, ref_count = [], [], []
-        for i, (hyp, sample_refs) in enumerate(zip(hyps, refs)):
+        layout = _reference_layout(tuple(tuple(state["refs"]) for state in states), max_order)
+        column, absent = layout.column, layout.absent
+        hyp_rows, hyp_cols, hyp_squared = [], [], []
+        clip_rows, clip_cols, clipped = [], [], []
+        penalty = np.empty(layout.pairs)
+        for i, (state, sample_refs) in enumerate(zip(states, layout.refs)):
+            hyp = ngrams(state["hyp"].split(), max_order)
             for gram, count in hyp.items():
-                _append(hyp_entries, i * max_order + len(gram) - 1, column(gram), count * count)
-            ref_count.append(len(sample_refs))
-            for ref in sample_refs:
-                base = len(pair_sample)
-                delta = _bigram_count(hyp) - _bigram_count(ref)
-                pair_sample.extend([i] * max_order)
-                pair_penalty.extend([math.exp(-(delta**2) / (2 * sigma**2))] * max_order)
-                for gram, count in ref.items():
-                    clip = min(hyp.get(gram, 0), count) * count
-                    _append(pair_entries, base + len(gram) - 1, column(gram), count * count, clip)
-
-        def matrix(rows, cols, values, height):
-            return sparse.csr_matrix((values, (rows, cols)), shape=(height, width), dtype=float)
-
-        rows = [i for i, cols in enumerate(presence_rows) for _ in cols]
-        cols = [c for cols in presence_rows for c in cols]
-        pairs = len(pair_sample)
-        self.n = n
-        self.width = width
-        self.presence_t = matrix(rows, cols, np.ones(len(rows)), n).T.tocsr()
-        self.hyp_norm = matrix(*hyp_entries, n * max_order)
-        self.ref_norm = matrix(*pair_entries[:3], pairs)
-        self.overlap = matrix(pair_entries[0], pair_entries[1], pair_entries[3], pairs)
-        pair_sample_ = np.asarray(pair_sample, dtype=int)
-        self.hyp_index = pair_sample_ * max_order + np.arange(pairs) % max_order
-        self.penalty = np.asarray(pair_penalty)[:, None]
-        self.pair_to_sample = sparse.csr_matrix(
-            (np.ones(pairs), (pair_sample_, np.arange(pairs))), shape=(n, pairs)
+                hyp_rows.append(i * max_order + len(gram) - 1)
+                hyp_cols.append(column.get(gram, absent))
+                hyp_squared.append(count * count)
+            hyp_bigrams = _bigram_count(hyp)
+            for ref, ref_bigrams, base in sample_refs:
+                delta = hyp_bigrams - ref_bigrams
+                penalty[base : base + max_order] = math.exp(-(delta**2) / (2 * sigma**2))
+                for gram, count in hyp.items():
+                    in_ref = ref.get(gram)
+                    if in_ref:
+                        clip_rows.append(base + len(gram) - 1)
+                        clip_cols.append(column[gram])
+                        clipped.append(min(count, in_ref) * in_ref)
+        shape = (len(states) * max_order, layout.width)
+        self.layout = layout
+        self.width = layout.width
+        self.hyp_norm = sparse.csr_matrix(
+            (np.asarray(hyp_squared, float), (hyp_rows, hyp_cols)), shape=shape
         )
-        self.divisor = np.asarray(ref_count, dtype=float)[:, None] * max_order
+        self.overlap = sparse.csr_matrix(
+            (np.asarray(clipped, float), (clip_rows, clip_cols)), shape=(layout.pairs, layout.width)
+        )
+        self.penalty = penalty[:, None]
 
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """CIDEr-D of the set under each row of sample weights (B x n) -> B scores."""
@@ -309,22 +351,31 @@ class _CiderTables:
         )
 
     def _chunk(self, weights: np.ndarray) -> np.ndarray:
+        layout = self.layout
         set_size = weights.sum(axis=1)
-        document_frequency = self.presence_t @ weights.T  # columns x B
-        idf = np.log(set_size)[None, :] - np.log(np.maximum(document_frequency, 1.0))
-        idf_squared = idf * idf
+        document_frequency = layout.presence_t @ weights.T  # columns x B
+        idf = np.log(np.maximum(document_frequency, 1.0, out=document_frequency))
+        np.subtract(np.log(set_size)[None, :], idf, out=idf)
+        idf_squared = np.square(idf, out=idf)
         numerator = self.overlap @ idf_squared  # pairs x B
-        hyp_norm = (self.hyp_norm @ idf_squared)[self.hyp_index]
-        denominator = np.sqrt(hyp_norm * (self.ref_norm @ idf_squared))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cosine = np.where(denominator > 0, numerator / denominator, numerator)
-        per_sample = (self.pair_to_sample @ (cosine * self.penalty)) * (10.0 / self.divisor)
+        denominator = (self.hyp_norm @ idf_squared)[layout.hyp_index]
+        denominator *= layout.ref_norm @ idf_squared
+        np.sqrt(denominator, out=denominator)
+        # pycocoevalcap leaves the numerator undivided where a norm is 0 (it is 0 there too)
+        np.divide(numerator, denominator, out=numerator, where=denominator > 0)
+        numerator *= self.penalty
+        per_sample = layout.pair_to_sample @ numerator
+        per_sample *= 10.0 / layout.divisor
         return np.einsum("bn,nb->b", weights, per_sample) / set_size
 
 
-def _append(entries: tuple[list, ...], *values: Any) -> None:
-    for entry, value in zip(entries, values):
-        entry.append(value)
+@functools.lru_cache(maxsize=16384)
+def _reference_ngrams(
+    refs: tuple[str, ...], max_order: int
+) -> tuple[list[tuple[NgramCounts, int]], frozenset[tuple[str, ...]]]:
+    """Each reference's n-gram counts and bigram count, and the set of all their n-grams."""
+    counted = [ngrams(r.split(), max_order) for r in refs]
+    return [(c, _bigram_count(c)) for c in counted], frozenset().union(*counted)
 
 
 def _bigram_count(counts: NgramCounts) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,23 +345,33 @@ def _relative(drop: Any, clean: Any) -> Any:
         return np.where(clean != 0, np.divide(drop, clean), np.nan)
 
 
-def _weighted_scores(metric: Metric, states: Sequence[Any], weights: np.ndarray) -> np.ndarray:
-    """The metric's score of the set under each row of sample weights (B x n) -> B scores.
+Weigher = Callable[[np.ndarray], np.ndarray]  # sample weights (B x n) -> B scores
+
+
+def _weigher(metric: Metric, states: Sequence[Any]) -> Weigher:
+    """The metric's score of ``states`` as a function of per-sample weights (B x n -> B).
 
     Means are weighted means; an aggregate with ``prepare(states) -> f(weights)`` (BLEU, CIDEr-D)
     scores all rows at once; any other aggregate is rerun on each resampled list.
     """
     if metric.aggregate is None:
         values = np.asarray([metric.per_sample(s) for s in states], dtype=float)
-        return weights @ values / weights.sum(axis=1)
+        return lambda weights: weights @ values / weights.sum(axis=1)
     prepare = getattr(metric.aggregate, "prepare", None)
     if prepare is not None:
-        return np.asarray(prepare(list(states))(weights), dtype=float)
-    scores = []
-    for row in weights.astype(int):
-        drawn = [s for s, count in zip(states, row) for _ in range(count)]
-        scores.append(metric.summarize(drawn))
-    return np.asarray(scores, dtype=float)
+        prepared = prepare(list(states))
+        return lambda weights: np.asarray(prepared(weights), dtype=float)
+
+    def rescored(weights: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            [
+                metric.summarize([s for s, count in zip(states, row) for _ in range(count)])
+                for row in weights.astype(int)
+            ],
+            dtype=float,
+        )
+
+    return rescored
 
 
 def _bootstrap_weights(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -392,31 +402,30 @@ def _condition(
     corruption: str,
     severity: int,
     records: list[_Record],
-    clean_states: dict[str, dict[SampleKey, Any]],
-    clean_scores: dict[str, float],
+    clean: _Clean,
     options: _Options,
 ) -> ConditionResult:
-    key = condition_key(corruption, severity)
     family = next((r.family for r in records if r.family is not None), None)
     states = {m.name: _states(records, m.name) for m in metrics}
     scored = next(iter(states.values()))
-    paired = sorted(set(scored) & set(clean_states[metrics[0].name]))
+    paired = tuple(sorted(set(scored) & set(clean.states[metrics[0].name])))
     scores, absolute, relative, abs_interval, rel_interval = {}, {}, {}, {}, {}
-    weights = None
-    if paired and options.resamples > 0:
-        # One resample of the paired samples serves clean and corrupted, and every metric.
-        rng = np.random.default_rng([options.seed, zlib.crc32(key.encode())])
-        weights = _bootstrap_weights(len(paired), options.resamples, rng)
+    weights = clean.resample(paired, options) if paired and options.resamples > 0 else None
     for metric in metrics:
         name = metric.name
-        scores[name] = metric.summarize(list(states[name].values()))
-        absolute[name] = float(_drop(metric, clean_scores[name], scores[name]))
-        relative[name] = float(_relative(absolute[name], clean_scores[name]))
-        abs_interval[name] = rel_interval[name] = None
+        corrupted = None
         if weights is not None:
-            clean_b = _weighted_scores(metric, [clean_states[name][k] for k in paired], weights)
-            corrupted_b = _weighted_scores(metric, [states[name][k] for k in paired], weights)
-            drops = _drop(metric, clean_b, corrupted_b)
+            corrupted = _weigher(metric, [states[name][k] for k in paired])
+        if corrupted is not None and len(paired) == len(scored) and metric.aggregate is not None:
+            scores[name] = float(corrupted(np.ones((1, len(paired))))[0])  # one costly setup
+        else:
+            scores[name] = metric.summarize(list(states[name].values()))
+        absolute[name] = float(_drop(metric, clean.scores[name], scores[name]))
+        relative[name] = float(_relative(absolute[name], clean.scores[name]))
+        abs_interval[name] = rel_interval[name] = None
+        if corrupted is not None:
+            clean_b = clean.resampled_scores(metric, paired, options)
+            drops = _drop(metric, clean_b, corrupted(weights))
             abs_interval[name] = _interval(drops, options.confidence)
             rel_interval[name] = _interval(_relative(drops, clean_b), options.confidence)
     return ConditionResult(
@@ -432,6 +441,37 @@ def _condition(
         n_paired=len(paired),
         failed=sum(r.error is not None for r in records),
     )
+
+
+@dataclass
+class _Clean:
+    """The clean states and scores of a summary, and the bootstrap resamples of a paired set
+    with the clean scores under them, made once per paired set (the same for every condition
+    unless some samples failed). Every condition with the same paired samples thus uses the same
+    resamples (common random numbers), and corpus metrics set up their clean tables once."""
+
+    states: dict[str, dict[SampleKey, Any]]
+    scores: dict[str, float]
+    weights: dict[tuple[SampleKey, ...], np.ndarray] = field(default_factory=dict)
+    resampled: dict[tuple[str, tuple[SampleKey, ...]], np.ndarray] = field(default_factory=dict)
+
+    def resample(self, paired: tuple[SampleKey, ...], options: _Options) -> np.ndarray:
+        """How often each paired sample is drawn in each resample (B x n); one draw serves the
+        clean and the corrupted states (a paired bootstrap) and every metric."""
+        if paired not in self.weights:
+            digest = zlib.crc32(repr(paired).encode())
+            rng = np.random.default_rng([options.seed, digest])
+            self.weights[paired] = _bootstrap_weights(len(paired), options.resamples, rng)
+        return self.weights[paired]
+
+    def resampled_scores(
+        self, metric: Metric, paired: tuple[SampleKey, ...], options: _Options
+    ) -> np.ndarray:
+        key = (metric.name, paired)
+        if key not in self.resampled:
+            states = [self.states[metric.name][k] for k in paired]
+            self.resampled[key] = _weigher(metric, states)(self.resample(paired, options))
+        return self.resampled[key]
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -473,8 +513,9 @@ def _summarize(records: list[_Record], metrics: list[Metric], options: _Options)
             by_condition[(record.corruption, record.severity)].append(record)
     clean_states = {m.name: _states(clean_records, m.name) for m in metrics}
     clean_scores = {m.name: m.summarize(list(clean_states[m.name].values())) for m in metrics}
+    clean = _Clean(clean_states, clean_scores)
     conditions = [
-        _condition(metrics, c, s, by_condition[(c, s)], clean_states, clean_scores, options)
+        _condition(metrics, c, s, by_condition[(c, s)], clean, options)
         for c, s in sorted(by_condition)
     ]
     per_corruption: dict[str, list[ConditionResult]] = defaultdict(list)
