@@ -63,7 +63,7 @@ def _single_letter(claimed: set[str]) -> str | None:
 
 def _bare_letter(text: str, letters: list[str]) -> str | None:
     """The whole answer is one option letter, possibly wrapped: "B", "(b)", "B.", "[B]"."""
-    match = re.fullmatch(r"[\s(\[{'\"]*([A-Za-z])[\s)\]}'\".:,;!]*", text)
+    match = re.fullmatch(r"[\s(\[{'\"]*([A-Za-z0-9])[\s)\]}'\".:,;!]*", text)
     if match and match.group(1).upper() in letters:
         return match.group(1).upper()
     return None
@@ -143,10 +143,8 @@ def extract_choice(text: str, options: Mapping[str, str]) -> str | None:
     if not options:
         raise MetricError("extract_choice needs the question's options, e.g. {'A': 'Yes', ...}")
     options = {str(k).strip().upper(): str(v) for k, v in options.items()}
-    letters = sorted(options, key=len, reverse=True)
-    if any(len(letter) != 1 for letter in letters):
-        # Keys such as "1" or "AA" cannot be told from prose; only their texts are matched.
-        letters = [letter for letter in letters if len(letter) == 1 and letter.isalpha()]
+    # Keys of one character are claimed as letters; longer keys are matched by their texts only.
+    letters = [key for key in options if len(key) == 1]
     text = _MARKDOWN.sub("", answer_text(text)).strip()
     if not text:
         return None
