@@ -374,7 +374,9 @@ class Run:
             for metric in metrics:
                 state = metric.score(prediction, sample)
                 record["state"][metric.name] = state
-                record["score"][metric.name] = metric.per_sample(state)
+                value = metric.per_sample(state)
+                # a corpus metric has no per-sample number (NaN): JSON gets null, not a NaN token
+                record["score"][metric.name] = None if value != value else value
         except Exception as exc:
             record["error"] = f"scoring failed: {_describe(exc)}"
         return record

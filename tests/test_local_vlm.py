@@ -13,9 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch  # noqa: F401
+import transformers  # noqa: F401
 
 from medfm_robust_plugin.models import (  # noqa: E402
     Generation,
@@ -191,7 +190,6 @@ def test_max_new_tokens_bounds_every_answer(gemma3, monkeypatch, max_new_tokens)
 
 
 def test_a_stop_token_ends_the_count_and_is_not_decoded(gemma3, monkeypatch):
-    import torch
 
     tokenizer = gemma3.processor.tokenizer
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
@@ -346,7 +344,6 @@ def test_a_template_without_system_role_gets_the_system_text_in_the_user_turn(tm
 
 
 def test_dtype_options_on_cpu(gemma3_dir):
-    import torch
 
     assert (
         load_model(f"hf:{gemma3_dir}", device="cpu", dtype="float32").model.dtype == torch.float32
@@ -374,7 +371,6 @@ def test_bad_options_are_named(gemma3_dir, options, message):
 
 
 def test_a_gpu_asked_for_where_there_is_none_is_an_error(gemma3_dir):
-    import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
@@ -412,7 +408,6 @@ def test_original_llava_med_weights_point_to_the_conversion_guide(tmp_path, llav
 def llava_med_reference_logits(original, tower_weights, input_before, input_after, pixel_values):
     """Next-token logits computed the way LLaVA-Med does: CLIP's second-to-last layer without the
     class token, through the two-layer GELU projector, spliced between the text embeddings."""
-    import torch
     from safetensors.torch import load_file
     from transformers import CLIPVisionConfig, CLIPVisionModel, MistralConfig, MistralForCausalLM
 
@@ -446,7 +441,6 @@ def llava_med_reference_logits(original, tower_weights, input_before, input_afte
 
 @pytest.mark.parametrize("tuned_tower", [True, False])
 def test_converted_llava_med_computes_what_the_original_does(tmp_path, tuned_tower):
-    import torch
     from safetensors.torch import load_file
     from transformers import CLIPVisionModel
 

@@ -57,9 +57,10 @@ def test_nsd_and_hd95_by_hand():
 
 
 def test_nsd_and_hd95_match_monai():
-    torch = pytest.importorskip("torch")
-    monai_metrics = pytest.importorskip("monai.metrics")
-    cv2 = pytest.importorskip("cv2")
+    import cv2 as cv2
+    import monai.metrics as monai_metrics
+    import torch as torch
+
     rng = np.random.default_rng(0)
     for _ in range(12):
         h, w = (int(v) for v in rng.integers(24, 80, 2))

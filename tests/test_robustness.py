@@ -75,13 +75,15 @@ def test_clean_scores_drops_and_means_by_hand(summary):
     assert s1.relative_drop == pytest.approx({"accuracy": 1 / 3, "error_px": 0.4})
     s2 = summary.condition("gaussian_noise", 2)
     assert s2.scores == pytest.approx({"accuracy": 1 / 3, "error_px": 4.0})
+    # s4 failed here: the drop compares with the clean score of s1-s3 (1.0, 2.0), the same samples
+    assert s2.clean_scores == pytest.approx({"accuracy": 1.0, "error_px": 2.0})
     # lower is better: a larger error is a positive drop
-    assert s2.absolute_drop == pytest.approx({"accuracy": 0.75 - 1 / 3, "error_px": 1.5})
-    assert s2.relative_drop == pytest.approx({"accuracy": (0.75 - 1 / 3) / 0.75, "error_px": 0.6})
+    assert s2.absolute_drop == pytest.approx({"accuracy": 2 / 3, "error_px": 2.0})
+    assert s2.relative_drop == pytest.approx({"accuracy": 2 / 3, "error_px": 1.0})
     noise = summary.corruption("gaussian_noise")
     assert noise.severities == [1, 2]
     assert noise.scores["accuracy"] == pytest.approx((0.5 + 1 / 3) / 2)
-    assert noise.absolute_drop == pytest.approx({"accuracy": 1 / 3, "error_px": 1.25})
+    assert noise.absolute_drop == pytest.approx({"accuracy": 11 / 24, "error_px": 1.5})
     assert summary.corruption("metal_streaks").absolute_drop == pytest.approx(
         {"accuracy": 0.25, "error_px": 0.0}
     )
@@ -105,9 +107,9 @@ def test_family_groups_and_overall_are_means_over_conditions(summary):
     assert family_group(None) is None
     base, medical = summary.by_family["base"], summary.by_family["medical"]
     assert base.corruptions == ["gaussian_noise"] and medical.corruptions == ["metal_streaks"]
-    assert base.absolute_drop["accuracy"] == pytest.approx(1 / 3)
+    assert base.absolute_drop["accuracy"] == pytest.approx(11 / 24)
     assert medical.absolute_drop["accuracy"] == pytest.approx(0.25)
-    assert summary.overall.absolute_drop["accuracy"] == pytest.approx((0.25 + 5 / 12 + 0.25) / 3)
+    assert summary.overall.absolute_drop["accuracy"] == pytest.approx((0.25 + 2 / 3 + 0.25) / 3)
     assert summary.overall.scores["error_px"] == pytest.approx((3.5 + 4.0 + 2.5) / 3)
 
 
@@ -115,8 +117,8 @@ def test_modality_breakdown_uses_the_modalitys_own_clean_score(summary):
     ct, mri = summary.by_modality["ct"], summary.by_modality["mri"]
     assert ct.clean["accuracy"] == 1.0 and mri.clean["accuracy"] == 0.5
     assert ct.condition("gaussian_noise", 1).absolute_drop["accuracy"] == pytest.approx(0.5)
-    # s4 failed under severity 2, so the MRI score there is s3's alone: better than clean
-    assert mri.condition("gaussian_noise", 2).absolute_drop["accuracy"] == pytest.approx(-0.5)
+    # s4 failed under severity 2, so the MRI score there is s3's alone, compared with s3's clean
+    assert mri.condition("gaussian_noise", 2).absolute_drop["accuracy"] == pytest.approx(0.0)
     assert mri.failures["total"] == 1 and ct.failures["total"] == 0
 
 
@@ -265,3 +267,16 @@ def test_mce_and_relative_mce_by_hand(summary):
         (3.5 + 4.0) / (1 + 1)
     )
     assert json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_a_modality_specific_corruption_is_compared_with_its_own_samples():
+    """metal_streaks hits the CT samples only: its drop is against CT's clean score, not the task's."""
+    table = {"clean": [(1, 1), (1, 1), (0, 1), (0, 1)], "metal_streaks_s1": [(1, 1), (0, 1)]}
+    records = [r for r in grid({"clean": table["clean"]})]
+    records += [
+        record(s, "metal_streaks_s1", accuracy=v[0], error_px=v[1])
+        for s, v in zip(("s1", "s2"), table["metal_streaks_s1"])
+    ]
+    metal = summarize(records, [get_metric("accuracy")], resamples=0).condition("metal_streaks", 1)
+    assert metal.clean_scores["accuracy"] == 1.0  # CT alone; the task's clean accuracy is 0.5
+    assert metal.absolute_drop["accuracy"] == pytest.approx(0.5)

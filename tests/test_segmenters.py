@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import cv2  # noqa: E402
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-import cv2  # noqa: E402
+import torch
 import torch.nn.functional as F  # noqa: E402
+import transformers
 
 from medfm_robust_plugin.models import ModelError, PromptableSegmenter, load_model, resolve  # noqa: E402
 from medfm_robust_plugin.models.sam_convert import (  # noqa: E402

@@ -91,6 +91,7 @@ class ConditionResult:
     severity: int
     family: str | None
     scores: dict[str, float]
+    clean_scores: dict[str, float]  # the clean score of the same samples, which drops compare to
     absolute_drop: dict[str, float]
     relative_drop: dict[str, float]
     absolute_interval: dict[str, Interval | None]
@@ -170,6 +171,7 @@ class Summary:
                         "severity": c.severity,
                         "family": c.family,
                         "scores": c.scores,
+                        "clean_scores": c.clean_scores,
                         "absolute_drop": c.absolute_drop,
                         "relative_drop": c.relative_drop,
                         "absolute_interval": c.absolute_interval,
@@ -409,7 +411,7 @@ def _condition(
     states = {m.name: _states(records, m.name) for m in metrics}
     scored = next(iter(states.values()))
     paired = tuple(sorted(set(scored) & set(clean.states[metrics[0].name])))
-    scores, absolute, relative, abs_interval, rel_interval = {}, {}, {}, {}, {}
+    scores, baseline, absolute, relative, abs_interval, rel_interval = {}, {}, {}, {}, {}, {}
     weights = clean.resample(paired, options) if paired and options.resamples > 0 else None
     for metric in metrics:
         name = metric.name
@@ -420,8 +422,11 @@ def _condition(
             scores[name] = float(corrupted(np.ones((1, len(paired))))[0])  # one costly setup
         else:
             scores[name] = metric.summarize(list(states[name].values()))
-        absolute[name] = float(_drop(metric, clean.scores[name], scores[name]))
-        relative[name] = float(_relative(absolute[name], clean.scores[name]))
+        # A suite's own corruptions apply to some modalities only: compare with the clean score of
+        # the same samples, never with the whole task's clean score.
+        baseline[name] = clean.score_of(metric, paired) if paired else clean.scores[name]
+        absolute[name] = float(_drop(metric, baseline[name], scores[name]))
+        relative[name] = float(_relative(absolute[name], baseline[name]))
         abs_interval[name] = rel_interval[name] = None
         if corrupted is not None:
             clean_b = clean.resampled_scores(metric, paired, options)
@@ -433,6 +438,7 @@ def _condition(
         severity=severity,
         family=family,
         scores=scores,
+        clean_scores=baseline,
         absolute_drop=absolute,
         relative_drop=relative,
         absolute_interval=abs_interval,
@@ -454,6 +460,17 @@ class _Clean:
     scores: dict[str, float]
     weights: dict[tuple[SampleKey, ...], np.ndarray] = field(default_factory=dict)
     resampled: dict[tuple[str, tuple[SampleKey, ...]], np.ndarray] = field(default_factory=dict)
+    subset_scores: dict[tuple[str, tuple[SampleKey, ...]], float] = field(default_factory=dict)
+
+    def score_of(self, metric: Metric, paired: tuple[SampleKey, ...]) -> float:
+        """The clean score of the samples in ``paired`` (all of them: the task's clean score)."""
+        if len(paired) == len(self.states[metric.name]):
+            return self.scores[metric.name]
+        key = (metric.name, paired)
+        if key not in self.subset_scores:
+            states = [self.states[metric.name][k] for k in paired]
+            self.subset_scores[key] = float(metric.summarize(states))
+        return self.subset_scores[key]
 
     def resample(self, paired: tuple[SampleKey, ...], options: _Options) -> np.ndarray:
         """How often each paired sample is drawn in each resample (B x n); one draw serves the

@@ -36,7 +36,8 @@ def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
             if not levels:
                 continue
             xs = [0] + [c.severity for c in levels]
-            ys = [run.summary.clean.get(metric)] + [c.scores.get(metric) for c in levels]
+            # severity 0 is the clean score of the samples this corruption applies to
+            ys = [levels[0].clean_scores.get(metric)] + [c.scores.get(metric) for c in levels]
             ax.plot(xs, ys, marker="o", markersize=3, label=run.label)
         ax.set_title(name, fontsize=8)
         ax.set_xticks(range(0, 6))
