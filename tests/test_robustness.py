@@ -108,6 +108,9 @@ def test_family_groups_and_overall_are_means_over_conditions(summary):
     base, medical = summary.by_family["base"], summary.by_family["medical"]
     assert base.corruptions == ["gaussian_noise"] and medical.corruptions == ["metal_streaks"]
     assert base.absolute_drop["accuracy"] == pytest.approx(11 / 24)
+    # relative: the mean drop over the mean clean score of the same samples (0.75 and 1.0)
+    assert base.clean_scores["accuracy"] == pytest.approx(0.875)
+    assert base.relative_drop["accuracy"] == pytest.approx((11 / 24) / 0.875)
     assert medical.absolute_drop["accuracy"] == pytest.approx(0.25)
     assert summary.overall.absolute_drop["accuracy"] == pytest.approx((0.25 + 2 / 3 + 0.25) / 3)
     assert summary.overall.scores["error_px"] == pytest.approx((3.5 + 4.0 + 2.5) / 3)

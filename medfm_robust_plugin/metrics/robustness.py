@@ -113,6 +113,7 @@ class CorruptionResult:
     family: str | None
     severities: list[int]
     scores: dict[str, float]
+    clean_scores: dict[str, float]
     absolute_drop: dict[str, float]
     relative_drop: dict[str, float]
     failed: int
@@ -120,11 +121,18 @@ class CorruptionResult:
 
 @dataclass
 class GroupResult:
-    """Means over the (corruption, severity) conditions of a group: base, medical, or all."""
+    """Means over the (corruption, severity) conditions of a group: base, medical, or all.
+
+    ``clean_scores`` is the mean of the conditions' own clean scores (each over the samples its
+    corruption applies to), so ``clean_scores - scores`` is the mean absolute drop; the relative
+    drop is that mean over ``clean_scores`` (a ratio of means: a subset whose clean score is near 0
+    cannot blow it up, as a mean of ratios would).
+    """
 
     group: str
     corruptions: list[str]
     scores: dict[str, float]
+    clean_scores: dict[str, float]
     absolute_drop: dict[str, float]
     relative_drop: dict[str, float]
 
@@ -500,12 +508,15 @@ def _group(name: str, conditions: list[ConditionResult], metrics: list[Metric]) 
     def mean_of(attribute: str) -> dict[str, float]:
         return {m.name: _mean(getattr(c, attribute)[m.name] for c in conditions) for m in metrics}
 
+    absolute = mean_of("absolute_drop")
+    clean = mean_of("clean_scores")
     return GroupResult(
         group=name,
         corruptions=sorted({c.corruption for c in conditions}),
         scores=mean_of("scores"),
-        absolute_drop=mean_of("absolute_drop"),
-        relative_drop=mean_of("relative_drop"),
+        clean_scores=clean,
+        absolute_drop=absolute,
+        relative_drop={k: float(_relative(absolute[k], clean[k])) for k in absolute},
     )
 
 
@@ -516,6 +527,7 @@ def _corruption(name: str, conditions: list[ConditionResult], metrics: list[Metr
         family=conditions[0].family,
         severities=sorted(c.severity for c in conditions if c.n > 0),
         scores=group.scores,
+        clean_scores=group.clean_scores,
         absolute_drop=group.absolute_drop,
         relative_drop=group.relative_drop,
         failed=sum(c.failed for c in conditions),

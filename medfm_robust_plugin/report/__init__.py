@@ -128,7 +128,14 @@ def build_report(
 
 
 def _markdown(sections: list[Section], out: Path) -> str:
-    lines = ["# MedFM-Robust report", ""]
+    lines = [
+        "# MedFM-Robust report",
+        "",
+        "Drops are clean minus corrupted (positive = worse) and paired: each condition is compared "
+        "with the clean score of the samples it applies to (a modality's own corruptions apply to "
+        "that modality only), so Clean minus Corrupted in a headline can differ from its mean drop.",
+        "",
+    ]
     for section in sections:
         lines += [f"## {section.task}", ""]
         if section.reference is not None:

@@ -38,22 +38,31 @@ class RunData:
 
 
 def load_run(path: str | Path) -> RunData:
-    """Read ``records.jsonl`` and ``config.json`` of a run and summarize it afresh."""
-    from ..metrics.base import get_metric
-    from ..metrics.robustness import summarize
-    from ..tasks import get_task
+    """Read ``records.jsonl`` and ``config.json`` of a run (or lm-eval's output) and summarize it."""
+    from ..hosts import lm_eval_results
 
     path = Path(path)
+    if lm_eval_results.is_lm_eval_output(path) and not (path / RECORDS).exists():
+        records, config = lm_eval_results.single_run(path)  # an lm-eval --output_path
+        return _run_data(path, records, config)
     if not (path / RECORDS).exists():
         raise ReportError(
             f"'{path}' is not a run directory (no {RECORDS}); pass the folder `medfm-robust run` "
-            "printed, e.g. runs/<task>/<model>"
+            "printed, e.g. runs/<task>/<model>, or an lm-eval --output_path"
         )
     records = latest_records(path)
     if not records:
         raise ReportError(f"'{path}' has no records yet; run the task first")
     config_path = path / CONFIG
     config = json.loads(config_path.read_text())["config"] if config_path.exists() else {}
+    return _run_data(path, records, config)
+
+
+def _run_data(path: Path, records: list[dict[str, Any]], config: dict[str, Any]) -> RunData:
+    from ..metrics.base import get_metric
+    from ..metrics.robustness import summarize
+    from ..tasks import get_task
+
     task = config.get("task") or records[0].get("task")
     model = config.get("model") or records[0].get("model") or path.name
     if not task:
