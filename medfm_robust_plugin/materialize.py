@@ -23,6 +23,7 @@ import numpy as np
 
 from .data.sample import Sample
 from .errors import MedFMRobustError
+from .jsonl import read_jsonl
 from .tasks import Condition, TaskCard
 from .views import CorruptedViews
 
@@ -168,19 +169,8 @@ def _safe(name: str) -> str:
 
 def read_manifest(out: Path) -> Iterator[dict[str, Any]]:
     """The manifest's records, streamed. Each finished item has exactly one: a record is appended
-    once, when its file is in place, and a rerun skips keys already there. A line torn by a kill
-    does not parse; its item is redone."""
-    path = out / MANIFEST
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+    once, when its file is in place, and a rerun skips keys already there."""
+    return read_jsonl(out / MANIFEST)
 
 
 def materialize(

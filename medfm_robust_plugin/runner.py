@@ -23,6 +23,7 @@ import numpy as np
 
 from .data.sample import Sample
 from .errors import MedFMRobustError
+from .jsonl import read_jsonl
 from .tasks import Condition, Sampling, TaskCard, get_task, select
 from .views import CorruptedViews, View
 
@@ -428,17 +429,8 @@ def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
 
 
 def read_records(run_dir: Path) -> Iterator[dict[str, Any]]:
-    path = Path(run_dir) / RECORDS
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill: its item is redone
+    """The records of a run, in the order they were written."""
+    return read_jsonl(Path(run_dir) / RECORDS)
 
 
 def latest_records(run_dir: Path) -> list[dict[str, Any]]:
