@@ -54,6 +54,30 @@ def test_changes_the_image_and_is_deterministic(name):
     assert first.tobytes() == again.tobytes(), f"{name} is not deterministic for a fixed seed"
 
 
+# numpy's Poisson sampler draws a number of uniforms that depends on the rate; shot_noise keeps
+# one draw per pixel but not one rng state across strengths.
+DRAWS_DEPEND_ON_STRENGTH = ("shot_noise",)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in DRAWS_DEPEND_ON_STRENGTH])
+def test_random_draws_do_not_depend_on_strength(name):
+    """One seed, one artifact pattern at every strength (what SSIM calibration relies on)."""
+    from medfm_robust_plugin import image as img
+
+    spec = BY_NAME[name]
+    body, _, layout = img.split(native_image(name))
+    work = img.to_unit(body, layout) if spec.domain == "unit" else img.to_physical(body)
+    work, _ = img.adapt_channels(work, spec.channels)
+    states = set()
+    for strength in (0.0, 0.3, 1.0):
+        rng = np.random.Generator(np.random.PCG64(3))
+        spec.function(
+            np.ascontiguousarray(work, dtype=np.float32), spec.param_for(strength=strength), rng
+        )
+        states.add(str(rng.bit_generator.state["state"]))
+    assert len(states) == 1
+
+
 def _variants(base_rgb: np.ndarray) -> dict[str, np.ndarray]:
     gray = base_rgb.mean(axis=2)
     alpha = np.tile(np.linspace(0, 255, base_rgb.shape[1], dtype=np.uint8), (base_rgb.shape[0], 1))
