@@ -622,6 +622,7 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--workers", default=2, show_default=True, type=int, help="Threads preparing corrupted views."
 )
 @click.option("--max-new-tokens", default=256, show_default=True, type=int)
+@click.option("--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini).")
 @click.option(
     "--model-option",
     "model_option",
@@ -648,6 +649,7 @@ def run(
     batch_size: int | None,
     workers: int,
     max_new_tokens: int,
+    judge: str | None,
     model_option: tuple[str, ...],
     allow_config_change: bool,
     dry_run: bool,
@@ -676,6 +678,7 @@ def run(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             workers=workers,
+            judge=judge,
         )
         job = Run(config, allow_config_change=allow_config_change)
         if dry_run:
@@ -855,3 +858,74 @@ def report(run_dirs: tuple[str, ...], out: str, reference: str | None, no_thumbn
     for name, path in paths.files.items():
         if ":" not in name:
             click.echo(f"{name}: {path}")
+
+
+# ---------------------------------------------------------------------- lm-eval host
+
+
+@main.command("lm-eval-tasks")
+def lm_eval_tasks() -> None:
+    """Print the folder of our lm-eval task YAML, for lm_eval --include_path."""
+    from .hosts.lm_eval import tasks_dir
+
+    click.echo(str(tasks_dir()))
+
+
+@main.command(
+    "lm-eval",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("lm_eval_args", nargs=-1, type=click.UNPROCESSED)
+def lm_eval_run(lm_eval_args: tuple[str, ...]) -> None:
+    """lm-eval's own command line with our models registered and our tasks on --include_path.
+
+    Everything after `lm-eval` goes to lm_eval, e.g. `medfm-robust lm-eval --model medfm-robust
+    --model_args model=baseline:majority --tasks medfm_robust_mini_vqa_lite --log_samples
+    --output_path out`; `medfm-robust report out` then reads the result.
+    """
+    try:
+        from .hosts.lm_eval import main as lm_eval_main
+    except ImportError as exc:
+        _fail(f"lm-eval is not installed ({exc}); pip install 'medfm-robust-plugin[lm-eval]'")
+    try:
+        lm_eval_main(list(lm_eval_args) or ["--help"])
+    except ImportError as exc:
+        _fail(f"lm-eval is not installed ({exc}); pip install 'medfm-robust-plugin[lm-eval]'")
+
+
+@main.command("lm-eval-records")
+@click.argument("output_path", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", default="runs", show_default=True, type=click.Path(file_okay=False))
+def lm_eval_records(output_path: str, out: str) -> None:
+    """Turn an lm-eval --output_path (run with --log_samples) into our run folders."""
+    from .errors import MedFMRobustError
+    from .hosts.lm_eval_results import write_run_dirs
+
+    try:
+        for run_dir in write_run_dirs(output_path, out):
+            click.echo(str(run_dir))
+    except MedFMRobustError as exc:
+        _fail(str(exc))
+
+
+# --------------------------------------------------------------------------- VLMEvalKit
+
+
+@main.command(
+    "vlmeval",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("vlmeval_args", nargs=-1, type=click.UNPROCESSED)
+def vlmeval_run(vlmeval_args: tuple[str, ...]) -> None:
+    """VLMEvalKit's own run.py with MedFM-Robust's datasets and models registered (= `vlmeval`).
+
+    Everything after `vlmeval` goes to VLMEvalKit, e.g. `medfm-robust vlmeval --data
+    MedFMRobust-Mini-VQA-Lite --model gpt-4o`; see docs/vlmeval.md.
+    """
+    from .hosts.vlmeval import main as vlmeval_main
+
+    code = vlmeval_main(list(vlmeval_args) or ["--help"])
+    if code:
+        raise SystemExit(code)

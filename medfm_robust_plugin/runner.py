@@ -51,6 +51,7 @@ class RunConfig:
     max_new_tokens: int = 256
     batch_size: int | None = None  # default: the model's max_batch
     workers: int = 2  # threads preparing corrupted views ahead of the model
+    judge: str | None = None  # a model that reads VQA answers the rules cannot (accuracy_judge)
 
     def fingerprint(self, card: TaskCard) -> dict[str, Any]:
         """What must match for a rerun to resume (paths and performance knobs excluded)."""
@@ -67,6 +68,7 @@ class RunConfig:
             "seed": self.seed,
             "severity_mode": self.severity_mode or card.severity_mode,
             "max_new_tokens": self.max_new_tokens,
+            "judge": self.judge,
         }
 
 
@@ -197,6 +199,11 @@ class Run:
         from .metrics.base import get_metric
 
         metrics = [get_metric(name) for name in self.card.metrics]
+        if self.config.judge and self.card.kind == "vqa":
+            from .metrics.vqa import make_judge_accuracy
+            from .models.base import load_model
+
+            metrics.append(make_judge_accuracy(load_model(self.config.judge)))
         done = self.finished_keys()
         pending = [item for item in self.work() if item.key not in done]
         if hasattr(model, "fit"):

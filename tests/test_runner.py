@@ -53,6 +53,14 @@ class Instant:
         return out
 
 
+class Vague:
+    name = "test:vague"
+    capabilities = Capabilities(max_batch=4)
+
+    def generate(self, items, max_new_tokens=256, temperature=0.0, system=None):
+        return [Generation("Hard to say, I would lean towards the first one.") for _ in items]
+
+
 class Thresholder:
     name = "test:threshold"
 
@@ -78,6 +86,7 @@ def overlap(prediction, sample):
 def register_models(register):
     register(ModelSpec("test:instant", "vlm", lambda **kw: Instant()))
     register(ModelSpec("test:threshold", "segmenter", lambda **kw: Thresholder()))
+    register(ModelSpec("test:vague", "vlm", lambda **kw: Vague()))
 
 
 @hookimpl
@@ -91,6 +100,8 @@ def register_tasks(register):
     base = {"dataset": {"name": "medfm_robust_mini", "options": {"task": "vqa", "per_modality": 4}},
             "needs_data_root": False, "prompt": "{question}\\n{options}", "severities": [1, 3]}
     for card in parse_card({**base, "task": "Test-VQA", "kind": "vqa", "metrics": ["letter_match"]}):
+        register(card)
+    for card in parse_card({**base, "task": "Test-VQA-Acc", "kind": "vqa", "metrics": ["accuracy"]}):
         register(card)
     seg = {**base, "dataset": {"name": "medfm_robust_mini", "options": {"task": "segmentation", "per_modality": 4}}}
     for card in parse_card({**seg, "task": "Test-Seg", "kind": "segmentation", "metrics": ["box_iou"]}):
@@ -248,3 +259,32 @@ def test_cli_dry_run_and_run(tmp_path, plugin):
     real = subprocess.run(base, capture_output=True, text=True)
     assert real.returncode == 0, real.stderr
     assert "records written" in real.stdout
+
+
+def test_judge_reads_answers_the_rules_cannot(tmp_path, plugin, monkeypatch):
+    from medfm_robust_plugin.report import build_report
+
+    from .fake_api_servers import FakeOpenAIServer
+
+    with FakeOpenAIServer(reply="A") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
+        monkeypatch.setenv("MEDFM_ROBUST_CACHE", str(tmp_path / "cache"))
+        cfg = config(
+            tmp_path, task="Test-VQA-Acc", model="test:vague", judge="gpt-4o-mini", limit=4
+        )
+        job = Run(cfg)
+        job.execute(load("test:vague"))
+        asked = len(server.requests)
+    records = list(read_records(job.run_dir))
+    # the judge sees text only: one call per distinct question, the rest from its response cache
+    assert asked == len({r["sample_id"] for r in records}) < len(records)
+    assert all(r["score"]["accuracy"] == 0.0 for r in records)  # the rules read nothing
+    expected = [float(r["prediction"] and _answer(job, r) == "A") for r in records]
+    assert [r["score"]["accuracy_judge"] for r in records] == expected
+    paths = build_report([job.run_dir], tmp_path / "report", thumbnails=False)
+    assert "accuracy_judge" in paths.files["headline_csv"].read_text()
+
+
+def _answer(job, record):
+    return next(s.answer for s in job.samples() if s.id == record["sample_id"])

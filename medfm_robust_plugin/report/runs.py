@@ -69,4 +69,27 @@ def _run_data(path: Path, records: list[dict[str, Any]], config: dict[str, Any])
         raise ReportError(f"'{path}': its records do not say which task they belong to")
     card = get_task(task)
     metrics = [get_metric(name) for name in card.metrics]
+    metrics += [_recorded_metric(name) for name in _extra_states(records, card.metrics)]
     return RunData(path, card.name, model, config, records, metrics, summarize(records, metrics))
+
+
+def _extra_states(records: list[dict[str, Any]], known: tuple[str, ...]) -> list[str]:
+    """Metrics a run recorded beyond its card's (e.g. ``accuracy_judge`` with ``--judge``)."""
+    names: dict[str, None] = {}
+    for record in records:
+        for name in record.get("state") or {}:
+            if name not in known:
+                names[name] = None
+    return list(names)
+
+
+def _recorded_metric(name: str) -> Any:
+    """A registered metric, or a plain mean of the recorded per-sample values."""
+    from ..metrics.base import Metric, MetricError, get_metric
+
+    try:
+        return get_metric(name)
+    except MetricError:
+        return Metric(
+            name, (), score=lambda prediction, sample: float("nan"), description="recorded"
+        )
