@@ -1,0 +1,244 @@
+"""VLMEvalKit host: MedFM-Robust datasets and models inside VLMEvalKit's own runner.
+
+VLMEvalKit has no plugin mechanism, so ``register()`` adds our classes to a running VLMEvalKit the
+way its own modules list theirs: dataset classes at the front of ``vlmeval.dataset.DATASET_CLASSES``
+(``build_dataset`` takes the first class that claims a name), their names in ``SUPPORTED_DATASETS``,
+model builders in ``vlmeval.config.supported_VLM``, and every class as an attribute of
+``vlmeval.dataset`` / ``vlmeval.vlm`` so that the ``--config`` JSON route finds it by class name.
+
+``main()`` is the ``vlmeval`` console script (VLMEvalKit ships only ``vlmutil``): it registers, then
+runs VLMEvalKit's own ``run.py`` with every argument passed through::
+
+    vlmeval --data MedFMRobust-Mini-VQA --model gpt-4o
+    vlmeval --data PathVQA_TEST-MedFMRobust --model medgemma
+    torchrun --nproc-per-node=2 "$(command -v vlmeval)" --data MedFMRobust-VQA-Lite --model medgemma
+
+See docs/vlmeval.md for the dataset names, the ``--config`` arguments and the result files.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedFMRobustError
+
+INSTALL_HINT = "pip install ms-vlmeval  (or: pip install 'medfm-robust-plugin[vlmeval]')"
+RUN_PY_ENV = "VLMEVAL_RUN_PY"
+ROBUST_SUFFIX = "-MedFMRobust"  # <any VLMEvalKit image dataset>-MedFMRobust
+
+# Lowercase names as the paper writes them -> VLMEvalKit's own entries (first one present wins).
+API_ALIASES: dict[str, tuple[str, ...]] = {
+    "gpt-4o": ("GPT4o_20240806", "GPT4o"),
+    "gpt-4o-mini": ("GPT4o_MINI",),
+    "gemini-2.5-flash": ("GeminiFlash2-5",),
+    "gemini-2.5-pro": ("GeminiPro2-5",),
+}
+
+# What register() needs from VLMEvalKit, checked before anything is changed.
+REQUIRED_ATTRIBUTES = (
+    ("vlmeval.dataset", "DATASET_CLASSES"),
+    ("vlmeval.dataset", "SUPPORTED_DATASETS"),
+    ("vlmeval.dataset", "build_dataset"),
+    ("vlmeval.dataset.image_base", "ImageBaseDataset"),
+    ("vlmeval.dataset.image_mcq", "ImageMCQDataset"),
+    ("vlmeval.config", "supported_VLM"),
+    ("vlmeval.vlm.base", "BaseModel"),
+)
+
+MARK = "_medfm_robust"  # class attribute that tells our classes from VLMEvalKit's
+
+
+class VLMEvalKitMissing(MedFMRobustError, ImportError):
+    """VLMEvalKit is not installed."""
+
+
+class VLMEvalKitIncompatible(MedFMRobustError):
+    """The installed VLMEvalKit lacks something that registration relies on."""
+
+
+@dataclass
+class Registration:
+    """What ``register()`` did: names added now, and names that were already there."""
+
+    datasets: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    already_registered: bool = False
+
+
+def import_vlmeval() -> Any:
+    """``import vlmeval``, or a clear error with the install command."""
+    try:
+        import vlmeval
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] != "vlmeval":
+            raise VLMEvalKitMissing(
+                f"VLMEvalKit is installed but cannot be imported: it needs '{exc.name}' ({exc}); "
+                f"install it, or reinstall VLMEvalKit: {INSTALL_HINT}"
+            ) from exc
+        raise VLMEvalKitMissing(
+            f"VLMEvalKit is not installed; install it with: {INSTALL_HINT}"
+        ) from exc
+    return vlmeval
+
+
+def check_vlmeval() -> dict[str, Any]:
+    """The VLMEvalKit objects registration uses; a clear error naming whatever is missing."""
+    import importlib
+
+    import_vlmeval()
+    found: dict[str, Any] = {}
+    missing = []
+    for module_name, attribute in REQUIRED_ATTRIBUTES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            missing.append(f"module {module_name} ({exc})")
+            continue
+        if not hasattr(module, attribute):
+            missing.append(f"{module_name}.{attribute}")
+            continue
+        found[f"{module_name}.{attribute}"] = getattr(module, attribute)
+    if missing:
+        raise VLMEvalKitIncompatible(
+            f"the installed VLMEvalKit ({vlmeval_version()}) lacks {', '.join(missing)}, which "
+            "MedFM-Robust registers into; nothing was registered. Install a release that has "
+            f"them ({INSTALL_HINT}) or report the VLMEvalKit version"
+        )
+    return found
+
+
+def vlmeval_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"ms-vlmeval {version('ms-vlmeval')}"
+    except PackageNotFoundError:
+        return "a source checkout"
+
+
+def register(robustify: Sequence[str] = ()) -> Registration:
+    """Add MedFM-Robust's datasets and models to the running VLMEvalKit; safe to call again.
+
+    ``robustify`` names existing VLMEvalKit image datasets to offer as ``<name>-MedFMRobust``
+    (the ``vlmeval`` command passes every ``--data`` name with that suffix).
+    """
+    import importlib
+
+    found = check_vlmeval()
+    from . import vlmeval_datasets, vlmeval_models
+
+    dataset_module = importlib.import_module("vlmeval.dataset")
+    vlm_module = importlib.import_module("vlmeval.vlm")
+    classes: list[type] = vlmeval_datasets.dataset_classes()
+    for base_name in robustify:
+        name = base_name[: -len(ROBUST_SUFFIX)] if base_name.endswith(ROBUST_SUFFIX) else base_name
+        classes.append(vlmeval_datasets.robustified_class(name))
+
+    dataset_list: list[type] = found["vlmeval.dataset.DATASET_CLASSES"]
+    supported: list[str] = found["vlmeval.dataset.SUPPORTED_DATASETS"]
+    result = Registration()
+    known = {cls.__name__ for cls in dataset_list if getattr(cls, MARK, False)}
+    for cls in classes:
+        names = cls.supported_datasets()
+        if cls.__name__ in known:
+            continue
+        dataset_list.insert(0, cls)  # build_dataset takes the first class that claims a name
+        supported.extend(n for n in names if n not in supported)
+        setattr(dataset_module, cls.__name__, cls)
+        result.datasets.extend(names)
+        result.classes.append(cls.__name__)
+
+    supported_vlm: dict[str, Any] = found["vlmeval.config.supported_VLM"]
+    for name, builder in model_builders(supported_vlm, vlmeval_models).items():
+        if name not in supported_vlm:
+            supported_vlm[name] = builder
+            result.models.append(name)
+    for cls in vlmeval_models.model_classes():
+        if getattr(vlm_module, cls.__name__, None) is not cls:
+            setattr(vlm_module, cls.__name__, cls)
+            result.classes.append(cls.__name__)
+    result.already_registered = not (result.datasets or result.models or result.classes)
+    return result
+
+
+def model_builders(supported_vlm: dict[str, Any], models: Any) -> dict[str, Any]:
+    """Our model names -> builders: the local medical VLMs, and the lowercase API aliases."""
+    builders: dict[str, Any] = {
+        "medgemma": partial(models.MedFMRobustMedGemma),
+        "medgemma-1.5": partial(models.MedFMRobustMedGemma, model_name="medgemma-1.5"),
+        "llava-med": partial(models.MedFMRobustLLaVAMed),
+    }
+    for alias, targets in API_ALIASES.items():
+        target = next((t for t in targets if t in supported_vlm), None)
+        if target is not None:
+            builders[alias] = supported_vlm[target]
+    return builders
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_py_path() -> Path:
+    """VLMEvalKit's runner: ``$VLMEVAL_RUN_PY``, ``vlmeval/run.py`` (PyPI), or ``run.py`` beside a
+    git checkout's package."""
+    override = os.environ.get(RUN_PY_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise MedFMRobustError(f"{RUN_PY_ENV}={override} is not a file; point it at run.py")
+        return path
+    vlmeval = import_vlmeval()
+    package = Path(vlmeval.__file__).resolve().parent
+    for path in (package / "run.py", package.parent / "run.py"):
+        if path.is_file():
+            return path
+    raise MedFMRobustError(
+        f"VLMEvalKit's run.py is neither in {package} nor in {package.parent}; set {RUN_PY_ENV} "
+        "to its path"
+    )
+
+
+def robust_names(argv: Sequence[str]) -> list[str]:
+    """The ``--data`` names that ask for a robustified VLMEvalKit dataset."""
+    names, taking = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            taking = arg == "--data"
+            if arg.startswith("--data="):
+                names.extend(arg.split("=", 1)[1].split())
+            continue
+        if taking:
+            names.append(arg)
+    return [n for n in names if n.endswith(ROBUST_SUFFIX) and not n.startswith("MedFMRobust-")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``vlmeval ARGS``: register MedFM-Robust, then run VLMEvalKit's run.py with ARGS."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        register(robustify=robust_names(argv))
+        path = run_py_path()
+    except MedFMRobustError as exc:
+        print(f"vlmeval: {exc}", file=sys.stderr)
+        return 2
+    saved = sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:  # argparse --help / errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,657 @@
+"""VLMEvalKit dataset classes over the task cards and the shared corrupted-view layer.
+
+Imported by ``hosts.vlmeval.register()`` only, once VLMEvalKit is known to be importable.
+
+One row per (sample, condition): clean first, then every corruption of the sample's modality suite
+at every severity, grouped by sample so that VLMEvalKit's ``--limit N`` keeps whole samples. A row
+carries ``condition``, ``corruption``, ``severity``, ``modality``, ``sample_id`` (the clean sample)
+and ``source_dataset`` but no image: the image is made by the view layer when VLMEvalKit asks for
+it (``build_prompt`` / ``dump_image``) and written once as a content-addressed PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from vlmeval.dataset.image_base import ImageBaseDataset
+from vlmeval.dataset.image_mcq import ImageMCQDataset
+from vlmeval.smp import dump, get_intermediate_file_path, load
+
+from ..errors import MedFMRobustError
+from ..metrics.base import get_metric
+from ..tasks import CLEAN, CLEAN_CONDITION, Condition, Sampling, TaskCard, get_task, select
+from ..views import CorruptedViews
+
+CLEAN_SEVERITY = 0  # what a clean row carries in the ``severity`` column
+NO_CORRUPTION = "none"  # ... and in the ``corruption`` column
+INFER_FAIL = "Failed to obtain answer"  # VLMEvalKit's marker of a failed API call
+ROBUSTIFIED_SEVERITIES = (1, 3, 5)  # default grid of <dataset>-MedFMRobust (as the -Lite cards)
+JUDGE_KEY_ENVS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "LOCAL_LLM")
+
+
+class MedFMRobustDatasetError(MedFMRobustError, ValueError):
+    """A MedFM-Robust dataset that VLMEvalKit asked for but that cannot be built as asked."""
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+def card_names(kinds: tuple[str, ...]) -> list[str]:
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    return [n for n in registry.names("tasks") if registry.get("tasks", n).kind in kinds]
+
+
+def condition_of(row: Any) -> Condition:
+    if row["condition"] == CLEAN:
+        return CLEAN_CONDITION
+    return Condition(str(row["corruption"]), int(row["severity"]))
+
+
+def condition_columns(condition: Condition) -> dict[str, Any]:
+    return {
+        "condition": condition.key,
+        "corruption": condition.corruption or NO_CORRUPTION,
+        "severity": condition.severity or CLEAN_SEVERITY,
+    }
+
+
+def chosen_conditions(
+    conditions: list[Condition],
+    corruptions: list[str] | None,
+    severities: list[int] | None,
+) -> list[Condition]:
+    return [
+        c
+        for c in conditions
+        if c.is_clean
+        or (
+            (corruptions is None or c.corruption in corruptions)
+            and (severities is None or c.severity in severities)
+        )
+    ]
+
+
+def as_list(value: Any, cast: type = str) -> list[Any] | None:
+    """A list from a JSON list, a comma-separated string or one value; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s]+", value) if v]
+    elif not isinstance(value, (list, tuple)):
+        value = [value]
+    return [cast(v) for v in value]
+
+
+def judge_requested(argv: list[str] | None = None) -> bool:
+    argv = sys.argv if argv is None else argv
+    return any(a == "--judge" or a.startswith("--judge=") for a in argv)
+
+
+def choose_judge(judge_kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """VLMEvalKit's judge as configured; exact matching, said aloud, when none is configured and no
+    judge key is set (instead of VLMEvalKit's default judge failing through its retries)."""
+    judge = judge_kwargs.get("model") or "exact_matching"
+    if judge == "exact_matching":
+        return {**judge_kwargs, "model": "exact_matching"}, "exact matching"
+    has_key = judge_kwargs.get("key") or any(os.environ.get(e) for e in JUDGE_KEY_ENVS)
+    if judge_requested() or has_key:
+        return judge_kwargs, f"VLMEvalKit's answer extraction with judge {judge}"
+    print(
+        "MedFM-Robust: no judge configured (--judge) and no judge key set (OPENAI_API_KEY): "
+        "multiple-choice answers are scored by exact matching. Pass --judge <model> with a key "
+        "to let an LLM judge extract answers that do not match an option letter.",
+        flush=True,
+    )
+    return {**judge_kwargs, "model": "exact_matching"}, "exact matching (no judge configured)"
+
+
+def robustness_table(summary: Any) -> pd.DataFrame:
+    """VLMEvalKit's table output: clean, each corruption at each severity, each corruption's mean
+    and the mean over all corrupted conditions, with absolute and relative drops."""
+    metrics = list(summary.metrics)
+
+    def row(name: str, corruption: Any, severity: Any, n: Any, scores, absolute, relative):
+        out = {"condition": name, "corruption": corruption, "severity": severity, "n": n}
+        for m in metrics:
+            out[m] = scores.get(m)
+            out[f"{m} abs drop"] = absolute.get(m) if absolute is not None else None
+            out[f"{m} rel drop"] = relative.get(m) if relative is not None else None
+        return out
+
+    rows = [row(CLEAN, "", "", summary.clean_n, summary.clean, None, None)]
+    for c in summary.conditions:
+        rows.append(
+            row(c.key, c.corruption, c.severity, c.n, c.scores, c.absolute_drop, c.relative_drop)
+        )
+    for c in summary.corruptions:
+        rows.append(
+            row(
+                f"{c.corruption} (mean)",
+                c.corruption,
+                "mean",
+                "",
+                c.scores,
+                c.absolute_drop,
+                c.relative_drop,
+            )
+        )
+    o = summary.overall
+    rows.append(
+        row("all corruptions (mean)", "all", "mean", "", o.scores, o.absolute_drop, o.relative_drop)
+    )
+    return pd.DataFrame(rows)
+
+
+def write_robustness(
+    eval_file: str, records: list[dict[str, Any]], metrics: list[Any], about: dict[str, Any]
+) -> pd.DataFrame:
+    """Our summary beside VLMEvalKit's result files: ``*_medfm_robust.json`` (the full summary),
+    ``*_medfm_robust.csv`` (flat rows) and ``*_medfm_robust_table.csv`` (the table printed)."""
+    from ..metrics.robustness import summarize
+
+    summary = summarize(records, metrics)
+    data = {**about, **summary.to_dict()}
+    json_file = get_intermediate_file_path(eval_file, "_medfm_robust", "json")
+    with open(json_file, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, default=str)
+    pd.DataFrame(summary.rows()).to_csv(
+        get_intermediate_file_path(eval_file, "_medfm_robust", "csv"), index=False
+    )
+    table = robustness_table(summary)
+    return announce(eval_file, json_file, table)
+
+
+def announce(eval_file: str, json_file: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Write the table beside the results and print it with its headers (VLMEvalKit prints the
+    returned table without them)."""
+    from tabulate import tabulate
+
+    table.to_csv(get_intermediate_file_path(eval_file, "_medfm_robust_table", "csv"), index=False)
+    text = tabulate(table, headers="keys", showindex=False, floatfmt=".4g", missingval="")
+    print(f"MedFM-Robust robustness of {os.path.basename(eval_file)}:\n{text}", flush=True)
+    print(f"MedFM-Robust: robustness summary written to {json_file}", flush=True)
+    return table
+
+
+# --------------------------------------------------------------------------- task-card datasets
+
+
+class MedFMRobustRows:
+    """Rows of a MedFM-Robust task card for VLMEvalKit (mixed into an ImageBaseDataset class)."""
+
+    _medfm_robust = True
+    KINDS: tuple[str, ...] = ()
+    force_use_dataset_prompt = True  # the card's prompt, whatever the model's own MCQ prompt
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        task: str | None = None,
+        corruptions: list[str] | str | None = None,
+        severities: list[int] | str | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+        severity_mode: str | None = None,
+        data_root: str | None = None,
+    ) -> None:
+        # ``dataset`` is the name VLMEvalKit files results under (a --config key); ``task`` the
+        # task card, when the name is not the card's own
+        dataset = dataset or task or self.supported_datasets()[0]
+        card = get_task(task or dataset)
+        if card.kind not in self.KINDS:
+            raise MedFMRobustDatasetError(
+                f"{type(self).__name__} takes {'/'.join(self.KINDS)} tasks; '{card.name}' is a "
+                f"{card.kind} task"
+            )
+        if severity_mode:
+            card = card.with_overrides(severity_mode=severity_mode)
+        self.card: TaskCard = card
+        self.corruption_choice = as_list(corruptions)
+        self.severity_choice = as_list(severities, int)
+        self.sample_count = int(samples) if samples else None
+        self.data_root = data_root
+        self.views = CorruptedViews(global_seed=int(seed), mode=card.severity_mode)
+        self.global_seed = int(seed)
+        self._samples: dict[tuple[str, str], Any] = {}
+        self._specs: dict[tuple[str, str], Any] = {}
+        ImageBaseDataset.__init__(self, dataset=dataset, skip_noimg=False)
+
+    @classmethod
+    def supported_datasets(cls) -> list[str]:
+        return card_names(cls.KINDS)
+
+    def load_data(self, dataset: str) -> pd.DataFrame:
+        samples = self.card.load(self.data_root).samples
+        if self.sample_count is not None:
+            samples = select(
+                samples, Sampling(size=self.sample_count, seed=self.card.sampling.seed)
+            )
+        unknown = set(self.corruption_choice or ()) - {
+            spec.name for s in samples for spec in self.card.corruptions_for(s.modality)
+        }
+        if unknown:
+            raise MedFMRobustDatasetError(
+                f"{dataset}: corruptions {sorted(unknown)} are in no suite of its samples; see "
+                "`medfm-robust suites list`"
+            )
+        rows = []
+        for sample in samples:
+            self._samples[(sample.dataset, sample.id)] = sample
+            for spec in self.card.corruptions_for(sample.modality):
+                self._specs[(sample.modality, spec.name)] = spec
+            conditions = chosen_conditions(
+                self.card.conditions_for(sample.modality),
+                self.corruption_choice,
+                self.severity_choice,
+            )
+            for condition in conditions:
+                rows.append(
+                    {
+                        "index": len(rows),
+                        **self.label_columns(sample),
+                        **condition_columns(condition),
+                        "category": condition.key,  # VLMEvalKit's own tables then split by it
+                        "modality": sample.modality,
+                        "sample_id": sample.id,
+                        "source_dataset": sample.dataset,
+                    }
+                )
+        if not rows:
+            raise MedFMRobustDatasetError(f"{dataset}: no samples were loaded")
+        return pd.DataFrame(rows)
+
+    def label_columns(self, sample: Any) -> dict[str, Any]:
+        return {"question": sample.question or "", "answer": sample.answer or ""}
+
+    # ---------------------------------------------------------------- images and prompts
+
+    def sample_of(self, line: Any) -> Any:
+        return self._samples[(str(line["source_dataset"]), str(line["sample_id"]))]
+
+    def view_of(self, line: Any) -> Any:
+        sample = self.sample_of(line)
+        condition = condition_of(line)
+        spec = None if condition.is_clean else self._specs[(sample.modality, condition.corruption)]
+        return self.views.get(sample, condition, corruption=spec)
+
+    def dump_image(self, line: Any) -> list[str]:
+        """The row's image as the view layer makes it, written once (content-addressed)."""
+        return [str(self.views.png_path(self.view_of(line), self.img_root))]
+
+    def build_prompt(self, line: Any) -> list[dict[str, str]]:
+        if isinstance(line, int):
+            line = self.data.iloc[line]
+        view = self.view_of(line)
+        path = self.views.png_path(view, self.img_root)
+        height, width = view.image.shape[:2]
+        prompt = self.card.render_prompt(view.sample, (width, height))
+        return [dict(type="image", value=str(path)), dict(type="text", value=prompt)]
+
+    # ---------------------------------------------------------------- scoring
+
+    def records(self, scored: pd.DataFrame, states: list[dict[str, Any] | None]) -> list[dict]:
+        """Per-row records in the native runner's shape, for the robustness summary."""
+        records = []
+        for (_, line), state in zip(scored.iterrows(), states, strict=True):
+            sample = self.sample_of(line)
+            condition = condition_of(line)
+            spec = (
+                None if condition.is_clean else self._specs[(sample.modality, condition.corruption)]
+            )
+            failed = state is None
+            records.append(
+                {
+                    "key": f"{sample.dataset}/{sample.id}/{condition.key}",
+                    "task": self.card.name,
+                    "sample_id": sample.id,
+                    "dataset": sample.dataset,
+                    "modality": sample.modality,
+                    "condition": condition.key,
+                    "corruption": condition.corruption,
+                    "severity": condition.severity,
+                    "family": spec.family if spec is not None else None,
+                    "state": state or {},
+                    "error": "no answer from the model" if failed else None,
+                }
+            )
+        return records
+
+    def our_scores(self, eval_file: str) -> pd.DataFrame:
+        """Score every prediction with the card's metrics; the per-row file goes beside the others."""
+        data = load(eval_file)
+        metrics = [get_metric(m) for m in self.card.metrics]
+        states: list[dict[str, Any] | None] = []
+        for _, line in data.iterrows():
+            prediction = "" if pd.isna(line["prediction"]) else str(line["prediction"])
+            if INFER_FAIL in prediction:
+                states.append(None)
+                continue
+            sample = self.sample_of(line)
+            states.append({m.name: m.score(prediction, sample) for m in metrics})
+        for m in metrics:
+            data[m.name] = [None if s is None else _number(m.per_sample(s[m.name])) for s in states]
+        dump(data, get_intermediate_file_path(eval_file, "_medfm_robust_scores"))
+        about = {"task": self.card.name, "dataset": self.dataset_name, "scoring": "MedFM-Robust"}
+        return write_robustness(eval_file, self.records(data, states), metrics, about)
+
+
+def _number(value: float) -> float | None:
+    return None if value != value else float(value)
+
+
+class MedFMRobustVQA(MedFMRobustRows, ImageMCQDataset):
+    """MedFM-Robust multiple choice, scored by VLMEvalKit's own MCQ evaluation per row."""
+
+    TYPE = "MCQ"
+    KINDS = ("vqa",)
+
+    def label_columns(self, sample: Any) -> dict[str, Any]:
+        return {
+            "question": sample.question or "",
+            "answer": sample.answer,
+            **(sample.options or {}),
+        }
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
+        judge_kwargs, scoring = choose_judge(judge_kwargs)
+        ImageMCQDataset.evaluate(self, eval_file, **judge_kwargs)
+        judge = judge_kwargs.get("model", "exact_matching")
+        name = {"chatgpt-0125": "openai", "gpt-4-0125": "gpt4"}.get(judge, judge)
+        scored = load(get_intermediate_file_path(eval_file, f"_{name}_result"))
+        states = [
+            None if INFER_FAIL in str(p) else {"accuracy": float(h)}
+            for p, h in zip(scored["prediction"], scored["hit"], strict=True)
+        ]
+        about = {"task": self.card.name, "dataset": self.dataset_name, "scoring": scoring}
+        metrics = [get_metric("accuracy")]
+        return write_robustness(eval_file, self.records(scored, states), metrics, about)
+
+
+class MedFMRobustCaption(MedFMRobustRows, ImageBaseDataset):
+    """MedFM-Robust captioning and report generation, scored with the card's metrics."""
+
+    TYPE = "Caption"
+    KINDS = ("caption", "report")
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
+        return self.our_scores(eval_file)
+
+
+class MedFMRobustGrounding(MedFMRobustRows, ImageBaseDataset):
+    """MedFM-Robust visual grounding (a box per question), scored with Acc@IoU and mean IoU."""
+
+    TYPE = "VQA"
+    KINDS = ("grounding",)
+
+    def label_columns(self, sample: Any) -> dict[str, Any]:
+        return {"question": sample.question or "", "answer": json.dumps(list(sample.box))}
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
+        return self.our_scores(eval_file)
+
+
+def dataset_classes() -> list[type]:
+    return [MedFMRobustVQA, MedFMRobustCaption, MedFMRobustGrounding]
+
+
+# --------------------------------------------------------------------------- robustified datasets
+
+# Name fragments of VLMEvalKit datasets -> the modality whose suite fits them.
+MODALITY_HINTS = (
+    ("pathvqa", "pathology"),
+    ("patho", "pathology"),
+    ("derm", "dermoscopy"),
+    ("isic", "dermoscopy"),
+    ("chest", "xray"),
+    ("xray", "xray"),
+    ("x-ray", "xray"),
+    ("fundus", "fundus"),
+    ("endo", "endoscopy"),
+    ("kvasir", "endoscopy"),
+    ("ultrasound", "ultrasound"),
+)
+
+
+def guess_modality(name: str) -> str | None:
+    lowered = name.lower()
+    return next((m for fragment, m in MODALITY_HINTS if fragment in lowered), None)
+
+
+def corruptions_for_modality(modality: str | None) -> list[Any]:
+    """The modality's suite; the base (natural) corruptions when it has none or is unknown."""
+    from ..plugins import get_registry
+    from ..suites import SuiteError, get_suite
+
+    if modality:
+        try:
+            return get_suite(modality).corruptions()
+        except SuiteError:
+            pass
+    registry = get_registry()
+    specs = [registry.get("corruptions", n) for n in registry.names("corruptions")]
+    return [s for s in specs if s.family == "natural"]
+
+
+def base_class_of(base_name: str) -> type:
+    """The VLMEvalKit class that builds ``base_name``; a custom TSV gets VLMEvalKit's custom classes."""
+    import vlmeval.dataset as vd
+
+    for cls in vd.DATASET_CLASSES:
+        if getattr(cls, "_medfm_robust", False) or getattr(cls, "MODALITY", "IMAGE") != "IMAGE":
+            continue
+        try:
+            if base_name in cls.supported_datasets():
+                return cls
+        except Exception:  # a class whose listing needs something absent cannot be the one
+            continue
+    tsv = os.path.join(vd.LMUDataRoot(), f"{base_name}.tsv")
+    if os.path.exists(tsv):
+        columns = pd.read_csv(tsv, sep="\t", nrows=1).columns
+        return vd.CustomMCQDataset if "A" in columns and "B" in columns else vd.CustomVQADataset
+    raise MedFMRobustDatasetError(
+        f"'{base_name}' is not a VLMEvalKit image dataset (and {tsv} does not exist), so "
+        f"'{base_name}-MedFMRobust' cannot be built; list the names with "
+        "`python -c 'from vlmeval.dataset import SUPPORTED_DATASETS; print(SUPPORTED_DATASETS)'`"
+    )
+
+
+class RobustifiedRows:
+    """An existing VLMEvalKit dataset, each row repeated under the corruptions of its modality.
+
+    VLMEvalKit's own class builds the prompts and scores; the corrupted images come from the view
+    layer; the score of each condition is VLMEvalKit's primary metric on that condition's rows.
+    """
+
+    _medfm_robust = True
+    BASE_NAME = ""
+    BASE_CLASS: type = ImageBaseDataset
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        corruptions: list[str] | str | None = None,
+        severities: list[int] | str | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+        severity_mode: str = "table",
+        modality: str | None = None,
+    ) -> None:
+        dataset = dataset or f"{self.BASE_NAME}-MedFMRobust"
+        self.modality = modality or guess_modality(self.BASE_NAME)
+        self.specs = {s.name: s for s in corruptions_for_modality(self.modality)}
+        chosen = as_list(corruptions)
+        unknown = set(chosen or ()) - set(self.specs)
+        if unknown:
+            raise MedFMRobustDatasetError(
+                f"{dataset}: corruptions {sorted(unknown)} are not in the {self.modality or 'base'} "
+                f"suite ({', '.join(self.specs)})"
+            )
+        levels = as_list(severities, int) or list(ROBUSTIFIED_SEVERITIES)
+        self.conditions = [CLEAN_CONDITION] + [
+            Condition(name, level)
+            for name in self.specs
+            if chosen is None or name in chosen
+            for level in levels
+        ]
+        self.sample_count = int(samples) if samples else None
+        self.seed = int(seed)
+        self.views = CorruptedViews(global_seed=self.seed, mode=severity_mode)
+        self.BASE_CLASS.__init__(self, dataset=dataset)
+
+    @classmethod
+    def supported_datasets(cls) -> list[str]:
+        return [f"{cls.BASE_NAME}-MedFMRobust"]
+
+    def load_data(self, dataset: str) -> pd.DataFrame:
+        own_name = self.dataset_name
+        self.dataset_name = self.BASE_NAME  # the base TSV keeps its own file name
+        try:
+            clean = self.BASE_CLASS.load_data(self, self.BASE_NAME)
+        finally:
+            self.dataset_name = own_name
+        if self.sample_count is not None and len(clean) > self.sample_count:
+            keep = np.sort(
+                np.random.default_rng(self.seed).permutation(len(clean))[: self.sample_count]
+            )
+            clean = clean.iloc[keep]
+        rows = []
+        for _, line in clean.iterrows():
+            for condition in self.conditions:
+                row = dict(line)
+                row.update(condition_columns(condition))
+                row["sample_id"] = str(line["index"])
+                row["modality"] = self.modality or "unknown"
+                row["index"] = len(rows)
+                if "image" in row and not condition.is_clean:
+                    row["image"] = str(line["index"])  # a reference to the clean row's image
+                rows.append(row)
+        frame = pd.DataFrame(rows)
+        if "image" in frame:  # the clean rows keep the base64 image under their new index
+            clean_index = {r["sample_id"]: r["index"] for r in rows if r["condition"] == CLEAN}
+            frame["image"] = [
+                str(clean_index[v]) if len(str(v)) <= 64 else v for v in frame["image"]
+            ]
+        return frame
+
+    def clean_paths(self, line: Any) -> list[str]:
+        """The clean image file(s) of a row, written by VLMEvalKit's own ``dump_image``."""
+        clean = dict(line)
+        clean["index"] = f"{line['sample_id']}_clean"  # one file per clean sample, not per row
+        paths = self.BASE_CLASS.dump_image(self, clean)
+        return [paths] if isinstance(paths, str) else list(paths)
+
+    def dump_image(self, line: Any) -> list[str]:
+        from ..data.sample import Sample
+
+        condition = condition_of(line)
+        out = []
+        for k, path in enumerate(self.clean_paths(line)):
+            sample = Sample(
+                id=f"{line['sample_id']}" + (f"_{k}" if k else ""),
+                dataset=self.BASE_NAME,
+                modality=self.modality or "unknown",
+                image=path,
+            )
+            spec = None if condition.is_clean else self.specs[condition.corruption]
+            view = self.views.get(sample, condition, corruption=spec)
+            out.append(str(self.views.png_path(view, os.path.join(self.img_root, "medfm_robust"))))
+        return out
+
+    def build_prompt(self, line: Any) -> list[dict[str, str]]:
+        if isinstance(line, int):
+            line = self.data.iloc[line]
+        messages = self.BASE_CLASS.build_prompt(self, line)
+        paths = iter(self.dump_image(line))
+        return [
+            dict(m, value=next(paths, m["value"])) if m.get("type") == "image" else m
+            for m in messages
+        ]
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
+        """VLMEvalKit's own evaluation on each condition's rows, then the drops from clean."""
+        from vlmeval.smp.status_report import flatten_summary_metrics
+
+        if self.TYPE == "MCQ":
+            judge_kwargs, _ = choose_judge(judge_kwargs)
+        data = load(eval_file)
+        # each condition's rows, and VLMEvalKit's files about them, in a folder of their own
+        parts = Path(get_intermediate_file_path(eval_file, "_medfm_robust_conditions", "d")[:-2])
+        parts.mkdir(parents=True, exist_ok=True)
+        scores: dict[str, tuple[str, float, int]] = {}
+        for key in [c.key for c in self.conditions]:
+            part = data[data["condition"] == key]
+            if not len(part):
+                continue
+            part_file = str(parts / f"{key}{Path(eval_file).suffix}")
+            dump(part, part_file)
+            result = self.BASE_CLASS.evaluate(self, part_file, **dict(judge_kwargs))
+            primary = self.report_primary_metric(flatten_summary_metrics(result))
+            if primary:
+                metric, value = next(iter(primary.items()))
+                scores[key] = (metric, float(value), len(part))
+        if CLEAN not in scores:
+            raise MedFMRobustDatasetError(f"{self.dataset_name}: no clean rows were evaluated")
+        metric, clean_score, clean_n = scores[CLEAN]
+        rows = [
+            {
+                "condition": CLEAN,
+                "corruption": "",
+                "severity": "",
+                "n": clean_n,
+                metric: clean_score,
+                "abs drop": None,
+                "rel drop": None,
+            }
+        ]
+        for condition in self.conditions[1:]:
+            if condition.key not in scores:
+                continue
+            _, value, n = scores[condition.key]
+            drop = clean_score - value
+            rows.append(
+                {
+                    "condition": condition.key,
+                    "corruption": condition.corruption,
+                    "severity": condition.severity,
+                    "n": n,
+                    metric: value,
+                    "abs drop": drop,
+                    "rel drop": drop / clean_score if clean_score else None,
+                }
+            )
+        table = pd.DataFrame(rows)
+        json_file = get_intermediate_file_path(eval_file, "_medfm_robust", "json")
+        with open(json_file, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "dataset": self.dataset_name,
+                    "base": self.BASE_NAME,
+                    "modality": self.modality,
+                    "metric": metric,
+                    "conditions": json.loads(table.to_json(orient="records")),
+                },
+                handle,
+                indent=2,
+                default=str,
+            )
+        return announce(eval_file, json_file, table)
+
+
+def robustified_class(base_name: str) -> type:
+    """A class serving ``<base_name>-MedFMRobust`` on top of VLMEvalKit's class for ``base_name``."""
+    base = base_class_of(base_name)
+    safe = re.sub(r"\W", "_", base_name)
+    return type(
+        f"MedFMRobust_{safe}",
+        (RobustifiedRows, base),
+        {"BASE_NAME": base_name, "BASE_CLASS": base, "__doc__": RobustifiedRows.__doc__},
+    )

@@ -1,0 +1,371 @@
+"""The VLMEvalKit host, through the real VLMEvalKit (``ms-vlmeval``) and its own run.py.
+
+Each end-to-end test runs the ``vlmeval`` console script once (importing VLMEvalKit takes ~12 s)
+and checks everything that run shows: the images an API model received, the result files, the
+printed table. Nothing leaves 127.0.0.1 and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .fake_api_servers import LOOPBACK, FakeOpenAIServer
+
+HAS_VLMEVAL = importlib.util.find_spec("vlmeval") is not None
+needs_vlmeval = pytest.mark.skipif(
+    not HAS_VLMEVAL, reason="VLMEvalKit is not installed (pip install ms-vlmeval)"
+)
+VLMEVAL_SCRIPT = Path(sys.executable).parent / "vlmeval"
+LIMIT = 12  # rows per dataset: the first sample, clean and its first 11 corrupted conditions
+VQA = "MedFMRobust-Mini-VQA"
+
+
+def offline_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GOOGLE_"))}
+    (tmp / "LMUData").mkdir(exist_ok=True)
+    env.update(
+        LMUData=str(tmp / "LMUData"),  # VLMEvalKit's data root (images it dumps go there)
+        HOME=str(tmp),  # nothing lands in the real home directory
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        NO_PROXY=LOOPBACK,
+        no_proxy=LOOPBACK,
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    env.update(extra)
+    return env
+
+
+def run_vlmeval(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(VLMEVAL_SCRIPT), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def expected_vqa_views() -> dict[str, tuple[np.ndarray, str]]:
+    """What the view layer makes for the first LIMIT rows of the VQA card: condition -> (display
+    image, correct option letter), computed here without the host."""
+    from medfm_robust_plugin.tasks import get_task
+    from medfm_robust_plugin.views import CorruptedViews
+
+    card = get_task(VQA)
+    sample = card.load().samples[0]
+    specs = {s.name: s for s in card.corruptions_for(sample.modality)}
+    views = CorruptedViews(global_seed=0, mode=card.severity_mode)
+    expected = {}
+    for condition in card.conditions_for(sample.modality)[:LIMIT]:
+        spec = specs.get(condition.corruption)
+        view = views.get(sample, condition, corruption=spec)
+        expected[condition.key] = (views.display(view).astype(np.float32), sample.answer)
+    return expected
+
+
+def nearest(image: np.ndarray, expected: dict[str, tuple[np.ndarray, str]]) -> tuple[str, float]:
+    errors = {
+        key: float(np.abs(image.astype(np.float32) - ref).mean())
+        for key, (ref, _) in expected.items()
+        if ref.shape == image.shape
+    }
+    key = min(errors, key=errors.get)
+    return key, errors[key]
+
+
+def wrong_letter(right: str) -> str:
+    return "B" if right != "B" else "C"
+
+
+# --------------------------------------------------------------------------- API model run
+
+
+@pytest.fixture(scope="module")
+def api_run(tmp_path_factory):
+    """One run: the Mini VQA, grounding and caption datasets and a robustified custom TSV, with
+    ``gpt-4o`` against a fake OpenAI server that answers right on clean images only."""
+    tmp = tmp_path_factory.mktemp("vlmeval_api")
+    expected = expected_vqa_views()
+    write_custom_mcq(tmp / "LMUData" / "TinyMedMCQ.tsv")
+
+    def reply(request) -> str:
+        prompt = server.prompt(request)
+        images = server.images(request)
+        if "bounding box" in prompt:
+            return "[40, 40, 120, 120]"
+        if "caption" in prompt:
+            return "Axial CT slice of the abdomen with one small hypodense lesion on the left."
+        if not images or "Options" not in prompt or "What colour" in prompt:
+            return "A"
+        key, _ = nearest(images[0], expected)
+        answer = expected[key][1]
+        return answer if key == "clean" else wrong_letter(answer)
+
+    server = FakeOpenAIServer(reply=reply)
+    with server:
+        env = offline_env(
+            tmp,
+            OPENAI_API_KEY="sk-test",
+            OPENAI_API_BASE=f"{server.base_url}/chat/completions",
+        )
+        datasets = [VQA, "MedFMRobust-Mini-Grounding", "MedFMRobust-Mini-Caption"]
+        args = ["--data", *datasets, "TinyMedMCQ-MedFMRobust", "--model", "gpt-4o"]
+        args += ["--limit", str(LIMIT), "--work-dir", str(tmp / "outputs"), "--api-nproc", "2"]
+        result = run_vlmeval(args, env, tmp)
+        requests = list(server.api_requests())
+    return {
+        "tmp": tmp,
+        "out": tmp / "outputs" / "gpt-4o",
+        "result": result,
+        "requests": requests,
+        "server": server,
+        "expected": expected,
+    }
+
+
+def write_custom_mcq(path: Path) -> None:
+    """A two-question custom MCQ TSV in VLMEvalKit's layout (base64 PNG images)."""
+    import base64
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+        image = np.full((64, 64, 3), 40, np.uint8)
+        image[16:48, 16:48] = colour
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        rows.append(
+            {
+                "index": index,
+                "image": base64.b64encode(buffer.getvalue()).decode(),
+                "question": "What colour is the square?",
+                "A": "red" if index == 0 else "blue",
+                "B": "green",
+                "answer": "A",
+            }
+        )
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+
+
+@needs_vlmeval
+def test_gpt4o_sees_the_corrupted_views_and_results_carry_the_drops(api_run):
+    server, expected = api_run["server"], api_run["expected"]
+    vqa_requests = [
+        r
+        for r in api_run["requests"]
+        if server.images(r) and "Please select the correct answer." in server.prompt(r)
+    ]
+    assert len(vqa_requests) == LIMIT
+    matched = {}
+    for request in vqa_requests:
+        (image,) = server.images(request)
+        key, error = nearest(image, expected)
+        matched[key] = error
+    # every row's own view arrived (GPT4V re-encodes as JPEG: small differences, never another view)
+    assert set(matched) == set(expected)
+    assert max(matched.values()) < 6.0, matched
+
+    out = api_run["out"]
+    summary = json.loads((out / f"gpt-4o_{VQA}_medfm_robust.json").read_text())
+    assert summary["clean"]["scores"]["accuracy"] == 1.0
+    assert summary["scoring"].startswith("VLMEvalKit's answer extraction")
+    conditions = {c["condition"]: c for c in summary["conditions"]}
+    assert set(conditions) == set(expected) - {"clean"}
+    for condition in conditions.values():
+        assert condition["scores"]["accuracy"] == 0.0
+        assert condition["absolute_drop"]["accuracy"] == 1.0
+        assert condition["relative_drop"]["accuracy"] == 1.0
+        assert isinstance(condition["severity"], int) and condition["corruption"]
+    # VLMEvalKit's own per-row scoring and its own files are there as usual
+    assert (out / f"gpt-4o_{VQA}.xlsx").exists()
+    assert (out / f"gpt-4o_{VQA}_acc.csv").exists()
+    table = (out / f"gpt-4o_{VQA}_medfm_robust_table.csv").read_text()
+    assert "gaussian_noise_s3" in table and "accuracy abs drop" in table
+    assert "MedFM-Robust robustness of" in api_run["result"].stdout
+
+
+@needs_vlmeval
+def test_grounding_caption_and_robustified_results(api_run):
+    import pandas as pd
+
+    out = api_run["out"]
+    grounding = json.loads(
+        (out / "gpt-4o_MedFMRobust-Mini-Grounding_medfm_robust.json").read_text()
+    )
+    assert set(grounding["metrics"]) == {"acc_iou_0.5", "acc_iou_0.75", "mean_iou"}
+    assert len(grounding["conditions"]) == LIMIT - 1
+    assert all("mean_iou" in c["absolute_drop"] for c in grounding["conditions"])
+    caption = json.loads((out / "gpt-4o_MedFMRobust-Mini-Caption_medfm_robust.json").read_text())
+    assert set(caption["metrics"]) == {"bleu", "rouge_l", "cider"}
+    assert caption["clean"]["scores"]["rouge_l"] > 0
+    rows = pd.read_excel(out / "gpt-4o_MedFMRobust-Mini-Caption.xlsx")
+    assert {"corruption", "severity", "modality", "sample_id", "condition"} <= set(rows.columns)
+    assert rows["sample_id"].nunique() == 1 and (rows["condition"] == "clean").sum() == 1
+
+    robust = json.loads((out / "gpt-4o_TinyMedMCQ-MedFMRobust_medfm_robust.json").read_text())
+    assert robust["base"] == "TinyMedMCQ"
+    by_condition = {row["condition"]: row for row in robust["conditions"]}
+    clean = by_condition["clean"][robust["metric"]]
+    assert clean > 0 and len(by_condition) == LIMIT
+    for row in list(by_condition.values())[1:]:
+        assert row["abs drop"] == pytest.approx(clean - row[robust["metric"]])
+    server = api_run["server"]
+    tiny = [r for r in api_run["requests"] if "What colour" in server.prompt(r)]
+    sent = [server.images(r)[0] for r in tiny]
+    assert len(sent) == LIMIT
+    assert len({image.tobytes() for image in sent}) == LIMIT  # each condition its own image
+
+
+# --------------------------------------------------------------------------- local model run
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """A tiny random-weight MedGemma through our model class, chosen with --config JSON that also
+    picks corruptions, severities and the sample count; no judge and no key."""
+    pytest.importorskip("transformers")
+    from .tiny_models import build_tiny_gemma3
+
+    tmp = tmp_path_factory.mktemp("vlmeval_local")
+    checkpoint = build_tiny_gemma3(tmp / "tiny-gemma3")
+    config = {
+        "model": {
+            "tiny-medgemma": {
+                "class": "MedFMRobustMedGemma",
+                "model_path": str(checkpoint),
+                "device": "cpu",
+                "dtype": "float32",
+                "max_new_tokens": 3,
+            }
+        },
+        "data": {
+            "MiniVQA-noise": {
+                "class": "MedFMRobustVQA",
+                "dataset": "MiniVQA-noise",
+                "task": VQA,
+                "corruptions": ["gaussian_noise"],
+                "severities": [1, 5],
+                "samples": 2,
+            }
+        },
+    }
+    config_file = tmp / "config.json"
+    config_file.write_text(json.dumps(config))
+    env = offline_env(tmp)
+    args = ["--config", str(config_file), "--work-dir", str(tmp / "outputs")]
+    result = run_vlmeval(args, env, tmp)
+    return {"out": tmp / "outputs" / "tiny-medgemma", "result": result}
+
+
+@needs_vlmeval
+def test_local_model_with_config_arguments_and_exact_matching(local_run):
+    import pandas as pd
+
+    out = local_run["out"]
+    predictions = pd.read_excel(out / "tiny-medgemma_MiniVQA-noise.xlsx")
+    assert len(predictions) == 2 * 3  # two samples, clean + gaussian_noise at severities 1 and 5
+    assert set(predictions["condition"]) == {"clean", "gaussian_noise_s1", "gaussian_noise_s5"}
+    assert predictions["prediction"].notna().all()
+    summary = json.loads((out / "tiny-medgemma_MiniVQA-noise_medfm_robust.json").read_text())
+    assert summary["scoring"] == "exact matching (no judge configured)"
+    assert {c["condition"] for c in summary["conditions"]} == {
+        "gaussian_noise_s1",
+        "gaussian_noise_s5",
+    }
+    for condition in summary["conditions"]:
+        assert set(condition["absolute_drop"]) == {"accuracy"}
+    output = local_run["result"].stdout + local_run["result"].stderr
+    assert "scored by exact matching" in output
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@needs_vlmeval
+def test_register_twice_and_into_an_incomplete_vlmeval(tmp_path):
+    script = textwrap.dedent(
+        """
+        import json
+        import vlmeval.config, vlmeval.dataset, vlmeval.vlm
+        from medfm_robust_plugin.hosts.vlmeval import register, VLMEvalKitIncompatible
+
+        first, second = register(), register()
+        ours = [c for c in vlmeval.dataset.DATASET_CLASSES if getattr(c, "_medfm_robust", False)]
+        built = vlmeval.dataset.build_dataset("MedFMRobust-Mini-VQA-Lite", severities=[1])
+        out = {
+            "first": first.datasets, "models": first.models, "again": second.already_registered,
+            "classes": len(ours), "names": vlmeval.dataset.SUPPORTED_DATASETS.count("MedFMRobust-VQA"),
+            "aliases": {k: vlmeval.config.supported_VLM[k].func.__name__
+                        for k in ("gpt-4o", "gpt-4o-mini", "gemini-2.5-flash", "gemini-2.5-pro")},
+            "config_route": [hasattr(vlmeval.dataset, "MedFMRobustVQA"),
+                             hasattr(vlmeval.vlm, "MedFMRobustMedGemma")],
+            "built": [type(built).__name__, sorted(set(built.data["severity"]))],
+        }
+        import vlmeval.dataset as vd
+        for cls in ours:
+            vd.DATASET_CLASSES.remove(cls)
+        del vlmeval.config.supported_VLM
+        before = len(vd.DATASET_CLASSES)
+        try:
+            register()
+        except VLMEvalKitIncompatible as exc:
+            out["incompatible"] = str(exc)
+        out["untouched"] = len(vd.DATASET_CLASSES) == before
+        print("RESULT" + json.dumps(out))
+        """
+    )
+    env = offline_env(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert {"MedFMRobust-VQA", "MedFMRobust-Mini-VQA-Lite", "MedFMRobust-Report"} <= set(
+        out["first"]
+    )
+    assert {"medgemma", "llava-med", "gpt-4o"} <= set(out["models"])
+    assert out["again"] is True and out["classes"] == 3 and out["names"] == 1
+    assert set(out["aliases"].values()) <= {"GPT4V", "Gemini"}
+    assert out["config_route"] == [True, True]
+    assert out["built"] == ["MedFMRobustVQA", [0, 1]]
+    assert "vlmeval.config.supported_VLM" in out["incompatible"]
+    assert "nothing was registered" in out["incompatible"]
+    assert out["untouched"] is True
+
+
+def test_without_vlmeval_the_commands_say_how_to_install(monkeypatch, capsys):
+    from click.testing import CliRunner
+
+    from medfm_robust_plugin.cli import main as cli
+    from medfm_robust_plugin.hosts import vlmeval as host
+
+    monkeypatch.setitem(sys.modules, "vlmeval", None)  # makes `import vlmeval` fail
+    assert host.main(["--data", VQA, "--model", "gpt-4o"]) == 2
+    assert "pip install ms-vlmeval" in capsys.readouterr().err
+    result = CliRunner().invoke(cli, ["vlmeval", "--data", VQA, "--model", "gpt-4o"])
+    assert result.exit_code == 2
+    assert "pip install ms-vlmeval" in result.output
+
+
+def test_robustified_names_come_from_the_data_arguments():
+    from medfm_robust_plugin.hosts.vlmeval import robust_names
+
+    argv = ["--data", "PathVQA_TEST-MedFMRobust", VQA, "--model", "gpt-4o", "--data=X-MedFMRobust"]
+    assert robust_names(argv) == ["PathVQA_TEST-MedFMRobust", "X-MedFMRobust"]
