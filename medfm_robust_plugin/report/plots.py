@@ -56,26 +56,26 @@ def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
 
 
 def drop_heatmap(run: RunData, path: Path) -> Path:
-    """Relative drop of the primary metric, corruptions by severities."""
+    """Relative drop of the primary metric: severities (rows) by corruptions (columns)."""
     plt = _pyplot()
     import numpy as np
 
     metric = run.primary
     corruptions = [c.corruption for c in run.summary.corruptions]
     severities = sorted({c.severity for c in run.summary.conditions})
-    grid = np.full((len(corruptions), len(severities)), np.nan)
+    grid = np.full((len(severities), len(corruptions)), np.nan)
     for c in run.summary.conditions:
         value = c.relative_drop.get(metric)
         if value is not None:
-            grid[corruptions.index(c.corruption), severities.index(c.severity)] = value
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(severities), 0.8 + 0.28 * len(corruptions)))
+            grid[severities.index(c.severity), corruptions.index(c.corruption)] = value
+    fig, ax = plt.subplots(figsize=(2.0 + 0.22 * len(corruptions), 1.6 + 0.3 * len(severities)))
     limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=8)
-    ax.set_yticks(range(len(corruptions)), corruptions, fontsize=7)
-    ax.set_xlabel("severity", fontsize=8)
-    ax.set_title(f"{run.label}: relative drop in {metric}", fontsize=9)
-    fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
+    ax.set_yticks(range(len(severities)), [str(s) for s in severities], fontsize=8)
+    ax.set_xticks(range(len(corruptions)), corruptions, fontsize=7, rotation=70, ha="right")
+    ax.set_ylabel("severity", fontsize=8)
+    ax.set_title(f"{run.task}, {run.label}: relative drop in {metric} (red = worse)", fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01).ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
