@@ -1,0 +1,258 @@
+"""The lm-evaluation-harness host: generated task YAML, the real lm-eval on our tasks, reports.
+
+lm-eval runs through its own command line (``medfm-robust lm-eval`` hands the arguments to it) on
+the embedded Mini suite: against a fake OpenAI server on 127.0.0.1 (``local-chat-completions``), on
+a tiny random-weight LLaVA (``hf-multimodal``) and on our own registered model class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from medfm_robust_plugin.hosts.lm_eval import (
+    TASKS_DIR,
+    card_corruptions,
+    generate_tasks,
+    host_cards,
+    task_prefix,
+)
+
+from .fake_api_servers import FakeOpenAIServer
+
+LITE = "medfm_robust_mini_vqa_lite"
+CARD = "MedFMRobust-Mini-VQA-Lite"
+
+
+def test_generated_task_files_match_the_task_cards():
+    generated = generate_tasks()
+    on_disk = {
+        path.relative_to(TASKS_DIR).as_posix(): path.read_text(encoding="utf-8")
+        for path in TASKS_DIR.glob("medfm_robust*/*")
+    }
+    stale = sorted(set(on_disk) - set(generated))
+    missing = sorted(set(generated) - set(on_disk))
+    changed = sorted(k for k in generated if k in on_disk and on_disk[k] != generated[k])
+    assert not (stale or missing or changed), (
+        "the lm-eval task files drifted from the task cards; run "
+        f"`python -m medfm_robust_plugin.hosts.lm_eval` (stale {stale[:3]}, missing {missing[:3]}, "
+        f"changed {changed[:3]})"
+    )
+
+
+def test_every_language_task_card_has_a_group_and_the_mini_grid_is_complete():
+    from medfm_robust_plugin.tasks import get_task
+
+    prefixes = {task_prefix(card.name) for card in host_cards()}
+    assert {"medfm_robust_vqa", "medfm_robust_mini_vqa", "medfm_robust_report"} <= prefixes
+    assert not any("seg" in prefix for prefix in prefixes)  # segmenters do not generate text
+    card = get_task(CARD)
+    corruptions = card_corruptions(card)
+    modalities = {s.modality for s in card.load().samples}
+    expected = {s.name for m in modalities for s in card.corruptions_for(m)}
+    assert set(corruptions) == expected
+    files = generate_tasks([card])
+    tasks = [k for k in files if k.endswith(".yaml")]
+    # clean + a task per condition + a group per corruption + the card's group
+    assert len(tasks) == 1 + len(corruptions) * len(card.severities) + len(corruptions) + 1
+
+
+needs_lm_eval = pytest.mark.skipif(
+    importlib.util.find_spec("lm_eval") is None,
+    reason="lm-eval is not installed (pip install 'medfm-robust-plugin[lm-eval]')",
+)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def run_lm_eval(args: list[str]) -> None:
+    from medfm_robust_plugin.cli import main
+
+    result = CliRunner().invoke(main, ["lm-eval", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def results_of(out: Path) -> dict:
+    (path,) = sorted(out.glob("*/results_*.json"))[-1:]
+    return json.loads(path.read_text())["results"]
+
+
+@needs_lm_eval
+def test_index_has_groups_subgroups_tasks_and_severity_tags():
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(TASKS_DIR))
+    names = set(manager.all_tasks)
+    assert {LITE, f"{LITE}_clean", f"{LITE}_gaussian_noise", f"{LITE}_gaussian_noise_s3"} <= names
+    assert f"{LITE}_s3" in manager.all_tags
+    tagged = set(manager.load([f"{LITE}_s5"])["tasks"])
+    assert {f"{LITE}_gaussian_noise_s5", f"{LITE}_ct_metal_streaks_s5"} <= tagged
+    assert not any(name.endswith(("_s1", "_s3", "_clean")) for name in tagged)
+    # a group and a tag that share tasks cannot be combined in one run (docs/lm_eval.md says so)
+    with pytest.raises(ValueError, match="Duplicate task"):
+        manager.load([f"{LITE}_gaussian_noise", f"{LITE}_s5"])
+
+
+def expected_views(task_names: list[str], limit: int):
+    """(task name, doc, display image) for the first ``limit`` documents of each condition task."""
+    from medfm_robust_plugin.hosts.lm_eval_tasks import conditions
+
+    for name in task_names:
+        condition = name[len(LITE) + 1 :]
+        docs = conditions.load_condition(CARD, condition)["test"]
+        for doc in list(docs)[:limit]:
+            views, view = conditions.view_of(doc)
+            yield name, doc, views.display(view)
+
+
+def bright_or_dark(image: np.ndarray) -> str:
+    """The fake model's answer: A for a bright image, B for a dark one (so answers vary)."""
+    return "A" if float(image.mean()) > 60 else "B"
+
+
+@needs_lm_eval
+def test_chat_completions_get_our_corrupted_images_and_groups_aggregate_known_answers(tmp_path):
+    server = FakeOpenAIServer(reply=lambda request: bright_or_dark(server.images(request)[0]))
+    tasks = [f"{LITE}_clean", f"{LITE}_gaussian_noise", f"{LITE}_mri_bias_field"]
+    limit = 3
+    with server:
+        run_lm_eval(
+            [
+                "--model",
+                "local-chat-completions",
+                "--model_args",
+                f"model=fake,base_url={server.base_url}/chat/completions,num_concurrent=1,"
+                "max_retries=1,tokenized_requests=False",
+                "--apply_chat_template",
+                "--tasks",
+                ",".join(tasks),
+                "--limit",
+                str(limit),
+                "--log_samples",
+                "--output_path",
+                str(tmp_path / "out"),
+            ]
+        )
+        received = [server.images(r) for r in server.api_requests()]
+    assert all(len(images) == 1 for images in received)
+    conditions = [f"{LITE}_clean"] + [
+        f"{LITE}_{c}_s{k}" for c in ("gaussian_noise", "mri_bias_field") for k in (1, 3, 5)
+    ]
+    expected = list(expected_views(conditions, limit))
+    digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()  # noqa: E731
+    assert sorted(digest(images[0]) for images in received) == sorted(
+        digest(image) for _, _, image in expected
+    )
+
+    from medfm_robust_plugin.hosts.lm_eval_tasks.conditions import _sample
+
+    correct: dict[str, list[float]] = {}
+    for name, doc, image in expected:
+        correct.setdefault(name, []).append(float(bright_or_dark(image) == _sample(doc).answer))
+    results = results_of(tmp_path / "out")
+    for name, values in correct.items():
+        assert results[name]["accuracy,none"] == pytest.approx(np.mean(values)), name
+    for corruption in ("gaussian_noise", "mri_bias_field"):
+        levels = [correct[f"{LITE}_{corruption}_s{k}"] for k in (1, 3, 5)]
+        group = results[f"{LITE}_{corruption}"]["accuracy,none"]
+        assert group == pytest.approx(np.mean([v for level in levels for v in level]))
+
+    # our report reads lm-eval's output and finds the same numbers
+    from medfm_robust_plugin.report.runs import load_run
+
+    run = load_run(tmp_path / "out")
+    assert (run.task, run.model) == (CARD, "fake")
+    rows = {
+        (r["corruption"], r["severity"]): r
+        for r in run.summary.rows()
+        if r["scope"] == "all"
+        and r["metric"] == "accuracy"
+        and r["level"] in ("clean", "condition")
+    }
+    assert rows[(None, None)]["score"] == pytest.approx(np.mean(correct[f"{LITE}_clean"]))
+    assert rows[("mri_bias_field", 5)]["score"] == pytest.approx(
+        np.mean(correct[f"{LITE}_mri_bias_field_s5"])
+    )
+    from medfm_robust_plugin.cli import main
+
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "out"), "-o", str(tmp_path / "r")])
+    assert report.exit_code == 0, report.output
+    assert "mri_bias_field" in (tmp_path / "r" / "report.md").read_text()
+
+
+@needs_lm_eval
+def test_severity_tag_runs_every_corruption_at_that_level_with_our_model_class(tmp_path):
+    # baseline:majority answers the most common option letter; its answers are known per sample
+    run_lm_eval(
+        [
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=baseline:majority",
+            "--tasks",
+            f"{LITE}_s5",
+            "--limit",
+            "2",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    from medfm_robust_plugin.hosts.lm_eval_results import read_output
+    from medfm_robust_plugin.tasks import get_task
+
+    results = results_of(tmp_path / "out")
+    card = get_task(CARD)
+    assert {n for n in results} == {f"{LITE}_{c}_s5" for c in card_corruptions(card)}
+    ((task, model), records), *others = read_output(tmp_path / "out").items()
+    assert not others and (task, model) == (CARD, "baseline:majority")
+    assert {r["severity"] for r in records} == {5}
+    for name, values in results.items():
+        mine = [r["score"]["accuracy"] for r in records if f"{LITE}_{r['condition']}" == name]
+        assert values["accuracy,none"] == pytest.approx(np.mean(mine))
+
+
+@needs_lm_eval
+def test_hf_multimodal_runs_a_tiny_llava_on_the_mini_suite(tmp_path):
+    pytest.importorskip("transformers")
+    from .tiny_models import LLAVA_CHAT_TEMPLATE, build_tiny_llava
+
+    path = build_tiny_llava(tmp_path / "llava", chat_template=LLAVA_CHAT_TEMPLATE)
+    run_lm_eval(
+        [
+            "--model",
+            "hf-multimodal",
+            "--model_args",
+            f"pretrained={path},dtype=float32,max_images=1",
+            "--device",
+            "cpu",
+            "--tasks",
+            f"{LITE}_clean,{LITE}_ct_metal_streaks",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=4",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    results = results_of(tmp_path / "out")
+    assert 0.0 <= results[f"{LITE}_ct_metal_streaks"]["accuracy,none"] <= 1.0
+    logged = [
+        json.loads(line)
+        for file in (tmp_path / "out").glob("*/samples_*ct_metal_streaks_s3*.jsonl")
+        for line in file.read_text().splitlines()
+    ]
+    assert len(logged) == 2 and all(s["doc"]["condition"] == "ct_metal_streaks_s3" for s in logged)
+    assert all(s["doc"]["modality"] == "ct" for s in logged)  # only the CT suite has it
