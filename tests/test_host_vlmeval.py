@@ -364,8 +364,11 @@ def test_without_vlmeval_the_commands_say_how_to_install(monkeypatch, capsys):
     assert "pip install ms-vlmeval" in result.output
 
 
-def test_robustified_names_come_from_the_data_arguments():
+def test_robustified_names_come_from_the_data_arguments_and_the_config(tmp_path):
     from medfm_robust_plugin.hosts.vlmeval import robust_names
 
     argv = ["--data", "PathVQA_TEST-MedFMRobust", VQA, "--model", "gpt-4o", "--data=X-MedFMRobust"]
     assert robust_names(argv) == ["PathVQA_TEST-MedFMRobust", "X-MedFMRobust"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"data": {"SLAKE_TEST-MedFMRobust": {}, VQA: {}}, "model": {}}))
+    assert robust_names(["--config", str(config), "--mode", "all"]) == ["SLAKE_TEST-MedFMRobust"]

@@ -207,17 +207,34 @@ def run_py_path() -> Path:
 
 
 def robust_names(argv: Sequence[str]) -> list[str]:
-    """The ``--data`` names that ask for a robustified VLMEvalKit dataset."""
-    names, taking = [], False
+    """The dataset names that ask for a robustified VLMEvalKit dataset: ``--data`` names and
+    ``--config`` data keys that end in ``-MedFMRobust``."""
+    names: list[str] = []
+    option = None
     for arg in argv:
         if arg.startswith("--"):
-            taking = arg == "--data"
-            if arg.startswith("--data="):
-                names.extend(arg.split("=", 1)[1].split())
+            option, _, value = arg.partition("=")
+            if value:
+                names.extend(value.split() if option == "--data" else _config_keys(option, value))
+                option = None
             continue
-        if taking:
+        if option == "--data":
             names.append(arg)
+        else:
+            names.extend(_config_keys(option, arg))
+            option = None
     return [n for n in names if n.endswith(ROBUST_SUFFIX) and not n.startswith("MedFMRobust-")]
+
+
+def _config_keys(option: str | None, path: str) -> list[str]:
+    if option != "--config":
+        return []
+    import json
+
+    try:
+        return list(json.loads(Path(path).read_text(encoding="utf-8")).get("data", {}))
+    except (OSError, ValueError, AttributeError):
+        return []  # VLMEvalKit reports a bad config file itself
 
 
 def main(argv: Sequence[str] | None = None) -> int:
