@@ -256,3 +256,64 @@ def test_hf_multimodal_runs_a_tiny_llava_on_the_mini_suite(tmp_path):
     ]
     assert len(logged) == 2 and all(s["doc"]["condition"] == "ct_metal_streaks_s3" for s in logged)
     assert all(s["doc"]["modality"] == "ct" for s in logged)  # only the CT suite has it
+
+
+@needs_lm_eval
+def test_lm_eval_and_our_runner_give_the_same_records_and_summary(tmp_path):
+    from medfm_robust_plugin.hosts.lm_eval_results import single_run
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.report.runs import load_run
+    from medfm_robust_plugin.runner import Run, RunConfig, latest_records
+
+    run_lm_eval(
+        [
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=baseline:majority",
+            "--tasks",
+            f"{LITE}_clean,{LITE}_gaussian_noise,{LITE}_xray_scatter",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    config = RunConfig(
+        task=CARD,
+        model="baseline:majority",
+        out=str(tmp_path / "runs"),
+        corruptions=["gaussian_noise", "xray_scatter"],
+    )
+    native = Run(config).execute(load_model("baseline:majority")).run_dir
+    ours = {r["key"]: r for r in latest_records(native)}
+    theirs = {r["key"]: r for r in single_run(tmp_path / "out")[0]}
+    assert ours.keys() == theirs.keys() and len(ours) == 40 + 3 * 40 + 3 * 8
+    fields = ("condition", "family", "seed", "prediction", "state", "score")
+    for key, record in ours.items():
+        assert {f: theirs[key][f] for f in fields} == {f: record[f] for f in fields}, key
+    assert load_run(tmp_path / "out").summary.rows() == load_run(native).summary.rows()
+
+
+@needs_lm_eval
+def test_a_downloaded_dataset_is_read_from_the_metadata_data_root(tmp_path, monkeypatch):
+    from .fixtures_datasets import make_omnimedvqa
+
+    monkeypatch.delenv("MEDFM_ROBUST_DATA", raising=False)
+    root = make_omnimedvqa(tmp_path)
+    run_lm_eval(
+        [
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=baseline:majority",
+            "--tasks",
+            "medfm_robust_vqa_lite_clean",
+            "--metadata",
+            f"data_root={root}",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    results = results_of(tmp_path / "out")
+    assert results["medfm_robust_vqa_lite_clean"]["sample_len"] > 0

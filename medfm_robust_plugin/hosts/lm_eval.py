@@ -245,15 +245,28 @@ def _model_classes() -> dict[str, type]:
             if device and name.startswith(("hf:", "medgemma", "llava-med")):
                 options["device"] = device
             self.vlm = load_model(name, **options)
+            self._fitted: set[str] = set()
             capabilities = getattr(self.vlm, "capabilities", None)
             size = str(batch_size or "")
             self.batch = int(size) if size.isdigit() else getattr(capabilities, "max_batch", 1)
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+            self._fit(requests)
             answers: list[str] = []
             for start in range(0, len(requests), max(1, self.batch)):
                 answers += self._generate(requests[start : start + max(1, self.batch)])
             return answers
+
+        def _fit(self, requests: list[Any]) -> None:
+            """A model that learns from the task's samples (the baselines) sees them, as in our runner."""
+            if not hasattr(self.vlm, "fit"):
+                return
+            from .lm_eval_tasks.conditions import samples_of
+
+            cards = {(getattr(r, "doc", None) or {}).get("medfm_task") for r in requests}
+            for card in sorted(c for c in cards if c and c not in self._fitted):
+                self.vlm.fit(samples_of(card))
+                self._fitted.add(card)
 
         def _generate(self, requests: list[Any]) -> list[str]:
             import numpy as np

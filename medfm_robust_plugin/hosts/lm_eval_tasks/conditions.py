@@ -53,6 +53,12 @@ def card_samples(card_name: str, data_root: str | None = None) -> list[Any]:
     return samples
 
 
+def samples_of(card_name: str) -> list[Any]:
+    """The samples of a card that this process has loaded (for models that fit on them)."""
+    with _lock:
+        return [s for (card, _, _), s in _samples.items() if card == card_name]
+
+
 def views_for(seed: int, mode: str) -> Any:
     from ...views import CorruptedViews
 
