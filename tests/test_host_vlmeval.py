@@ -238,22 +238,25 @@ def test_grounding_caption_and_robustified_results(api_run):
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    """A tiny random-weight MedGemma through our model class, chosen with --config JSON that also
-    picks corruptions, severities and the sample count; no judge and no key."""
+    """Tiny random-weight MedGemma and LLaVA-Med through our model classes, chosen with --config
+    JSON that also picks corruptions, severities and the sample count; no judge and no key."""
     pytest.importorskip("transformers")
-    from .tiny_models import build_tiny_gemma3
+    from .tiny_models import build_tiny_gemma3, build_tiny_llava
 
     tmp = tmp_path_factory.mktemp("vlmeval_local")
-    checkpoint = build_tiny_gemma3(tmp / "tiny-gemma3")
+    cpu = {"device": "cpu", "dtype": "float32", "max_new_tokens": 3}
     config = {
         "model": {
             "tiny-medgemma": {
                 "class": "MedFMRobustMedGemma",
-                "model_path": str(checkpoint),
-                "device": "cpu",
-                "dtype": "float32",
-                "max_new_tokens": 3,
-            }
+                "model_path": str(build_tiny_gemma3(tmp / "tiny-gemma3")),
+                **cpu,
+            },
+            "tiny-llava-med": {
+                "class": "MedFMRobustLLaVAMed",
+                "model_path": str(build_tiny_llava(tmp / "tiny-llava")),
+                **cpu,
+            },
         },
         "data": {
             "MiniVQA-noise": {
@@ -271,19 +274,20 @@ def local_run(tmp_path_factory):
     env = offline_env(tmp)
     args = ["--config", str(config_file), "--work-dir", str(tmp / "outputs")]
     result = run_vlmeval(args, env, tmp)
-    return {"out": tmp / "outputs" / "tiny-medgemma", "result": result}
+    return {"out": tmp / "outputs", "result": result}
 
 
 @needs_vlmeval
-def test_local_model_with_config_arguments_and_exact_matching(local_run):
+@pytest.mark.parametrize("model", ["tiny-medgemma", "tiny-llava-med"])
+def test_local_models_with_config_arguments_and_exact_matching(local_run, model):
     import pandas as pd
 
-    out = local_run["out"]
-    predictions = pd.read_excel(out / "tiny-medgemma_MiniVQA-noise.xlsx")
+    out = local_run["out"] / model
+    predictions = pd.read_excel(out / f"{model}_MiniVQA-noise.xlsx")
     assert len(predictions) == 2 * 3  # two samples, clean + gaussian_noise at severities 1 and 5
     assert set(predictions["condition"]) == {"clean", "gaussian_noise_s1", "gaussian_noise_s5"}
     assert predictions["prediction"].notna().all()
-    summary = json.loads((out / "tiny-medgemma_MiniVQA-noise_medfm_robust.json").read_text())
+    summary = json.loads((out / f"{model}_MiniVQA-noise_medfm_robust.json").read_text())
     assert summary["scoring"] == "exact matching (no judge configured)"
     assert {c["condition"] for c in summary["conditions"]} == {
         "gaussian_noise_s1",
