@@ -317,3 +317,28 @@ def test_a_downloaded_dataset_is_read_from_the_metadata_data_root(tmp_path, monk
     )
     results = results_of(tmp_path / "out")
     assert results["medfm_robust_vqa_lite_clean"]["sample_len"] > 0
+
+
+@needs_lm_eval
+def test_our_medgemma_class_runs_a_tiny_gemma3_checkpoint(tmp_path):
+    pytest.importorskip("transformers")
+    from .tiny_models import build_tiny_gemma3
+
+    path = build_tiny_gemma3(tmp_path / "gemma3")
+    run_lm_eval(
+        [
+            "--model",
+            "medfm-medgemma",
+            "--model_args",
+            f"pretrained={path}",  # lm-eval's default --device cuda:0 falls back without a GPU
+            "--tasks",
+            f"{LITE}_clean",
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=3",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert results_of(tmp_path / "out")[f"{LITE}_clean"]["sample_len"] == 2

@@ -210,6 +210,13 @@ def __getattr__(name: str) -> Any:
 _CLASSES: dict[str, type] = {}
 
 
+def _device(asked: str) -> str:
+    """lm-eval's --device for a local model; its default 'cuda:0' becomes 'auto' without a GPU."""
+    import torch
+
+    return "auto" if asked.startswith("cuda") and not torch.cuda.is_available() else asked
+
+
 def _model_classes() -> dict[str, type]:
     if _CLASSES:
         return _CLASSES
@@ -243,7 +250,7 @@ def _model_classes() -> dict[str, type]:
             if pretrained:
                 options["model_id"] = pretrained
             if device and name.startswith(("hf:", "medgemma", "llava-med")):
-                options["device"] = device
+                options.setdefault("device", _device(device))
             self.vlm = load_model(name, **options)
             self._fitted: set[str] = set()
             capabilities = getattr(self.vlm, "capabilities", None)
