@@ -345,7 +345,7 @@ def models_list(kind: str | None, as_json: bool) -> None:
     for col in ("name", "kind", "default", "aliases", "needs"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        needs = f"[{r['extra']}]" if r["extra"] else ""
+        needs = f"\\[{r['extra']}]" if r["extra"] else ""
         table.add_row(r["name"], r["kind"], r["default_id"] or "", ", ".join(r["aliases"]), needs)
     _console().print(table)
 
@@ -379,7 +379,9 @@ def models_show(name: str, as_json: bool) -> None:
     if summary["aliases"]:
         console.print(f"  aliases: {', '.join(summary['aliases'])}")
     if spec.extra:
-        console.print(f"  needs: pip install 'medfm-robust-plugin[{spec.extra}]'")
+        from rich.markup import escape
+
+        console.print(escape(f"  needs: pip install 'medfm-robust-plugin[{spec.extra}]'"))
 
 
 # --------------------------------------------------------------------------- corrupt / preview
@@ -622,7 +624,9 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--workers", default=2, show_default=True, type=int, help="Threads preparing corrupted views."
 )
 @click.option("--max-new-tokens", default=256, show_default=True, type=int)
-@click.option("--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini).")
+@click.option(
+    "--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini)."
+)
 @click.option(
     "--model-option",
     "model_option",
