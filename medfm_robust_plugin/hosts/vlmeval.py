@@ -6,8 +6,8 @@ way its own modules list theirs: dataset classes at the front of ``vlmeval.datas
 model builders in ``vlmeval.config.supported_VLM``, and every class as an attribute of
 ``vlmeval.dataset`` / ``vlmeval.vlm`` so that the ``--config`` JSON route finds it by class name.
 
-``main()`` is the ``vlmeval`` console script (VLMEvalKit ships only ``vlmutil``): it registers, then
-runs VLMEvalKit's own ``run.py`` with every argument passed through::
+``main()`` is the ``vlmeval`` console script (VLMEvalKit ships only ``vlmutil``): VLMEvalKit's own
+``run.py`` with every argument passed through, MedFM-Robust registered::
 
     vlmeval --data MedFMRobust-Mini-VQA --model gpt-4o
     vlmeval --data PathVQA_TEST-MedFMRobust --model medgemma
@@ -19,7 +19,6 @@ See docs/vlmeval.md for the dataset names, the ``--config`` arguments and the re
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -188,15 +187,19 @@ def model_builders(supported_vlm: dict[str, Any], models: Any) -> dict[str, Any]
 
 def run_py_path() -> Path:
     """VLMEvalKit's runner: ``$VLMEVAL_RUN_PY``, ``vlmeval/run.py`` (PyPI), or ``run.py`` beside a
-    git checkout's package."""
+    git checkout's package. Found without importing VLMEvalKit (see ``main``)."""
+    import importlib.util
+
     override = os.environ.get(RUN_PY_ENV)
     if override:
         path = Path(override)
         if not path.is_file():
             raise MedFMRobustError(f"{RUN_PY_ENV}={override} is not a file; point it at run.py")
         return path
-    vlmeval = import_vlmeval()
-    package = Path(vlmeval.__file__).resolve().parent
+    spec = importlib.util.find_spec("vlmeval")
+    if spec is None or not spec.submodule_search_locations:
+        raise VLMEvalKitMissing(f"VLMEvalKit is not installed; install it with: {INSTALL_HINT}")
+    package = Path(next(iter(spec.submodule_search_locations))).resolve()
     for path in (package / "run.py", package.parent / "run.py"):
         if path.is_file():
             return path
@@ -238,19 +241,31 @@ def _config_keys(option: str | None, path: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``vlmeval ARGS``: register MedFM-Robust, then run VLMEvalKit's run.py with ARGS."""
+    """``vlmeval ARGS``: VLMEvalKit's run.py with ARGS, MedFM-Robust registered.
+
+    run.py's module code runs first, as it would under ``python run.py``: under torchrun it gives
+    each process its GPUs through CUDA_VISIBLE_DEVICES before it imports torch. Registration then
+    fills the registries its module code imported, and its ``main()`` runs.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    saved = sys.argv
     try:
-        register(robustify=robust_names(argv))
         path = run_py_path()
+        sys.argv = [str(path), *argv]
+        runner: dict[str, Any] = {"__name__": "vlmeval.run", "__file__": str(path)}
+        try:
+            exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), runner)
+        except ImportError:
+            import_vlmeval()  # says whether VLMEvalKit or one of its dependencies is missing
+            raise
+        register(robustify=robust_names(argv))
+        if callable(runner.get("load_env")):
+            runner["load_env"]()  # what run.py does under ``__main__``: keys from its .env
+        runner["main"]()
     except MedFMRobustError as exc:
         print(f"vlmeval: {exc}", file=sys.stderr)
         return 2
-    saved = sys.argv
-    sys.argv = [str(path), *argv]
-    try:
-        runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as exc:  # argparse --help / errors
+    except SystemExit as exc:  # argparse --help and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved
