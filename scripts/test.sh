@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Set up a test environment from nothing but Python and pip, then run the whole test suite.
+# Set up a test environment from nothing but Python and pip, then run the whole test suite,
+# the real VLMEvalKit and lm-evaluation-harness included.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k calibration`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${MEDFM_ROBUST_TEST_VENV:-.venv-test}"
 python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-# torch only for the MRI reference checks (MONAI); the CPU build of this release is small.
-"${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[dev]"
-# The ImageNet-C reference pins opencv-python, which would shadow opencv-python-headless.
+# VLMEvalKit needs torchvision; this torch/torchvision pair runs on the CPU (a CUDA build).
+"${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
+"${pip[@]}" -e ".[dev,vlmeval,lm-eval]" "ms-vlmeval==0.0.20" "lm-eval[hf,api]==0.4.13"
+# The ImageNet-C reference pins opencv-python; the parity tests need only its Python code.
 "${pip[@]}" --no-deps "imagecorruptions==1.1.2"
 exec "$venv/bin/python" -m pytest "$@"
