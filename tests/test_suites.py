@@ -9,7 +9,17 @@ from medfm_robust_plugin.plugins import get_registry
 from medfm_robust_plugin.resources import bundled_files
 from medfm_robust_plugin.suites import SuiteError, get_suite, load_suite_file, parse_suite
 
-MODALITIES = ["ct", "mri", "xray", "ultrasound", "endoscopy", "dermoscopy", "pathology", "fundus", "oct"]
+MODALITIES = [
+    "ct",
+    "mri",
+    "xray",
+    "ultrasound",
+    "endoscopy",
+    "dermoscopy",
+    "pathology",
+    "fundus",
+    "oct",
+]
 
 
 def test_every_modality_has_a_bundled_suite():
