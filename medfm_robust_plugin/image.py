@@ -192,10 +192,13 @@ def merge(values: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.nd
         if layout.dtype.kind in "ui":
             info = np.iinfo(layout.dtype)
             lo, hi = max(lo, info.min), min(hi, info.max)
-        values = np.clip(values, lo, hi)
-        if layout.dtype.kind in "ui":
+        if layout.dtype.kind == "f":
+            # clip in the caller's float type: a float32 bound can round past a float64 one
+            values = np.clip(values.astype(layout.dtype, copy=False), lo, hi)
+        else:
+            values = np.clip(values, lo, hi)
             np.rint(values, out=values)
-        values = values.astype(layout.dtype)
+            values = values.astype(layout.dtype)
     out = values
     if alpha is not None:
         out = np.concatenate([out, alpha[..., None].astype(layout.dtype, copy=False)], axis=2)

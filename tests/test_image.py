@@ -160,3 +160,13 @@ def test_saving_refuses_formats_that_would_lose_the_dtype(tmp_path):
         save_image(tmp_path / "x.jpg", np.zeros((8, 8), np.uint16))
     with pytest.raises(InvalidImageError, match="unknown output format"):
         save_image(tmp_path / "x.webm", np.zeros((8, 8), np.uint8))
+
+
+def test_float64_results_stay_inside_the_float64_range():
+    """A physical-domain corruption computes in float32; the float64 bounds must still hold."""
+    from medfm_robust_plugin import corrupt
+
+    image = np.random.default_rng(0).random((24, 24)) * 999.5572489918278
+    out = corrupt(image, "ct_low_dose_noise", severity=1, seed=0)
+    assert out.dtype == np.float64
+    assert out.min() >= 0.0 and out.max() <= image.max()

@@ -33,7 +33,9 @@ def images(draw):
     return array
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     image=images(),
     name=st.sampled_from(NAMES),
