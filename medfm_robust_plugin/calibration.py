@@ -54,8 +54,10 @@ class Calibration:
 class StrengthProbe:
     """Applies one corruption to one image at chosen strengths, remembering every result.
 
-    Share one probe across the levels of an image so that each level's search starts from what the
-    others already measured.
+    Sharing one probe across the levels of an image lets each level's search start from what the
+    others measured (``calibrate_levels``), but then a level's result depends on which levels were
+    searched before it. The view layer and the engine therefore search every level from scratch,
+    so that a view is the same whatever was asked before it.
     """
 
     image: Any
@@ -63,7 +65,7 @@ class StrengthProbe:
     seed: int
     value_range: tuple[float, float] | None = None
     applications: int = 0
-    seen: dict[float, tuple[float, np.ndarray]] = field(default_factory=dict)
+    seen: dict[float, tuple[float, np.ndarray, dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from .image import as_array
@@ -75,19 +77,24 @@ class StrengthProbe:
         if strength not in self.seen:
             from .engine import corrupt
 
-            out = corrupt(
+            out, params = corrupt(
                 self.array,
                 self.corruption,
                 strength=strength,
                 seed=self.seed,
                 value_range=self.value_range,
+                return_params=True,
             )
-            self.seen[strength] = (image_ssim(out, self.array, self.value_range), out)
+            self.seen[strength] = (image_ssim(out, self.array, self.value_range), out, params)
             self.applications += 1
         return self.seen[strength][0]
 
     def output(self, strength: float) -> np.ndarray:
         return self.seen[strength][1]
+
+    def params(self, strength: float) -> dict[str, Any]:
+        """What the engine recorded for the application at ``strength`` (for replay)."""
+        return dict(self.seen[strength][2])
 
 
 def calibrate(
@@ -128,7 +135,7 @@ def calibrate(
         )
         return probe.output(strength), result
 
-    for s, (value, _) in sorted(probe.seen.items()):
+    for s, (value, *_) in sorted(probe.seen.items()):
         if in_band(value):
             return finish(s, True)
 
@@ -155,8 +162,8 @@ def _distance(value: float, lo: float, hi: float) -> float:
 
 def _bracket(probe: StrengthProbe, hi: float, lo: float):
     """(strongest point still above the band, weakest point already below it) as (strength, 1-SSIM)."""
-    above_band = [(s, 1 - v) for s, (v, _) in probe.seen.items() if v > hi]
-    below_band = [(s, 1 - v) for s, (v, _) in probe.seen.items() if v < lo]
+    above_band = [(s, 1 - v) for s, (v, *_) in probe.seen.items() if v > hi]
+    below_band = [(s, 1 - v) for s, (v, *_) in probe.seen.items() if v < lo]
     weak = max(above_band) if above_band else None  # too weak: strength must rise
     strong = min(below_band) if below_band else None  # too strong: strength must fall
     return weak, strong

@@ -138,20 +138,19 @@ def _corrupt_calibrated(
 
     array, pil_mode = img.as_array(image, source)
     img.check_array(array, source)
-    out, record = calibrate(StrengthProbe(array, spec, int(seed), value_range), level, bands)
+    probe = StrengthProbe(array, spec, int(seed), value_range)
+    out, record = calibrate(probe, level, bands)
     result: Any = img.array_to_pil(out, pil_mode) if pil_mode is not None else out
     if not return_params:
         return result
-    _, params = corrupt(
-        array,
-        spec,
-        strength=record.strength,
-        seed=seed,
-        value_range=value_range,
-        return_params=True,
-    )
+    return result, calibrated_params(probe, level, record)
+
+
+def calibrated_params(probe: Any, level: Any, record: Any) -> dict[str, Any]:
+    """The replay record of an SSIM-calibrated application: the engine's, plus the search."""
+    params = probe.params(record.strength)
     params.update(severity=level, mode="ssim", calibration=record.as_record())
-    return result, params
+    return params
 
 
 def _apply(
