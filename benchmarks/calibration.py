@@ -1,10 +1,11 @@
 """SSIM-band calibration: applications per calibrated image, share in band, and speed against the
 plain 20-step bisection of the paper's code, both measured in this run on the same images.
 
-    python benchmarks/calibration.py [--images 4] [--size 192] [--names a,b] [--independent]
+    python benchmarks/calibration.py [--images 4] [--size 192] [--names a,b] [--shared]
 
-By default the five levels of one (image, corruption) share their measurements, as the runner does;
-``--independent`` calibrates every level from scratch.
+By default every level is calibrated from scratch, as the view layer (and so every host) does, so
+that a view does not depend on what was asked before it; ``--shared`` lets the five levels of one
+(image, corruption) share their measurements, as ``calibrate_levels`` does.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="images per corruption")
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--names", help="comma-separated corruptions (default: all registered)")
-    parser.add_argument("--independent", action="store_true", help="no sharing between levels")
+    parser.add_argument("--shared", action="store_true", help="levels share their measurements")
     args = parser.parse_args()
 
     specs = list_corruptions()
@@ -53,7 +54,7 @@ def main() -> None:
             start = time.perf_counter()
             probe = StrengthProbe(image, spec, seed)
             for level in LEVELS:
-                if args.independent:
+                if not args.shared:
                     probe = StrengthProbe(image, spec, seed)
                 before = probe.applications
                 _, record = calibrate(probe, level)
