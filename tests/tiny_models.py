@@ -84,6 +84,25 @@ def byte_level_tokenizer(special_tokens: list[str], *, add_bos: str | None = Non
     return tokenizer
 
 
+def tiny_mistral_config(tokenizer, **extra):
+    """The tiny Mistral language model of the LLaVA twins."""
+    from transformers import MistralConfig
+
+    return MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=2 * TEXT_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        sliding_window=None,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **extra,
+    )
+
+
 def build_tiny_gemma3(path: str | Path, *, seed: int = 0, chat_template: bool = True) -> Path:
     """A Gemma 3 (MedGemma architecture) image-text-to-text model with a SigLIP vision tower."""
     import torch
@@ -186,7 +205,6 @@ def build_tiny_llava(path: str | Path, *, seed: int = 0, chat_template: str | No
         LlavaConfig,
         LlavaForConditionalGeneration,
         LlavaProcessor,
-        MistralConfig,
         PreTrainedTokenizerFast,
     )
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
@@ -202,19 +220,7 @@ def build_tiny_llava(path: str | Path, *, seed: int = 0, chat_template: str | No
         pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
     )
-    text = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=2 * TEXT_HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        sliding_window=None,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = tiny_mistral_config(tokenizer, pad_token_id=tokenizer.pad_token_id)
     vision = CLIPVisionConfig(
         hidden_size=VISION_HIDDEN,
         intermediate_size=2 * VISION_HIDDEN,
@@ -272,7 +278,6 @@ def build_tiny_llava_med_original(
     from transformers import (
         CLIPVisionConfig,
         CLIPVisionModel,
-        MistralConfig,
         MistralForCausalLM,
         PreTrainedTokenizerFast,
     )
@@ -297,18 +302,7 @@ def build_tiny_llava_med_original(
         )
     )
     clip.save_pretrained(clip_path)
-    text = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=2 * TEXT_HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        sliding_window=None,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = tiny_mistral_config(tokenizer)
     language = MistralForCausalLM(text)
     weights = {key: value.contiguous() for key, value in language.state_dict().items()}
     projector = [
