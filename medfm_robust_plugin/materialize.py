@@ -249,7 +249,20 @@ def export_tsv(out: Path, plan: Plan) -> Path:
     import cv2
 
     from .image import load_image
+    from .modalities import display_window
     from .preview import display_uint8
+
+    windows: dict[str, tuple[float, float]] = {}
+
+    def window(record: dict[str, Any], image: np.ndarray) -> tuple[float, float] | None:
+        """The clean item's window, as the view layer shows it to models (CT in a soft-tissue window)."""
+        if image.dtype == np.uint8:
+            return None
+        clean = Path(record["image"]).with_name(f"clean{Path(record['image']).suffix}")
+        if str(clean) not in windows:
+            windows.clear()  # a sample's items are written together: one window at a time
+            windows[str(clean)] = display_window(load_image(out / clean).array, record["modality"])
+        return windows[str(clean)]
 
     path = out / f"{plan.card.name}.tsv"
     letters = "ABCDEFGH"
@@ -272,7 +285,8 @@ def export_tsv(out: Path, plan: Plan) -> Path:
         )
         for index, record in enumerate(read_manifest(out)):
             image = load_image(out / record["image"]).array
-            ok, png = cv2.imencode(".png", cv2.cvtColor(display_uint8(image), cv2.COLOR_RGB2BGR))
+            shown = display_uint8(image, window(record, image))
+            ok, png = cv2.imencode(".png", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
             label = record.get("label", {})
             options = label.get("options") or {}
             writer.writerow(

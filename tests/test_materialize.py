@@ -151,3 +151,25 @@ def test_cli_materialize(tmp_path):
     assert written > 3
     again = subprocess.run(args, capture_output=True, text=True)
     assert f"0 written, {written} already done" in again.stdout
+
+
+def test_tsv_images_are_what_the_hosts_show(tmp_path):
+    """A TSV row's image is the view layer's display image (CT in its soft-tissue window)."""
+    import cv2
+
+    result = mat.materialize(plan(), tmp_path, fmt="tsv")
+    with open(result["tsv"], newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    samples = {s.id: s for s in get_task("MedFMRobust-Mini-VQA-Lite").load().samples}
+    views = CorruptedViews()
+    checked = 0
+    for row in rows:
+        if row["modality"] not in ("ct", "mri") or row["condition"] == "clean":
+            continue
+        severity = int(row["severity"])
+        view = views.get(samples[row["sample_id"]], Condition(row["corruption"], severity))
+        png = np.frombuffer(base64.b64decode(row["image"]), np.uint8)
+        decoded = cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(decoded, views.display(view))
+        checked += 1
+    assert checked >= 2
