@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .corruptions.spec import Corruption
+from .corruptions.spec import Corruption, ImageContext
 from .errors import SeverityError
-from .ssim import image_ssim
 
 # The paper's SSIM bands per severity level (SSIM of corrupted to clean).
 PAPER_BANDS: dict[int, tuple[float, float]] = {
@@ -54,6 +53,9 @@ class Calibration:
 class StrengthProbe:
     """Applies one corruption to one image at chosen strengths, remembering every result.
 
+    SSIM is measured on the presented image (``presentation``): the probe's ``context`` carries
+    the window, taken from ``value_range`` or chosen by the presentation rules when not given.
+
     Sharing one probe across the levels of an image lets each level's search start from what the
     others measured (``calibrate_levels``), but then a level's result depends on which levels were
     searched before it. The view layer and the engine therefore search every level from scratch,
@@ -64,28 +66,33 @@ class StrengthProbe:
     corruption: Corruption
     seed: int
     value_range: tuple[float, float] | None = None
+    context: ImageContext | None = None
+    source: object | None = None
     applications: int = 0
     seen: dict[float, tuple[float, np.ndarray, dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from .engine import image_context
         from .image import as_array
 
-        self.array, _ = as_array(self.image)
+        if self.context is None:
+            self.array, _, self.context, _ = image_context(
+                self.image, self.source, window=self.value_range
+            )
+        else:
+            self.array, _ = as_array(self.image)
 
     def __call__(self, strength: float) -> float:
         strength = float(min(max(strength, 0.0), 1.0))
         if strength not in self.seen:
-            from .engine import corrupt
+            from .engine import apply_corruption
 
-            out, params = corrupt(
-                self.array,
-                self.corruption,
-                strength=strength,
-                seed=self.seed,
-                value_range=self.value_range,
-                return_params=True,
+            param = self.corruption.param_for(strength=strength)
+            out, params = apply_corruption(
+                self.array, self.corruption, param, self.seed, self.context, self.source
             )
-            self.seen[strength] = (image_ssim(out, self.array, self.value_range), out, params)
+            params.update(severity=None, strength=strength)
+            self.seen[strength] = (params["ssim"], out, params)
             self.applications += 1
         return self.seen[strength][0]
 

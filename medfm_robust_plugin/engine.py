@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import image as img
-from .corruptions.spec import Corruption
+from .corruptions.spec import Corruption, ImageContext
 from .errors import (
     InvalidImageError,
     MedFMRobustError,
@@ -21,6 +22,7 @@ from .errors import (
     describe_source,
 )
 from .plugins import get_registry
+from .presentation import Presentation, presentation_for
 
 SEED_BITS = 63
 
@@ -73,6 +75,84 @@ def list_corruptions(modality: str | None = None, family: str | None = None) -> 
     return [c for c in found if family is None or c.family == family]
 
 
+# DICOM Modality codes -> the benchmark's modality keys.
+DICOM_MODALITIES = {
+    "CT": "ct",
+    "MR": "mri",
+    "US": "ultrasound",
+    "CR": "xray",
+    "DX": "xray",
+    "DR": "xray",
+    "RG": "xray",
+    "MG": "xray",
+    "OP": "fundus",
+    "OPT": "oct",
+    "ES": "endoscopy",
+    "SM": "pathology",
+    "XC": "dermoscopy",
+}
+
+
+def image_context(
+    image: Any,
+    source: object | None = None,
+    *,
+    modality: str | None = None,
+    pixel_spacing: tuple[float, float] | None = None,
+    window: str | tuple[float, float] | None = None,
+    units: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, Any, ImageContext, Presentation]:
+    """Read ``image`` and say what is known about it: (array, PIL mode, context, presentation).
+
+    A ``MedicalImage`` (or a path) brings its file's metadata - DICOM modality, rescale to HU,
+    pixel spacing, window - and the keyword arguments override it.
+    """
+    medical = image if isinstance(image, img.MedicalImage) else None
+    if isinstance(image, (str, os.PathLike)):
+        medical = img.load_image(image)
+    array, pil_mode = img.as_array(medical if medical is not None else image, source)
+    img.check_array(array, source)
+    info: dict[str, Any] = dict(medical.meta) if medical is not None else {}
+    info.update(meta or {})
+    modality = (
+        modality
+        or info.get("medfm_modality")
+        or DICOM_MODALITIES.get(str(info.get("modality", "")).upper())
+    )
+    if pixel_spacing is None and medical is not None and medical.spacing:
+        pixel_spacing = medical.spacing[:2]
+    if pixel_spacing is None and info.get("pixel_spacing") is not None:
+        pixel_spacing = info["pixel_spacing"]
+    if pixel_spacing is not None:
+        pixel_spacing = _check_spacing(pixel_spacing, source)
+    if units is not None:
+        info["units"] = units
+    presentation = presentation_for(array, modality, info, window)
+    context = ImageContext(
+        modality=modality,
+        pixel_spacing=pixel_spacing,
+        units=info.get("units"),
+        window=presentation.window,
+        meta=info,
+    )
+    return array, pil_mode, context, presentation
+
+
+def _check_spacing(spacing: Any, source: object | None) -> tuple[float, float]:
+    try:
+        dy, dx = (float(v) for v in tuple(spacing)[:2])
+    except (TypeError, ValueError):
+        raise InvalidImageError(
+            f"{describe_source(source)}: pixel_spacing {spacing!r} must be (row, column) in mm"
+        ) from None
+    if not (np.isfinite(dy) and np.isfinite(dx) and dy > 0 and dx > 0):
+        raise InvalidImageError(
+            f"{describe_source(source)}: pixel_spacing {spacing!r} must be positive millimetres"
+        )
+    return dy, dx
+
+
 def corrupt(
     image: Any,
     name: str | Corruption,
@@ -81,64 +161,110 @@ def corrupt(
     return_params: bool = False,
     *,
     strength: float | None = None,
+    window: str | tuple[float, float] | None = None,
     value_range: tuple[float, float] | None = None,
+    modality: str | None = None,
+    pixel_spacing: tuple[float, float] | None = None,
+    units: str | None = None,
     sample_id: object | None = None,
     mode: str = "table",
     bands: dict[int, tuple[float, float]] | None = None,
 ) -> Any:
-    """Corrupt one image and return it in the dtype, shape, channels and range it came in.
+    """Corrupt one image and return it in the dtype, shape and channels it came in.
 
-    ``image`` is a numpy array (H x W or H x W x 1/3/4), a PIL image, or a path (PNG, JPEG, TIFF,
-    DICOM, NIfTI). ``severity`` is 1-5 (fractions interpolate the table); ``strength`` in [0, 1]
-    overrides it. ``mode="ssim"`` calibrates the level on this image instead: the strength whose
-    SSIM to the clean image falls in the level's band (``bands``, the paper's by default). With
-    ``return_params=True`` the result is ``(image, params)``, where ``params`` records everything
-    needed to replay the corruption.
+    ``image`` is a numpy array (H x W or H x W x 1/3/4), a PIL image, a ``MedicalImage`` from
+    ``load_image``, or a path (PNG, JPEG, TIFF, DICOM, NIfTI). ``severity`` is 1-5 (fractions
+    interpolate the table); ``strength`` in [0, 1] overrides it. ``mode="ssim"`` calibrates the
+    level on this image instead: the strength whose SSIM to the clean image falls in the level's
+    band (``bands``, the paper's by default).
+
+    What the model sees - the presentation - decides where natural corruptions act and where SSIM
+    is measured: 8-bit images as they are; otherwise the ``window`` (``(bottom, top)`` values shown
+    black and white, or a CT preset name such as ``"brain"``; ``value_range`` is its older name),
+    else the file's DICOM window, else by ``modality`` (CT in HU: soft tissue W400/L40; MR, X-ray,
+    ultrasound, OCT: the 0.5-99.5 percentiles), else the image's value range (0 or its minimum to
+    its maximum). Pixels a natural corruption leaves unchanged in the presented image keep their
+    original values (bone outside a soft-tissue window stays bone). Physical corruptions use
+    ``pixel_spacing`` (row, column) in mm and ``units="HU"`` when given or known from the file.
+
+    With ``return_params=True`` the result is ``(image, params)``: everything needed to replay the
+    corruption, with the presented-image SSIM to the clean image (``params["ssim"]``).
     """
     source = sample_id if sample_id is not None else (image if isinstance(image, str) else None)
     spec = get_corruption(name)
+    if mode not in ("table", "ssim"):
+        raise SeverityError(f"severity mode {mode!r} is unknown; use 'table' or 'ssim'")
+    array, pil_mode, context, presentation = image_context(
+        image,
+        source,
+        modality=modality,
+        pixel_spacing=pixel_spacing,
+        window=window if window is not None else value_range,
+        units=units,
+    )
     if mode == "ssim":
         return _corrupt_calibrated(
-            image, spec, severity, seed, return_params, value_range, bands, source
+            array, pil_mode, spec, severity, seed, return_params, context, bands, source
         )
-    if mode != "table":
-        raise SeverityError(f"severity mode {mode!r} is unknown; use 'table' or 'ssim'")
     param = spec.param_for(severity=severity if strength is None else None, strength=strength)
-    array, pil_mode = img.as_array(image, source)
-    img.check_array(array, source)
-    rng = np.random.Generator(np.random.PCG64(int(seed)))
-    out, draws, layout = _apply(spec, array, param, rng, value_range, source)
+    out, params = apply_corruption(
+        array, spec, param, int(seed), context, source, measure=return_params
+    )
     result: Any = img.array_to_pil(out, pil_mode) if pil_mode is not None else out
     if not return_params:
         return result
-    params = {
-        "corruption": spec.name,
-        "severity": None if strength is not None else _jsonable(severity),
-        "strength": None if strength is None else float(strength),
-        "param": _jsonable(param),
-        "seed": int(seed),
-        "value_range": list(layout.value_range),
-    }
-    if draws:
-        params["draws"] = _jsonable(draws)
+    params["severity"] = None if strength is not None else _jsonable(severity)
+    params["strength"] = None if strength is None else float(strength)
     return result, params
 
 
+def apply_corruption(
+    array: np.ndarray,
+    spec: Corruption,
+    param: Any,
+    seed: int,
+    context: ImageContext,
+    source: object | None = None,
+    measure: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Apply ``spec`` with a chosen parameter; return the image and its replay record.
+
+    With ``measure``, the record holds the SSIM of the presented result to the presented clean
+    image (``ssim``), which calibration, records and reports all read.
+    """
+    rng = np.random.Generator(np.random.PCG64(int(seed)))
+    out, draws = _apply(spec, array, param, rng, context, source)
+    params: dict[str, Any] = {
+        "corruption": spec.name,
+        "param": _jsonable(param),
+        "seed": int(seed),
+        "value_range": list(context.window),  # the presentation window
+    }
+    if context.pixel_spacing is not None:
+        params["pixel_spacing"] = list(context.pixel_spacing)
+    if draws:
+        params["draws"] = _jsonable(draws)
+    if measure:
+        from .ssim import presented_ssim
+
+        params["ssim"] = round(presented_ssim(out, array, context.window), 6)
+    return out, params
+
+
 def _corrupt_calibrated(
-    image: Any,
+    array: np.ndarray,
+    pil_mode: Any,
     spec: Corruption,
     level: Any,
     seed: int,
     return_params: bool,
-    value_range: tuple[float, float] | None,
+    context: ImageContext,
     bands: dict[int, tuple[float, float]] | None,
     source: object | None,
 ) -> Any:
     from .calibration import StrengthProbe, calibrate
 
-    array, pil_mode = img.as_array(image, source)
-    img.check_array(array, source)
-    probe = StrengthProbe(array, spec, int(seed), value_range)
+    probe = StrengthProbe(array, spec, int(seed), context=context, source=source)
     out, record = calibrate(probe, level, bands)
     result: Any = img.array_to_pil(out, pil_mode) if pil_mode is not None else out
     if not return_params:
@@ -158,10 +284,10 @@ def _apply(
     array: np.ndarray,
     param: Any,
     rng: np.random.Generator,
-    value_range: tuple[float, float] | None,
+    context: ImageContext,
     source: object | None,
-) -> tuple[np.ndarray, dict[str, Any] | None, img.Layout]:
-    body, alpha, layout = img.split(array, value_range)
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    body, alpha, layout = img.split(array, context.window)
     if spec.accepts_uint8 and spec.channels == "any" and img.is_plain_uint8(layout):
         work = np.ascontiguousarray(body)
     elif spec.domain == "unit":
@@ -170,7 +296,10 @@ def _apply(
         work = img.to_physical(body)
     work_in, undo = img.adapt_channels(work, spec.channels)
     try:
-        returned = spec.function(np.ascontiguousarray(work_in), param, rng)
+        if spec.wants_context:
+            returned = spec.function(np.ascontiguousarray(work_in), param, rng, context)
+        else:
+            returned = spec.function(np.ascontiguousarray(work_in), param, rng)
     except MedFMRobustError:
         raise
     except Exception as exc:
@@ -194,9 +323,14 @@ def _apply(
         values = out  # an 8-bit function's own result, already in the caller's dtype and range
     elif spec.domain == "unit":
         values = img.from_unit(out, layout)
+        if not img.is_plain_uint8(layout):
+            # What the presentation does not change keeps its own values: the window's clipping
+            # must not flatten bone or air that the corruption left alone.
+            unchanged = np.clip(out, 0.0, 1.0) == work
+            values = np.where(unchanged, body.astype(values.dtype, copy=False), values)
     else:
         values = out
-    return img.merge(values, alpha, layout), draws, layout
+    return img.merge(values, alpha, layout), draws
 
 
 def corrupt_batch(

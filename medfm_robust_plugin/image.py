@@ -102,7 +102,8 @@ class Layout:
     dtype: np.dtype
     ndim: int
     channels: int
-    value_range: tuple[float, float]
+    value_range: tuple[float, float]  # the window that maps to [0, 1] (the presentation)
+    valid_range: tuple[float, float] = (-np.inf, np.inf)  # what results are clipped to
 
     @property
     def has_alpha(self) -> bool:
@@ -128,6 +129,20 @@ def infer_value_range(array: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def valid_range(array: np.ndarray) -> tuple[float, float]:
+    """The values a result may take: the dtype's for integers, [0, 1] for floats in [0, 1].
+
+    Other float data (HU, MR magnitude) is not clipped here: a physical corruption may leave the
+    clean image's range (metal above the brightest bone) and clips to its modality's range itself.
+    """
+    if array.dtype.kind in "ui":
+        info = np.iinfo(array.dtype)
+        return float(info.min), float(info.max)
+    if float(array.min()) >= 0.0 and float(array.max()) <= 1.0:
+        return 0.0, 1.0
+    return -np.inf, np.inf
+
+
 def split(
     array: np.ndarray, value_range: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, Layout]:
@@ -140,7 +155,7 @@ def split(
         raise InvalidImageError(
             f"value_range {value_range} must have its maximum above its minimum"
         )
-    layout = Layout(array.dtype, array.ndim, channels, (lo, hi))
+    layout = Layout(array.dtype, array.ndim, channels, (lo, hi), valid_range(array))
     alpha = array[..., 3].copy() if channels == 4 else None
     body = array[..., :3] if channels == 4 else array
     if body.ndim == 2:
@@ -188,10 +203,7 @@ def from_unit(work: np.ndarray, layout: Layout) -> np.ndarray:
 def merge(values: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
     """Values in the caller's range (H x W x C) -> the caller's dtype, channels and alpha."""
     if not (values.dtype == np.uint8 == layout.dtype):  # the uint8 fast path is final already
-        lo, hi = layout.value_range
-        if layout.dtype.kind in "ui":
-            info = np.iinfo(layout.dtype)
-            lo, hi = max(lo, info.min), min(hi, info.max)
+        lo, hi = layout.valid_range
         if layout.dtype.kind == "f":
             # clip in the caller's float type: a float32 bound can round past a float64 one
             values = np.clip(values.astype(layout.dtype, copy=False), lo, hi)
@@ -366,15 +378,40 @@ def _read_dicom(path: Path) -> MedicalImage:
     else:
         array = stored
     spacing = tuple(float(s) for s in ds.PixelSpacing) if "PixelSpacing" in ds else None
+    modality = str(ds.get("Modality", ""))
     meta = {
         "format": ".dcm",
-        "modality": str(ds.get("Modality", "")),
+        "modality": modality,
         "rescale_slope": slope,
         "rescale_intercept": intercept,
         "stored_dtype": str(stored.dtype),
         "photometric": str(ds.get("PhotometricInterpretation", "")),
     }
+    if modality == "CT":
+        meta["units"] = "HU"  # CT pixel data after the modality rescale is HU by definition
+    window = _dicom_window(ds)
+    if window is not None:
+        meta["window"] = window
     return MedicalImage(np.ascontiguousarray(array), source=str(path), spacing=spacing, meta=meta)
+
+
+def _dicom_window(ds: Any) -> tuple[float, float] | None:
+    """The first VOI window of a DICOM header as (bottom, top) in output units, or None."""
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return None
+
+    from pydicom.multival import MultiValue
+
+    def first(value: Any) -> float:
+        return float(value[0]) if isinstance(value, (MultiValue, list, tuple)) else float(value)
+
+    try:
+        centre, width = first(ds.WindowCenter), first(ds.WindowWidth)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (np.isfinite(centre) and np.isfinite(width) and width > 1):
+        return None
+    return centre - width / 2.0, centre + width / 2.0
 
 
 def _read_nifti(path: Path, slice_index: int | None) -> MedicalImage:

@@ -115,7 +115,6 @@ def _write_sample(job: tuple[int, tuple[int, ...]]) -> list[dict[str, Any]]:
 
 def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, Any]:
     from .image import save_image
-    from .ssim import image_ssim
 
     out: Path = _worker["out"]
     views: CorruptedViews = _worker["views"]
@@ -136,10 +135,9 @@ def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, An
             **view.record(),
             "image": str(relative),
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "ssim": None,
+            "ssim": (view.params or {}).get("ssim"),  # on the presented image
+            "window": list(views.window(sample)),
         }
-        if not condition.is_clean:
-            record["ssim"] = round(image_ssim(image, views.clean_image(sample)), 6)
         if condition.is_clean and sample.mask is not None:
             mask_rel = Path("items") / _safe(sample.dataset) / _safe(sample.id) / "mask.png"
             save_image(out / mask_rel, sample.load_mask().astype(np.uint8) * 255)
@@ -249,20 +247,16 @@ def export_tsv(out: Path, plan: Plan) -> Path:
     import cv2
 
     from .image import load_image
-    from .modalities import display_window
+    from .presentation import Presentation, presentation_for
     from .preview import display_uint8
 
-    windows: dict[str, tuple[float, float]] = {}
-
-    def window(record: dict[str, Any], image: np.ndarray) -> tuple[float, float] | None:
-        """The clean item's window, as the view layer shows it to models (CT in a soft-tissue window)."""
-        if image.dtype == np.uint8:
-            return None
-        clean = Path(record["image"]).with_name(f"clean{Path(record['image']).suffix}")
-        if str(clean) not in windows:
-            windows.clear()  # a sample's items are written together: one window at a time
-            windows[str(clean)] = display_window(load_image(out / clean).array, record["modality"])
-        return windows[str(clean)]
+    def shown(record: dict[str, Any], image: np.ndarray) -> np.ndarray:
+        """What the view layer sends a model: the clean item's window (recorded per item)."""
+        if record.get("window"):
+            presentation = Presentation(tuple(record["window"]), "recorded window")
+        else:
+            presentation = presentation_for(image, record.get("modality"))
+        return display_uint8(presentation.to_uint8(image))
 
     path = out / f"{plan.card.name}.tsv"
     letters = "ABCDEFGH"
@@ -285,8 +279,7 @@ def export_tsv(out: Path, plan: Plan) -> Path:
         )
         for index, record in enumerate(read_manifest(out)):
             image = load_image(out / record["image"]).array
-            shown = display_uint8(image, window(record, image))
-            ok, png = cv2.imencode(".png", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+            ok, png = cv2.imencode(".png", cv2.cvtColor(shown(record, image), cv2.COLOR_RGB2BGR))
             label = record.get("label", {})
             options = label.get("options") or {}
             writer.writerow(

@@ -43,7 +43,7 @@ def _font(size: int):
 
 
 def preview_grid(
-    image: np.ndarray,
+    image: Any,
     corruptions: Sequence[Corruption | str],
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     seed: int = 0,
@@ -52,13 +52,17 @@ def preview_grid(
     mode: str = "table",
     modality: str | None = None,
 ) -> Any:
-    """A PIL image: the clean image and each corruption at each severity, labelled."""
+    """A PIL image: the clean image and each corruption at each severity, labelled.
+
+    ``image`` is an array or a ``MedicalImage``; every tile is shown through the clean image's
+    presentation (``presentation``), as a model would see it.
+    """
     import cv2
     from PIL import Image, ImageDraw
 
-    from .modalities import display_window
+    from .engine import image_context
 
-    window = None if image.dtype == np.uint8 else display_window(image, modality)
+    image, _, context, presentation = image_context(image, "preview", modality=modality)
     cols = 1 + len(severities)
     title_h = 26 if title else 0
     font, small = _font(14), _font(12)
@@ -79,7 +83,7 @@ def preview_grid(
         )
 
     def thumb(array: np.ndarray) -> Any:
-        rgb = display_uint8(array, window)
+        rgb = display_uint8(presentation.to_uint8(array))
         return Image.fromarray(cv2.resize(rgb, (tile, tile), interpolation=cv2.INTER_AREA))
 
     clean = thumb(image)
@@ -90,7 +94,17 @@ def preview_grid(
         canvas.paste(clean, (label_width, y))
         for c, severity in enumerate(severities, start=1):
             s = sample_seed(seed, "preview", "image", name, severity if mode == "table" else "ssim")
-            out = corrupt(image, item, severity=severity, seed=s, mode=mode)
+            out = corrupt(
+                image,
+                item,
+                severity=severity,
+                seed=s,
+                mode=mode,
+                modality=context.modality,
+                window=presentation.window,
+                pixel_spacing=context.pixel_spacing,
+                units=context.units,
+            )
             canvas.paste(thumb(out), (label_width + c * (tile + 4), y))
     return canvas
 

@@ -59,27 +59,27 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
     return float(np.mean(scores))
 
 
+def presented_ssim(corrupted: np.ndarray, clean: np.ndarray, window: tuple[float, float]) -> float:
+    """SSIM of two images as a model sees them: both through ``window`` into [0, 1], no alpha.
+
+    This is the SSIM of calibration, records and reports (see ``presentation``). Values outside
+    the window are clipped, as on a screen: metal brighter than the window's top counts as white.
+    """
+    from .presentation import Presentation
+
+    shown = Presentation((float(window[0]), float(window[1])), "given window")
+    return ssim(shown.to_unit(corrupted), shown.to_unit(clean), data_range=1.0)
+
+
 def image_ssim(
     corrupted: np.ndarray, clean: np.ndarray, value_range: tuple[float, float] | None = None
 ) -> float:
-    """SSIM of a corrupted image to its clean one, as calibration and records measure it.
+    """SSIM of a corrupted image to its clean one on the presented image.
 
-    Both images are measured from the bottom of the range the engine maps to [0, 1]
-    (``value_range`` or the clean image's inferred one), with that range's span as data range, and
-    without alpha. SSIM's luminance term is not shift-invariant: on raw HU, where soft tissue sits
-    near 0, a level shift would first lower SSIM and then raise it again.
+    ``value_range`` is the presentation window; by default the clean image's value range (the rule
+    for a bare array: see ``presentation``). Runs and views pass the sample's own presentation.
     """
-    from .image import infer_value_range
+    from .presentation import presentation_for
 
-    def colour(a: np.ndarray) -> np.ndarray:
-        return a[..., :3] if a.ndim == 3 and a.shape[2] == 4 else a
-
-    lo, hi = value_range or infer_value_range(colour(clean))
-    if lo == 0.0:
-        return ssim(colour(corrupted), colour(clean), data_range=float(hi - lo))
-    shift = np.float64(lo)
-    return ssim(
-        colour(corrupted).astype(np.float64) - shift,
-        colour(clean).astype(np.float64) - shift,
-        data_range=float(hi - lo),
-    )
+    window = value_range or presentation_for(clean).window
+    return presented_ssim(corrupted, clean, window)

@@ -24,9 +24,10 @@ import numpy as np
 from .corruptions.spec import Corruption
 from .data.sample import Sample
 from .engine import _jsonable, corrupt, get_corruption, sample_seed
+from .presentation import Presentation, presentation_for
 from .tasks import CLEAN_CONDITION, Condition
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: corruptions act on and SSIM is measured on the presented image
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class CorruptedViews:
         self.bands = bands
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._memory: OrderedDict[str, tuple[np.ndarray, dict[str, Any] | None]] = OrderedDict()
-        self._clean: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._clean: OrderedDict[str, tuple[np.ndarray, dict[str, Any]]] = OrderedDict()
         self._limit = memory_items
         self._lock = threading.Lock()
         self.stats = {"computed": 0, "memory_hits": 0, "disk_hits": 0}
@@ -94,6 +95,9 @@ class CorruptedViews:
             sample.id,
             sample.image_key(),
             condition.key,
+            # what decides the presentation and the physics besides the pixels
+            sample.modality,
+            [sample.meta.get(k) for k in ("display_window", "pixel_spacing", "units")],
         ]
         if spec is not None:
             parts += [
@@ -109,18 +113,30 @@ class CorruptedViews:
     # ------------------------------------------------------------------ views
 
     def clean_image(self, sample: Sample) -> np.ndarray:
+        return self._clean_entry(sample)[0]
+
+    def clean_info(self, sample: Sample) -> dict[str, Any]:
+        """What is known about the clean image: its file's metadata (DICOM modality, units,
+        window, pixel spacing) under the sample's own (``display_window``, ``pixel_spacing``)."""
+        return self._clean_entry(sample)[1]
+
+    def _clean_entry(self, sample: Sample) -> tuple[np.ndarray, dict[str, Any]]:
         key = sample.image_key()
         with self._lock:
             if key in self._clean:
                 self._clean.move_to_end(key)
                 return self._clean[key]
-        image = sample.load_image()
+        image, info = _read_clean(sample)
         image.setflags(write=False)
         with self._lock:
-            self._clean[key] = image
+            self._clean[key] = (image, info)
             while len(self._clean) > max(8, self._limit // 8):
                 self._clean.popitem(last=False)
-        return image
+        return image, info
+
+    def presentation(self, sample: Sample) -> Presentation:
+        """How the sample and all its views are shown to a model (see ``presentation``)."""
+        return presentation_for(self.clean_image(sample), sample.modality, self.clean_info(sample))
 
     def get(
         self,
@@ -151,6 +167,7 @@ class CorruptedViews:
         if spec is None:
             image, params = clean, None
         else:
+            info = self.clean_info(sample)
             image, params = corrupt(
                 clean,
                 spec,
@@ -160,6 +177,10 @@ class CorruptedViews:
                 mode=self.mode,
                 bands=self.bands,
                 sample_id=f"{sample.dataset}/{sample.id}",
+                modality=sample.modality,
+                window=self.presentation(sample).window,
+                pixel_spacing=info.get("pixel_spacing"),
+                units=info.get("units"),
             )
             image.setflags(write=False)
         self.stats["computed"] += 1
@@ -167,22 +188,17 @@ class CorruptedViews:
         return View(sample, condition, image, seed, params, key)
 
     def display(self, view: View) -> np.ndarray:
-        """The view as 8-bit RGB for a vision-language model, windowed like the clean image."""
-        from .preview import display_uint8
-
-        image = view.image
-        if image.dtype == np.uint8:
-            return display_uint8(image)
-        return display_uint8(image, self.window(view.sample))
+        """The view as 8-bit RGB for a vision-language model, through the clean image's window."""
+        gray_or_rgb = self.presentation(view.sample).to_uint8(view.image)
+        if gray_or_rgb.ndim == 2:
+            gray_or_rgb = gray_or_rgb[..., None]
+        if gray_or_rgb.shape[2] == 1:
+            gray_or_rgb = np.repeat(gray_or_rgb, 3, axis=2)
+        return np.ascontiguousarray(gray_or_rgb)
 
     def window(self, sample: Sample) -> tuple[float, float]:
-        """The grey-level window for a non-8-bit sample: its own, the modality's, or the clean range."""
-        if "display_window" in sample.meta:
-            lo, hi = sample.meta["display_window"]
-            return float(lo), float(hi)
-        from .modalities import display_window
-
-        return display_window(self.clean_image(sample), sample.modality)
+        """The presentation window of a sample (values shown black and white)."""
+        return self.presentation(sample).window
 
     def png_bytes(self, view: View) -> bytes:
         """The display image of a view as PNG bytes (what API models are sent)."""
@@ -254,6 +270,27 @@ class CorruptedViews:
 
     def _disk_path(self, key: str) -> Path:
         return self._need_cache_dir() / "views" / key[:2] / f"{key}.npz"
+
+
+def _read_clean(sample: Sample) -> tuple[np.ndarray, dict[str, Any]]:
+    """The clean image and its metadata: the file's (when it is one), then the sample's."""
+    from .image import MedicalImage, check_array, load_image
+
+    info: dict[str, Any] = {}
+    source = sample.image
+    if isinstance(source, (str, os.PathLike)):
+        medical: MedicalImage = load_image(source)
+        image = medical.array
+        info.update(medical.meta)
+        if medical.spacing:
+            info["pixel_spacing"] = tuple(medical.spacing[:2])
+        check_array(image, f"{sample.dataset}/{sample.id}")
+    else:
+        image = sample.load_image()
+    for key in ("display_window", "pixel_spacing", "units"):
+        if sample.meta.get(key) is not None:
+            info[key] = sample.meta[key]
+    return image, info
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medfm_robust_plugin import corrupt, list_corruptions
+from medfm_robust_plugin.engine import get_corruption
 
 NAMES = sorted(c.name for c in list_corruptions())
 DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64]
@@ -49,7 +50,10 @@ def test_any_image_round_trips(image, name, severity, seed):
     lo, hi = (0, 255) if image.dtype == np.uint8 else (min(0, image.min()), image.max())
     if image.dtype.kind == "f" and image.max() <= 1:
         lo, hi = 0.0, 1.0
-    assert out.min() >= lo and out.max() <= hi
+    if get_corruption(name).domain == "unit" or (lo, hi) == (0.0, 1.0):
+        # presented-image corruptions stay inside the clean range (the bare array's window);
+        # physical ones may leave it (metal above bone) within the dtype
+        assert out.min() >= lo and out.max() <= hi
     if image.ndim == 3 and image.shape[2] == 4:
         np.testing.assert_array_equal(out[..., 3], image[..., 3])
     again = corrupt(image, name, severity=severity, seed=seed)

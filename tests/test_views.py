@@ -25,7 +25,8 @@ def test_view_equals_corrupt_with_the_sample_seed():
     view = CorruptedViews(global_seed=5).get(sample, NOISE3)
     seed = sample_seed(5, sample.dataset, sample.id, "gaussian_noise", 3)
     np.testing.assert_array_equal(
-        view.image, corrupt(sample.load_image(), "gaussian_noise", 3, seed)
+        view.image,
+        corrupt(sample.load_image(), "gaussian_noise", 3, seed, modality=sample.modality),
     )
     assert view.seed == seed and view.params["seed"] == seed
     assert view.record()["condition"] == "gaussian_noise_s3"

@@ -23,6 +23,24 @@ CorruptionFunction = Callable[[np.ndarray, Any, np.random.Generator], Any]
 NUM_SEVERITIES = 5
 
 
+@dataclass(frozen=True)
+class ImageContext:
+    """What is known about the image beyond its pixels, for corruptions that need physics.
+
+    A corruption function receives it when it declares a fourth parameter named ``context``.
+    ``pixel_spacing`` is (row, column) spacing in mm when known; ``units`` is ``"HU"`` when the
+    values are Hounsfield units by the file's own word (DICOM rescale of a CT) or the caller's;
+    ``window`` is the presentation window (the values shown black and white, see
+    ``presentation``); ``meta`` holds what the file said (DICOM modality, rescale, photometric).
+    """
+
+    modality: str | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    units: str | None = None
+    window: tuple[float, float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, eq=False)
 class Corruption:
     """A registered corruption. Call it like ``corrupt``: ``vignette(image, severity=3, seed=0)``."""
@@ -40,6 +58,7 @@ class Corruption:
     tags: tuple[str, ...] = field(default_factory=tuple)
     accepts_uint8: bool = False  # takes plain 8-bit images as uint8 (0-255) as well as float [0, 1]
     plugin: str | None = None
+    wants_context: bool = False  # the function takes a fourth argument, ``context: ImageContext``
 
     def __post_init__(self) -> None:
         if len(self.severity_params) != NUM_SEVERITIES:
@@ -129,9 +148,12 @@ def corruption(
 ) -> Callable[[CorruptionFunction], Corruption]:
     """Declare a corruption. The decorated function gets ``(image, param, rng)``.
 
-    ``image`` is float32 H x W x C, in [0, 1] for ``domain="unit"`` or in physical values (HU, MR
-    magnitude) for ``domain="physical"``; it returns an array of the same shape (optionally with a
-    dict of the random draws worth recording). ``severity_params`` holds the five table values.
+    ``image`` is float32 H x W x C: for ``domain="unit"`` the presented image in [0, 1] (what the
+    model sees: CT through its window, MR through robust percentiles, photographs as they are),
+    for ``domain="physical"`` the image's own values (HU, MR magnitude, raw detector counts). It
+    returns an array of the same shape (optionally with a dict of the random draws worth
+    recording). A function with a fourth parameter named ``context`` also receives the
+    ``ImageContext`` (pixel spacing, units, window, file metadata). ``severity_params`` holds the five table values.
     ``param_range`` gives the parameters at strength 0 and 1 when they reach beyond the table.
     ``accepts_uint8=True`` says the function also takes a plain 8-bit image as uint8 0-255 (and may
     return uint8), so that inherently 8-bit operations (JPEG, PIL resampling) skip two conversions.
@@ -139,6 +161,7 @@ def corruption(
 
     def decorate(function: CorruptionFunction) -> Corruption:
         doc = inspect.getdoc(function) or ""
+        wants_context = "context" in inspect.signature(function).parameters
         return Corruption(
             name=name,
             function=function,
@@ -152,6 +175,7 @@ def corruption(
             reference=reference,
             tags=tuple(tags),
             accepts_uint8=accepts_uint8,
+            wants_context=wants_context,
         )
 
     return decorate
