@@ -84,6 +84,8 @@ class TaskCard:
     access: str = ""
     needs_data_root: bool = True
     source: str = ""
+    # the window a modality is shown in ({modality: CT preset name or (bottom, top)}); see presentation
+    windows: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ data
 
@@ -114,6 +116,9 @@ class TaskCard:
             for sample in result.samples:
                 if self.modality and not sample.modality:
                     sample.modality = self.modality
+                if sample.modality in self.windows:
+                    # the task's window wins over the file's (a lung task reads CT in a lung window)
+                    sample.meta["display_window"] = self.windows[sample.modality]
             samples.extend(result.samples)
             skipped.extend(result.skipped)
         return LoadResult(select(samples, self.sampling), skipped)
@@ -241,6 +246,7 @@ CARD_KEYS = {
     "license",
     "access",
     "needs_data_root",
+    "windows",
     "include",
     "variants",
 }
@@ -289,6 +295,26 @@ def parse_card(data: dict[str, Any], source: str = "<card>") -> list[TaskCard]:
         variant["task"] = f"{data['task']}-{suffix}"
         cards.append(_card(variant, source))
     return cards
+
+
+def _windows(raw: Any, source: str) -> dict[str, Any]:
+    """A card's ``windows:`` ({modality: CT preset or [bottom, top]}), checked."""
+    from .presentation import ct_window
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise TaskError(f"task card '{source}': windows must map modalities to windows")
+    windows: dict[str, Any] = {}
+    for modality, window in raw.items():
+        try:
+            lo, hi = ct_window(window if isinstance(window, str) else tuple(window))
+        except Exception as exc:
+            raise TaskError(f"task card '{source}': window of '{modality}': {exc}") from None
+        if not hi > lo:
+            raise TaskError(f"task card '{source}': window of '{modality}' must rise, got {window}")
+        windows[str(modality)] = window if isinstance(window, str) else [lo, hi]
+    return windows
 
 
 def _card(data: dict[str, Any], source: str) -> TaskCard:
@@ -343,6 +369,7 @@ def _card(data: dict[str, Any], source: str) -> TaskCard:
         license=str(data.get("license", "")).strip(),
         access=str(data.get("access", "")).strip(),
         needs_data_root=bool(data.get("needs_data_root", True)),
+        windows=_windows(data.get("windows"), source),
         source=source,
     )
 

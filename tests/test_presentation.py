@@ -115,3 +115,26 @@ def test_a_bad_window_or_spacing_is_one_clear_error(head_ct):
         corrupt(head_ct.array, "gaussian_noise", 1, window=(100, 100))
     with pytest.raises(Exception, match="pixel_spacing"):
         corrupt(head_ct.array, "gaussian_noise", 1, pixel_spacing=(0, 0.5))
+
+
+def test_a_task_card_sets_the_window_of_a_modality():
+    from medfm_robust_plugin.tasks import TaskError, get_task, parse_card
+
+    card = get_task("MedFMRobust-Mini-VQA")
+    data = {
+        "task": "Lung-VQA",
+        "kind": "vqa",
+        "dataset": {"name": "medfm_robust_mini", "options": {"task": "vqa"}},
+        "metrics": ["accuracy"],
+        "needs_data_root": False,
+        "windows": {"ct": "lung", "mri": [0, 500]},
+    }
+    lung = parse_card(dict(data))[0]
+    assert lung.windows == {"ct": "lung", "mri": [0.0, 500.0]}
+    samples = lung.load().samples
+    ct = [s for s in samples if s.modality == "ct"]
+    assert ct and all(s.meta["display_window"] == "lung" for s in ct)
+    assert CorruptedViews().window(ct[0]) == ct_window("lung")
+    assert card.windows == {}
+    with pytest.raises(TaskError, match="window of 'ct'"):
+        parse_card({**data, "windows": {"ct": "kidney-ish"}})
