@@ -409,6 +409,13 @@ def models_show(name: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False),
     help="Also write the applied parameters as JSON here.",
 )
+@click.option("--modality", help="What the image is (ct, mri, ...), when the file does not say.")
+@click.option(
+    "--window",
+    help="Window the model sees: bottom,top (e.g. -160,240) or a CT preset "
+    "(soft_tissue, brain, lung, bone, liver). Default: the file's, else by modality.",
+)
+@click.option("--pixel-spacing", help="Row,column pixel spacing in mm, when the file does not say.")
 def corrupt(
     input_path: str,
     output_path: str,
@@ -418,6 +425,9 @@ def corrupt(
     mode: str,
     slice_index: int | None,
     params_path: str | None,
+    modality: str | None,
+    window: str | None,
+    pixel_spacing: str | None,
 ) -> None:
     """Corrupt one image file (PNG, JPEG, TIFF, DICOM, NIfTI) into OUT, keeping its dtype."""
     from .engine import corrupt as apply
@@ -427,13 +437,40 @@ def corrupt(
     level: float = int(severity) if float(severity).is_integer() else severity
     try:
         image = load_image(input_path, slice_index=slice_index)
-        out, params = apply(image.array, name, level, seed, True, mode=mode, sample_id=input_path)
+        out, params = apply(
+            image,
+            name,
+            level,
+            seed,
+            True,
+            mode=mode,
+            sample_id=input_path,
+            modality=modality,
+            window=_parse_window(window),
+            pixel_spacing=_parse_pair(pixel_spacing, "--pixel-spacing"),
+        )
         save_image(output_path, out, like=image)
     except MedFMRobustError as exc:
         _fail(str(exc))
     if params_path:
         Path(params_path).write_text(json.dumps(params, indent=2))
     click.echo(f"wrote {output_path} ({name}, severity {level}, seed {seed})")
+
+
+def _parse_pair(text: str | None, option: str) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        _fail(f"{option} {text!r}: give two numbers separated by a comma, e.g. 0.7,0.7")
+    return a, b
+
+
+def _parse_window(text: str | None) -> str | tuple[float, float] | None:
+    if text is None or "," not in text:
+        return text
+    return _parse_pair(text, "--window")
 
 
 @main.command()
@@ -493,7 +530,10 @@ def _write_preview(
     from .preview import save_preview
 
     if image_path:
-        image = load_image(image_path).array
+        from .engine import image_context
+
+        image = load_image(image_path)  # its DICOM modality, window and spacing come along
+        modality = modality or image_context(image, image_path)[2].modality
         label = Path(image_path).name
     else:
         which = modality if modality in GENERATORS else "dermoscopy"

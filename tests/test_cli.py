@@ -126,3 +126,24 @@ def test_plugins_lists_builtins_with_their_registrations():
 def test_preview_rejects_bad_severity_lists(tmp_path, args):
     done = cli("preview", "-o", str(tmp_path / "x.png"), *args, ok=False)
     assert done.returncode == 2 or "severities" in done.stderr
+
+
+def test_corrupt_a_dicom_in_its_window_or_a_chosen_one(tmp_path):
+    from pathlib import Path
+
+    import pydicom
+
+    scan = Path(pydicom.__file__).parent / "data/test_files/CT_small.dcm"
+    params = tmp_path / "p.json"
+    cli("corrupt", str(scan), str(tmp_path / "o.dcm"), "-c", "gaussian_noise", "-s", "2",
+        "--params", str(params))  # fmt: skip
+    record = json.loads(params.read_text())
+    assert record["value_range"] == [-160.0, 240.0]  # CT in HU: soft tissue
+    assert record["pixel_spacing"] == pytest.approx([0.661468, 0.661468])
+    assert 0.0 < record["ssim"] < 1.0
+    cli("corrupt", str(scan), str(tmp_path / "o.dcm"), "-c", "gaussian_noise",
+        "--window", "lung", "--params", str(params))  # fmt: skip
+    assert json.loads(params.read_text())["value_range"] == [-1350.0, 150.0]
+    bad = cli("corrupt", str(scan), str(tmp_path / "o.dcm"), "-c", "gaussian_noise",
+              "--window", "1,2,3", ok=False)  # fmt: skip
+    assert bad.returncode != 0 and "--window" in bad.stderr
