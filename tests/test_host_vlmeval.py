@@ -178,9 +178,10 @@ def test_gpt4o_sees_the_corrupted_views_and_results_carry_the_drops(api_run):
         (image,) = server.images(request)
         key, error = nearest(image, expected)
         matched[key] = error
-    # every row's own view arrived (GPT4V re-encodes as JPEG: small differences, never another view)
+    # every row's own view arrived (GPT4V re-encodes as JPEG: small differences, never another view;
+    # noise over the whole presented slice, air included, is what JPEG loses most of)
     assert set(matched) == set(expected)
-    assert max(matched.values()) < 6.0, matched
+    assert max(matched.values()) < 8.0, matched
 
     out = api_run["out"]
     summary = json.loads((out / f"gpt-4o_{VQA}_medfm_robust.json").read_text())
