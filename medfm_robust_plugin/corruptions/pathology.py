@@ -21,9 +21,19 @@ FAMILY = "pathology"
 MODALITIES = ["pathology"]
 HISTOQC = "Janowczyk et al. 2019 (HistoQC)"
 
-# Ruifrok & Johnston 2001, H&E stain vectors in RGB optical density (rows normalised below).
+# Ruifrok & Johnston 2001 stain vectors in RGB optical density (rows normalised below): the
+# references when a tile's own stains cannot be estimated. DAB is the brown chromogen of IHC.
 HEMATOXYLIN = np.array([0.650, 0.704, 0.286])
 EOSIN = np.array([0.072, 0.990, 0.105])
+DAB = np.array([0.268, 0.570, 0.776])
+REFERENCE_STAINS = {"H&E": (HEMATOXYLIN, EOSIN), "H-DAB": (HEMATOXYLIN, DAB)}
+# Macenko et al. 2009: pixels with less optical density than this are glass, not stained tissue;
+# the extreme stain directions are the 1st and 99th percentiles of the angle in the stain plane.
+MACENKO_MIN_OD = 0.15
+MACENKO_PERCENTILE = 1.0
+MIN_STAIN_PIXELS = 200  # fewer tissue pixels than this: too few to estimate two stains
+MIN_STAIN_ANGLE = np.deg2rad(8.0)  # two estimated stains closer than this are one stain
+MAX_ESTIMATION_PIXELS = 200_000  # a regular subsample is enough to estimate a 3 x 3 covariance
 MIN_TRANSMISSION = 1.0 / 255.0  # an 8-bit scanner cannot tell darker pixels apart
 GLASS_OD = 0.02  # summed OD of bare glass and mountant (scanner white point)
 TISSUE_OD = 0.15  # summed OD above glass from which a pixel holds stained tissue
@@ -65,44 +75,116 @@ def _signed_unit(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.choice([-1.0, 1.0], size) * rng.uniform(0.5, 1.0, size)
 
 
+def _stained_pixels(density: np.ndarray) -> np.ndarray:
+    """Optical densities (N x 3) of the tissue pixels of a tile, a regular subsample at most."""
+    flat = density.reshape(-1, 3)
+    step = max(1, flat.shape[0] // MAX_ESTIMATION_PIXELS)
+    flat = flat[::step]
+    return flat[np.linalg.norm(flat, axis=1) > MACENKO_MIN_OD].astype(np.float64)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / np.linalg.norm(vector)
+
+
+def estimate_stains(density: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The tile's two stain vectors in optical density, estimated as Macenko et al. (2009) do.
+
+    Tissue optical densities lie in the plane spanned by the two stains' vectors; the plane is
+    the top two singular directions of the tissue densities, and the stains are its extreme
+    directions, taken as the 1st and 99th percentiles of the angle of each pixel in it (robust to
+    a few odd pixels). "A method for normalizing histology slides for quantitative analysis",
+    ISBI 2009. The stain that absorbs more red comes first: haematoxylin against eosin or DAB.
+    Returns None when the tile holds too little tissue or a single stain.
+    """
+    tissue = _stained_pixels(density)
+    if tissue.shape[0] < MIN_STAIN_PIXELS:
+        return None
+    _, _, rows = np.linalg.svd(tissue, full_matrices=False)
+    plane = rows[:2].T  # 3 x 2; optical densities are positive, so the first axis is too
+    plane[:, 0] *= np.sign(plane[:, 0].sum()) or 1.0
+    coordinates = tissue @ plane
+    angles = np.arctan2(coordinates[:, 1], coordinates[:, 0])
+    low, high = np.percentile(angles, [MACENKO_PERCENTILE, 100.0 - MACENKO_PERCENTILE])
+    if high - low < MIN_STAIN_ANGLE:
+        return None
+    first = plane @ np.array([np.cos(low), np.sin(low)])
+    second = plane @ np.array([np.cos(high), np.sin(high)])
+    # A dye absorbs (a little) in every channel: a clearly negative component is no stain.
+    if min(first.min(), second.min()) < -0.05:
+        return None
+    first, second = _unit(np.clip(first, 1e-3, None)), _unit(np.clip(second, 1e-3, None))
+    return (first, second) if first[0] >= second[0] else (second, first)
+
+
+def reference_stains(density: np.ndarray) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
+    """The Ruifrok & Johnston pair (H&E or haematoxylin-DAB) whose plane best fits the tissue."""
+    tissue = _stained_pixels(density)
+    if tissue.shape[0] == 0:
+        return "H&E", REFERENCE_STAINS["H&E"]
+
+    def misfit(pair: tuple[np.ndarray, np.ndarray]) -> float:
+        basis = np.stack([_unit(v) for v in pair], axis=1)
+        amounts, *_ = np.linalg.lstsq(basis, tissue.T, rcond=None)
+        return float(np.sum((tissue.T - basis @ amounts) ** 2))
+
+    name = min(REFERENCE_STAINS, key=lambda key: misfit(REFERENCE_STAINS[key]))
+    return name, REFERENCE_STAINS[name]
+
+
 @corruption(
     "pathology_stain_variation",
     family=FAMILY,
     modalities=MODALITIES,
     channels="rgb",
-    severity_params=[0.48, 0.83, 1.12, 1.35, 1.68],
-    param_range=(0.0, 2.0),
-    reference="Tellez et al. 2019 (HED augmentation); Ruifrok & Johnston 2001",
+    # Tellez et al.'s sigma: alpha in 1 +- sigma, beta in +-sigma; 'HED-light' is 0.05 (severity
+    # 1), 'HED-strong' 0.2 (between severities 4 and 5).
+    severity_params=[0.05, 0.09, 0.13, 0.18, 0.24],
+    param_range=(0.0, 0.4),
+    reference="Tellez et al. 2018, 2019 (HED augmentation); Macenko et al. 2009; "
+    "Ruifrok & Johnston 2001",
 )
 def pathology_stain_variation(
     image: np.ndarray, sigma: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, dict]:
-    """Stain variation between labs, dye lots and scanners, in H&E optical-density space.
+    """Stain variation between labs, dye lots and scanners, in the tile's own stain space.
 
-    The tile is unmixed into haematoxylin, eosin and residual amounts with the Ruifrok & Johnston
-    (2001) stain matrix. The H and E amounts are scaled by exp(sigma * a) (about 1 + sigma * a)
-    and shifted by sigma * b, as in the HED augmentation of Tellez et al. 2019 ("Quantifying the
-    effects of data augmentation and stain color normalization in convolutional neural networks
-    for computational pathology", Med. Image Anal. 58:101544; their 'HED-light' and 'HED-strong'
-    are sigma = 0.05 and 0.2), and the two stain vectors are tilted (another hue of dye). The
-    residual, which holds no dye, is left alone. Bare glass takes up no stain, so the shift is
-    applied to tissue only and the background stays white.
+    The tile's two stains are estimated from the tile itself (Macenko et al. 2009), so that H&E,
+    haematoxylin-DAB and other two-stain tiles each keep their own hues; when that fails (little
+    tissue, one stain), the Ruifrok & Johnston (2001) H&E or H-DAB pair that fits best is used.
+    The tile is unmixed into the two stain amounts and a residual, and each stain amount s becomes
+    alpha * s + beta, as in the HED augmentation of Tellez et al. ("Whole-slide mitosis detection
+    in H&E breast histology using PHH3 as a reference to train distilled stain-invariant CNNs",
+    IEEE TMI 2018; "Quantifying the effects of data augmentation and stain color normalization in
+    convolutional neural networks for computational pathology", Med. Image Anal. 2019): alpha in
+    1 +- sigma, beta in +- sigma optical density, 'HED-light' sigma = 0.05, 'HED-strong' 0.2.
+    Each draw has magnitude sigma/2 to sigma (random sign), so a severity means the same shift on
+    every tile. The residual holds no dye and is left alone; bare glass takes up no stain, so beta
+    acts on tissue only and the background stays white.
     """
     scale = _signed_unit(rng, 2)
     shift = _signed_unit(rng, 2)
-    tilt = rng.uniform(-1.0, 1.0, (2, 3))
-    original = stain_matrix(HEMATOXYLIN, EOSIN)
     density = optical_density(image)
-    amounts = density @ np.linalg.inv(original).astype(np.float32)
+    estimated = estimate_stains(density)
+    if estimated is None:
+        source, stains = reference_stains(density)
+    else:
+        source, stains = "estimated", estimated
+    matrix = stain_matrix(*stains).astype(np.float32)
+    amounts = density @ np.linalg.inv(matrix)
     tissue = _tissue_weight(density)[..., None]
     # No clipping of the amounts: unmixing leaves small negative values that must round-trip.
-    dyes = amounts[..., :2] * np.exp(sigma * scale) + sigma * 0.3 * shift * tissue
-    perturbed = np.concatenate([dyes, amounts[..., 2:]], axis=2).astype(np.float32)
-    # A dye absorbs in every channel a little: clip (not mirror) so the tilt grows monotonically.
-    tilted = stain_matrix(*np.clip(original[:2] + 0.25 * sigma * tilt, 0.01, None))
-    tilted[2] = original[2]
-    out = transmission(perturbed @ tilted.astype(np.float32))
-    draws = {"stain_scale": scale, "stain_shift": shift}
+    alpha = (1.0 + sigma * scale).astype(np.float32)
+    beta = (sigma * shift).astype(np.float32)
+    dyes = amounts[..., :2] * alpha + beta * tissue
+    perturbed = np.concatenate([dyes, amounts[..., 2:]], axis=2)
+    out = transmission(perturbed @ matrix)
+    draws = {
+        "stain_scale": scale,
+        "stain_shift": shift,
+        "stain_vectors": source,
+        "stains": np.round(np.stack(stains), 4),
+    }
     return out, draws
 
 
