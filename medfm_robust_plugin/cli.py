@@ -404,6 +404,12 @@ def models_show(name: str, as_json: bool) -> None:
     "--slice", "slice_index", type=int, help="Slice of a 3-D NIfTI volume (default: middle)."
 )
 @click.option(
+    "--frame",
+    "frame_index",
+    type=int,
+    help="Frame of a multi-frame DICOM (cine, enhanced CT/MR; default: middle).",
+)
+@click.option(
     "--params",
     "params_path",
     type=click.Path(dir_okay=False),
@@ -424,6 +430,7 @@ def corrupt(
     seed: int,
     mode: str,
     slice_index: int | None,
+    frame_index: int | None,
     params_path: str | None,
     modality: str | None,
     window: str | None,
@@ -436,7 +443,7 @@ def corrupt(
 
     level: float = int(severity) if float(severity).is_integer() else severity
     try:
-        image = load_image(input_path, slice_index=slice_index)
+        image = load_image(input_path, slice_index=slice_index, frame=frame_index)
         out, params = apply(
             image,
             name,

@@ -302,15 +302,22 @@ def array_to_pil(array: np.ndarray, mode: str) -> Any:
     return out.convert(mode) if mode in ("LA", "P", "CMYK", "1") else out
 
 
-def load_image(path: str | os.PathLike, *, slice_index: int | None = None) -> MedicalImage:
-    """Read PNG, JPEG, TIFF (8/16-bit, float), BMP, DICOM (rescaled to physical values) or a NIfTI slice."""
+def load_image(
+    path: str | os.PathLike, *, slice_index: int | None = None, frame: int | None = None
+) -> MedicalImage:
+    """Read PNG, JPEG, TIFF (8/16-bit, float), BMP, DICOM or a NIfTI slice.
+
+    DICOM comes back as the image a viewer shows: rescaled to physical values (HU for CT),
+    MONOCHROME1 inverted so that higher is brighter, palette colour and YBR as RGB, and one frame
+    of a multi-frame file (``frame``, default the middle one, as for a NIfTI ``slice_index``).
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"'{path}': no such file; check the path")
     suffix = _suffix(path)
     try:
         if suffix in DICOM_SUFFIXES:
-            image = _read_dicom(path)
+            image = _read_dicom(path, frame)
         elif suffix in NIFTI_SUFFIXES:
             image = _read_nifti(path, slice_index)
         else:
@@ -360,44 +367,151 @@ def _read_raster(path: Path) -> MedicalImage:
     )
 
 
-def _read_dicom(path: Path) -> MedicalImage:
+# Enhanced (multi-frame) DICOM keeps per frame, inside functional groups, what a classic file
+# holds at the top level; the classic place is looked at first.
+_FUNCTIONAL_GROUP_OF = {
+    "PixelSpacing": "PixelMeasuresSequence",
+    "RescaleSlope": "PixelValueTransformationSequence",
+    "RescaleIntercept": "PixelValueTransformationSequence",
+    "WindowCenter": "FrameVOILUTSequence",
+    "WindowWidth": "FrameVOILUTSequence",
+}
+
+
+def _frame_attribute(ds: Any, keyword: str, frame: int) -> Any:
+    """``keyword``'s value for one frame: top level, else its per-frame or shared group."""
+    if keyword in ds:
+        return ds[keyword].value
+    group = _FUNCTIONAL_GROUP_OF.get(keyword)
+    if group is None:
+        return None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = ds.get("SharedFunctionalGroupsSequence") or []
+    candidates = ([per_frame[frame]] if frame < len(per_frame) else []) + list(shared[:1])
+    for item in candidates:
+        inner = item.get(group)
+        if inner and keyword in inner[0]:
+            return inner[0][keyword].value
+    return None
+
+
+def _frame_count(ds: Any) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _stored_range(ds: Any) -> tuple[int, int]:
+    """The values the stored pixels can take (BitsStored, signed or not)."""
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _read_dicom(path: Path, frame: int | None = None) -> MedicalImage:
     import pydicom
+    from pydicom.pixels import pixel_array
 
     ds = pydicom.dcmread(str(path))
     if "PixelData" not in ds:
         raise ImageReadError(f"'{path}': DICOM file has no pixel data")
-    stored = ds.pixel_array
-    if stored.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
+    frames = _frame_count(ds)
+    index = frames // 2 if frame is None else int(frame)
+    if not 0 <= index < frames:
         raise InvalidImageError(
-            f"'{path}': multi-frame DICOM with {stored.shape[0]} frames; export one frame at a time"
+            f"'{path}': frame {index} is outside 0..{frames - 1} (the file has {frames} "
+            f"frame{'s' if frames > 1 else ''})"
         )
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    if slope != 1.0 or intercept != 0.0:
-        array = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    else:
-        array = stored
-    spacing = tuple(float(s) for s in ds.PixelSpacing) if "PixelSpacing" in ds else None
-    modality = str(ds.get("Modality", ""))
-    meta = {
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    # Only the requested frame is decoded (a cine loop can hold hundreds); as_rgb makes pydicom
+    # turn YBR_FULL / YBR_FULL_422 into RGB itself, so converting again here would be wrong.
+    stored = pixel_array(ds, index=index, as_rgb=True)
+    meta: dict[str, Any] = {
         "format": ".dcm",
-        "modality": modality,
-        "rescale_slope": slope,
-        "rescale_intercept": intercept,
+        "modality": str(ds.get("Modality", "")),
+        "rescale_slope": 1.0,
+        "rescale_intercept": 0.0,
         "stored_dtype": str(stored.dtype),
-        "photometric": str(ds.get("PhotometricInterpretation", "")),
+        "photometric": photometric,
+        "frame": index,
+        "frames": frames,
     }
-    if modality == "CT":
-        meta["units"] = "HU"  # CT pixel data after the modality rescale is HU by definition
-    window = _dicom_window(ds)
-    if window is not None:
-        meta["window"] = window
+    if photometric == "PALETTE COLOR":
+        array = _apply_palette(stored, ds)
+        meta["color"] = "RGB"
+    elif stored.ndim == 3:
+        array = stored
+        meta["color"] = "RGB"
+        if photometric.startswith("YBR"):
+            meta["converted_from"] = photometric
+    else:
+        array = _grayscale_values(stored, ds, index, meta)
+    if "color" in meta and ("RescaleSlope" in ds or "RescaleIntercept" in ds):
+        # the modality rescale and VOI window apply to grayscale pixels only (PS3.3 C.11)
+        meta["rescale_ignored"] = True
+    raw_spacing = _frame_attribute(ds, "PixelSpacing", index)
+    spacing = tuple(float(s) for s in raw_spacing) if raw_spacing else None
     return MedicalImage(np.ascontiguousarray(array), source=str(path), spacing=spacing, meta=meta)
 
 
-def _dicom_window(ds: Any) -> tuple[float, float] | None:
-    """The first VOI window of a DICOM header as (bottom, top) in output units, or None."""
-    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+def _grayscale_values(stored: np.ndarray, ds: Any, frame: int, meta: dict[str, Any]) -> np.ndarray:
+    """Stored grayscale pixels -> output values (rescaled, higher = brighter); fills ``meta``."""
+    inverted = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+    low, high = _stored_range(ds)
+    if inverted:
+        # MONOCHROME1 shows its lowest value white. Mirroring within the stored range (not the
+        # image's own min..max) keeps values comparable between files and keeps the dtype.
+        stored = ((low + high) - stored.astype(np.int64)).astype(stored.dtype)
+        meta["inverted"] = True
+        meta["stored_range"] = (low, high)
+    slope = float(_frame_attribute(ds, "RescaleSlope", frame) or 1)
+    intercept = float(_frame_attribute(ds, "RescaleIntercept", frame) or 0)
+    meta["rescale_slope"], meta["rescale_intercept"] = slope, intercept
+    if slope != 1.0 or intercept != 0.0:
+        array = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    elif "ModalityLUTSequence" in ds:
+        from pydicom.pixels import apply_modality_lut
+
+        array = apply_modality_lut(stored, ds)
+        meta["modality_lut"] = True
+    else:
+        array = stored
+    if meta["modality"] == "CT":
+        meta["units"] = "HU"  # CT pixel data after the modality rescale is HU by definition
+    window = _dicom_window(ds, frame)
+    if window is not None:
+        if inverted:
+            # the header's window is in MONOCHROME1 values; mirror it like the pixels
+            mirror = slope * (low + high) + 2.0 * intercept
+            window = (mirror - window[1], mirror - window[0])
+        meta["window"] = window
+    return array
+
+
+def _apply_palette(indices: np.ndarray, ds: Any) -> np.ndarray:
+    """PALETTE COLOR indices -> RGB through the file's lookup tables.
+
+    16-bit tables that hold 8-bit colours (every entry a multiple of 256, or of 257) come back
+    as uint8, as a display shows them; genuine 16-bit colours stay uint16.
+    """
+    from pydicom.pixels import apply_color_lut
+
+    rgb = apply_color_lut(indices, ds)
+    if rgb.dtype == np.uint16:
+        if not (rgb % 256).any():
+            return (rgb >> 8).astype(np.uint8)
+        if not (rgb % 257).any():
+            return (rgb // 257).astype(np.uint8)
+    return rgb
+
+
+def _dicom_window(ds: Any, frame: int = 0) -> tuple[float, float] | None:
+    """The first VOI window of a DICOM header as (bottom, top) in rescaled units, or None."""
+    raw_centre = _frame_attribute(ds, "WindowCenter", frame)
+    raw_width = _frame_attribute(ds, "WindowWidth", frame)
+    if raw_centre is None or raw_width is None:
         return None
 
     from pydicom.multival import MultiValue
@@ -406,7 +520,7 @@ def _dicom_window(ds: Any) -> tuple[float, float] | None:
         return float(value[0]) if isinstance(value, (MultiValue, list, tuple)) else float(value)
 
     try:
-        centre, width = first(ds.WindowCenter), first(ds.WindowWidth)
+        centre, width = first(raw_centre), first(raw_width)
     except (TypeError, ValueError, IndexError):
         return None
     if not (np.isfinite(centre) and np.isfinite(width) and width > 1):
