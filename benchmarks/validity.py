@@ -1,0 +1,259 @@
+"""Validity of the severity levels on the reference set, and physics figures of the corruptions.
+
+    python benchmarks/validity.py [--quick] [--modality ct,mri] [--json out.json]
+
+Per modality:
+- table mode: % of (corruption, k) whose median presented SSIM over the modality's reference images
+  lies in band k (medical corruptions, and the natural family's ImageNet-C tables apart);
+- SSIM mode: % of (image, corruption, k) calibrated into band k, and how many are unreachable;
+- physics: CT noise HU std over the full slice and a centre crop (the same region of the clean
+  and the noisy slice), ultrasound speckle spread in bright and dark regions (dB), MR bias-field
+  gain (p95/p5 of corrupted over clean), stain variation colour shift (CIE Lab delta E).
+
+``--quick`` reduces images to 256 pixels and takes at most two images per modality, so that it
+runs in a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from medfm_robust_plugin.calibration import PAPER_BANDS
+from medfm_robust_plugin.data.reference_set import reference_images, reference_modalities
+from medfm_robust_plugin.engine import corrupt
+from medfm_robust_plugin.levels import LEVELS, in_band, level_seed, table_medians
+from medfm_robust_plugin.suites import suite_for_modality
+
+
+def table_mode(modality: str, references: list) -> dict[str, Any]:
+    suite = suite_for_modality(modality)
+    medical = set(suite.corruption_names("modality_specific"))
+    result: dict[str, Any] = {"medical": {}, "natural": {}}
+    for spec in suite.corruptions():
+        medians = table_medians(spec, references)
+        group = "medical" if spec.name in medical else "natural"
+        result[group][spec.name] = [round(m, 4) for m in medians]
+    for group in ("medical", "natural"):
+        rows = result[group]
+        hits = sum(in_band(m, k) for medians in rows.values() for k, m in zip(LEVELS, medians))
+        total = len(LEVELS) * len(rows)
+        result[f"{group}_in_band_pct"] = round(100.0 * hits / max(total, 1), 1)
+    return result
+
+
+def ssim_mode(modality: str, references: list) -> dict[str, Any]:
+    suite = suite_for_modality(modality)
+    calibrated = in_band_count = unreachable = 0
+    misses: list[str] = []
+    unreachable_list: list[str] = []
+    for spec in suite.corruptions():
+        for reference in references:
+            for k in LEVELS:
+                seed = level_seed(reference.name, spec.name, k)
+                _, params = corrupt(
+                    reference.image, spec, k, seed, True, modality=modality, mode="ssim"
+                )
+                record = params["calibration"]
+                calibrated += 1
+                where = f"{spec.name} {reference.name} L{k}: SSIM {record['ssim']:.3f}"
+                if record["in_band"]:
+                    in_band_count += 1
+                elif not record["reachable"]:
+                    unreachable += 1
+                    unreachable_list.append(where)
+                else:
+                    misses.append(where)
+    return {
+        "conditions": calibrated,
+        "in_band_pct": round(100.0 * in_band_count / max(calibrated, 1), 1),
+        "unreachable": unreachable,
+        "out_of_band_reachable": len(misses),
+        "unreachable_list": unreachable_list,
+        "misses": misses,
+    }
+
+
+# ----------------------------------------------------------------------------- physics figures
+
+
+def ct_noise(references: list) -> dict[str, Any]:
+    """HU std of (noisy - clean) over the full slice and a centre crop, per severity."""
+    rows = {}
+    for reference in references:
+        clean = reference.array.astype(np.float32)
+        h, w = clean.shape[:2]
+        crop = (slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
+        full_std, crop_std = [], []
+        for k in LEVELS:
+            out = corrupt(
+                reference.image, "ct_low_dose_noise", k, level_seed(reference.name, "ct", k)
+            )
+            diff = np.asarray(out, np.float32).reshape(clean.shape) - clean
+            full_std.append(round(float(diff.std()), 1))
+            crop_std.append(round(float(diff[crop].std()), 1))
+        rows[reference.name] = {"full_hu_std": full_std, "centre_crop_hu_std": crop_std}
+    return rows
+
+
+def ultrasound_speckle(references: list) -> dict[str, Any]:
+    """Spread (std of 20 log10) of corrupted/clean in the brightest and darkest quartile, dB."""
+    rows = {}
+    for reference in references:
+        clean = _grey(reference.array)
+        bright = clean >= np.percentile(clean, 75)
+        dark = (clean <= np.percentile(clean, 25)) & (clean > 0)
+        spread_bright, spread_dark = [], []
+        for k in LEVELS:
+            out = _grey(
+                np.asarray(
+                    corrupt(
+                        reference.image,
+                        "ultrasound_speckle",
+                        k,
+                        level_seed(reference.name, "us", k),
+                        modality="ultrasound",
+                    )
+                )
+            )
+            ratio_db = 20.0 * np.log10((out + 1.0) / (clean + 1.0))
+            spread_bright.append(round(float(ratio_db[bright].std()), 2))
+            spread_dark.append(round(float(ratio_db[dark].std()), 2) if dark.any() else None)
+        rows[reference.name] = {"bright_db": spread_bright, "dark_db": spread_dark}
+    return rows
+
+
+def mri_bias_gain(references: list) -> dict[str, Any]:
+    """p95/p5 of the gain (corrupted / clean) inside the head (clean above its 20th percentile)."""
+    rows = {}
+    for reference in references:
+        clean = reference.array.astype(np.float32)
+        inside = clean > np.percentile(clean, 20)
+        gains = []
+        for k in LEVELS:
+            out = np.asarray(
+                corrupt(
+                    reference.image,
+                    "mri_bias_field",
+                    k,
+                    level_seed(reference.name, "bias", k),
+                    modality="mri",
+                ),
+                np.float32,
+            ).reshape(clean.shape)
+            gain = out[inside] / np.maximum(clean[inside], 1e-6)
+            p5, p95 = np.percentile(gain, [5, 95])
+            gains.append(round(float(p95 / max(p5, 1e-6)), 3))
+        rows[reference.name] = {"gain_p95_over_p5": gains}
+    return rows
+
+
+def stain_shift(references: list) -> dict[str, Any]:
+    """Mean CIE Lab delta E (1976) between clean and stain-varied tiles, per severity."""
+    from skimage.color import rgb2lab
+
+    rows = {}
+    for reference in references:
+        clean = rgb2lab(reference.array[..., :3])
+        shifts = []
+        for k in LEVELS:
+            out = corrupt(
+                reference.image,
+                "pathology_stain_variation",
+                k,
+                level_seed(reference.name, "stain", k),
+                modality="pathology",
+            )
+            lab = rgb2lab(np.asarray(out)[..., :3])
+            shifts.append(round(float(np.sqrt(((lab - clean) ** 2).sum(-1)).mean()), 2))
+        rows[reference.name] = {"mean_delta_e": shifts}
+    return rows
+
+
+def _grey(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, np.float32)
+    return array[..., :3].mean(-1) if array.ndim == 3 else array
+
+
+PHYSICS = {
+    "ct": ("ct_noise_hu", ct_noise),
+    "ultrasound": ("ultrasound_speckle_db", ultrasound_speckle),
+    "mri": ("mri_bias_gain", mri_bias_gain),
+    "pathology": ("stain_delta_e", stain_shift),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modality", help="comma-separated modalities (default: all)")
+    parser.add_argument("--quick", action="store_true", help="256 px, at most 2 images each")
+    parser.add_argument("--no-ssim", action="store_true", help="skip SSIM mode (the slow part)")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+
+    modalities = args.modality.split(",") if args.modality else reference_modalities()
+    figures: dict[str, Any] = {"bands": {str(k): list(v) for k, v in PAPER_BANDS.items()}}
+    print(
+        f"{'modality':11s} {'images':>6s} {'table medical':>14s} {'table natural':>14s} "
+        f"{'ssim in band':>13s} {'unreachable':>12s} {'seconds':>8s}"
+    )
+    totals = {"table_hits": 0, "table_total": 0, "ssim_hits": 0.0, "ssim_total": 0}
+    for modality in modalities:
+        start = time.perf_counter()
+        references = reference_images(modality, max_size=256 if args.quick else None)
+        if args.quick:
+            references = references[:2]
+        row: dict[str, Any] = {"images": [r.name for r in references]}
+        row["table"] = table_mode(modality, references)
+        medical = row["table"]["medical"]
+        totals["table_hits"] += sum(
+            in_band(m, k) for medians in medical.values() for k, m in zip(LEVELS, medians)
+        )
+        totals["table_total"] += len(LEVELS) * len(medical)
+        ssim_cell = unreachable_cell = "-"
+        if not args.no_ssim:
+            row["ssim"] = ssim_mode(modality, references)
+            totals["ssim_hits"] += row["ssim"]["in_band_pct"] * row["ssim"]["conditions"] / 100.0
+            totals["ssim_total"] += row["ssim"]["conditions"]
+            ssim_cell = f"{row['ssim']['in_band_pct']:.1f}%"
+            unreachable_cell = str(row["ssim"]["unreachable"])
+        if modality in PHYSICS:
+            key, measure = PHYSICS[modality]
+            row[key] = measure(references)
+        figures[modality] = row
+        print(
+            f"{modality:11s} {len(references):6d} {row['table']['medical_in_band_pct']:13.1f}% "
+            f"{row['table']['natural_in_band_pct']:13.1f}% {ssim_cell:>13s} "
+            f"{unreachable_cell:>12s} {time.perf_counter() - start:8.1f}",
+            flush=True,
+        )
+    table_pct = 100.0 * totals["table_hits"] / max(totals["table_total"], 1)
+    print(f"\ntable mode, medical corruptions: {table_pct:.1f}% of (corruption, level) in band")
+    figures["table_medical_in_band_pct"] = round(table_pct, 1)
+    if totals["ssim_total"]:
+        ssim_pct = 100.0 * totals["ssim_hits"] / totals["ssim_total"]
+        print(f"SSIM mode: {ssim_pct:.1f}% of {totals['ssim_total']} (image, corruption, level)")
+        figures["ssim_in_band_pct"] = round(ssim_pct, 1)
+    for modality in modalities:
+        row = figures[modality]
+        for key in ("ct_noise_hu", "ultrasound_speckle_db", "mri_bias_gain", "stain_delta_e"):
+            if key in row:
+                print(f"\n{modality} {key}:")
+                for name, values in row[key].items():
+                    print(f"  {name}: {values}")
+        misses = row.get("ssim", {}).get("misses", [])
+        for miss in misses[:10]:
+            print(f"  {modality} SSIM mode out of band: {miss}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(figures, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
