@@ -49,13 +49,16 @@ def test_gibbs_ringing_matches_monai_gibbs_noise(brain):
     along_rows = gibbs(brain.T[:, :, None].copy())
     along_rows = np.asarray(along_rows)[:, :, 0].T
     both = np.asarray(gibbs(along_rows[:, :, None].copy()))[:, :, 0]
-    ours = mri.truncate_kspace(brain, kept_fraction)
+    ours = mri.truncate_kspace(brain, (2 * half + 1, 2 * half + 1))
     assert psnr(ours, np.abs(both)) > 60.0
 
-    # the registered corruption is that truncation, at its table's fraction
-    truncated = mri.mri_gibbs_ringing.param_for(severity=2)
+    # the registered corruption is that truncation, at the lines its table's resolution keeps
+    # (the image taken to span the 256 mm reference field: 256 / 2.67 mm = 96 lines)
+    resolution = mri.mri_gibbs_ringing.param_for(severity=2)
     registered = corrupt(brain, "mri_gibbs_ringing", severity=2, seed=0)
-    assert psnr(registered, mri.truncate_kspace(brain, 1.0 - truncated)) > 60.0
+    kept = mri.gibbs_kept_lines(brain.shape, resolution)
+    assert kept == (96, 96)
+    assert psnr(registered, mri.truncate_kspace(brain, kept)) > 60.0
 
 
 def test_ghosting_matches_torchio_ghosting():
@@ -86,7 +89,9 @@ def test_bias_field_matches_torchio_bias_field():
 
     image = mri_slice(200, seed=3).image[:, :180]
     out, params = corrupt(image, "mri_bias_field", severity=4, seed=5, return_params=True)
-    coefficients = params["param"] * np.array(params["draws"]["unit_coefficients"])
+    draws = params["draws"]
+    scale = np.log(params["param"]) / draws["unit_log_span"]
+    coefficients = scale * np.array(draws["unit_coefficients"])
     field = tio.BiasField(coefficients=_torchio_coefficients(coefficients), order=3)
     ones = torch.ones(1, *image.shape, 1)
     reference_field = field(ones).numpy()[0, :, :, 0]

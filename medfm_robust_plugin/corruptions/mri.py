@@ -2,16 +2,21 @@
 
 An MR image is the magnitude of the inverse Fourier transform of the sampled k-space, so every
 artifact here is made where the scanner makes it: noise on the complex signal, errors on k-space
-lines or points, missing k-space, a multiplicative receive-coil field. They work on the image scaled
-to [0, 1] (``domain="unit"``): MR magnitude has no absolute unit, and every operation below is
-linear in the complex signal (the magnitude is homogeneous of degree one), so scaling commutes with
-them; noise and spike amplitudes are then stated relative to the image's maximum or mean signal.
+lines or points, missing k-space, a multiplicative receive-coil field. They act on the MR magnitudes
+themselves (``domain="physical"``): the Fourier transform is linear and the coil field multiplies
+the signal, which a display window's offset would break. The result is then shown through the
+clean image's window. Amplitudes are stated relative to the signal scale (the top of the
+presentation window, see ``signal_scale``); sizes in k-space are stated in absolute terms - lines
+of a 256 mm reference field of view, scaled by the image's own field (``pixel_spacing`` times the
+matrix; without a spacing the image is taken to span the reference field) - so that a 64- and a
+512-pixel image of one head get the same acquired resolution, not the same fraction of their own.
 
 The phase-encode axis (rows or columns) is drawn per image; along it the k-space lines are
 acquired one after another in time, which is what motion, ghosting and undersampling act on.
 Each corruption is split, as in MONAI / TorchIO, into a deterministic operation with explicit
 parameters (``rician_magnitude``, ``bias_field``, ``ghost_lines``, ...) and the registered function
-that draws those parameters from ``rng``.
+that draws those parameters from ``rng``. The FFTs use scipy's thread setting of the caller
+(``scipy.fft.set_workers``), never a private one.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from scipy import fft
 
 from ..hookspecs import hookimpl
-from .spec import Corruption, corruption
+from .spec import Corruption, ImageContext, corruption
 
 FAMILY = "mri"
 MODALITIES = ["mri"]
@@ -38,12 +43,12 @@ SMITH_NAYAK = (
 
 def to_kspace(image: np.ndarray) -> np.ndarray:
     """Centred 2-D k-space of an image (zero frequency at index ``n // 2`` on each axis)."""
-    return fft.fftshift(fft.fft2(image, workers=-1))
+    return fft.fftshift(fft.fft2(image))
 
 
 def to_magnitude(kspace: np.ndarray) -> np.ndarray:
     """Magnitude image of a centred k-space: what an MR scanner displays."""
-    return np.abs(fft.ifft2(fft.ifftshift(kspace), workers=-1)).astype(np.float32)
+    return np.abs(fft.ifft2(fft.ifftshift(kspace))).astype(np.float32)
 
 
 def _line_index(shape: tuple[int, int], axis: int) -> np.ndarray:
@@ -54,6 +59,71 @@ def _line_index(shape: tuple[int, int], axis: int) -> np.ndarray:
 
 def _gray(image: np.ndarray) -> np.ndarray:
     return image[..., 0]
+
+
+# --------------------------------------------------------------------------- scale and size
+
+REFERENCE_FOV_MM = 256.0  # the field the k-space tables are stated for: a head, 1 mm at 256 lines
+MIN_KEPT_LINES = (
+    16  # fewest k-space lines a truncation or undersampling keeps (a head stays a head)
+)
+OBJECT_THRESHOLD = 0.1  # pixels above this fraction of the signal scale are the imaged object
+
+
+def magnitude_floor(image: np.ndarray) -> float:
+    """The value that stands for zero signal: 0, or the minimum of data stored with negatives.
+
+    A magnitude is never negative; negative values come from a converter's offset or signed
+    storage, so the physics acts on the values above the lowest one and adds it back.
+    """
+    return min(0.0, float(image.min()))
+
+
+def on_signal(image: np.ndarray, operation) -> np.ndarray:
+    """Apply a k-space ``operation`` to the magnitude above ``magnitude_floor``; H x W x 1 out."""
+    gray = _gray(image)
+    floor = np.float32(magnitude_floor(gray))
+    return (operation(gray - floor) + floor)[..., None]
+
+
+def signal_scale(image: np.ndarray, context: ImageContext | None) -> float:
+    """The bright-tissue signal level noise and spikes are relative to: the window's top.
+
+    The presentation window's top is the robust maximum (99.5th percentile) of an MR image, or
+    its DICOM window's top; either way what the model sees as white. Without a context (a direct
+    call) the 99.5th percentile is used. Measured from ``magnitude_floor``.
+    """
+    floor = magnitude_floor(image)
+    top = context.window[1] if context is not None and context.window is not None else None
+    if top is None or top <= floor:
+        top = float(np.percentile(image, 99.5))
+    return max(float(top) - floor, 1e-12)
+
+
+def object_mask(image: np.ndarray, context: ImageContext | None) -> np.ndarray:
+    """The imaged object: pixels above ``OBJECT_THRESHOLD`` of the signal scale (else all)."""
+    floor = magnitude_floor(image)
+    mask = image - floor > OBJECT_THRESHOLD * signal_scale(image, context)
+    return mask if np.count_nonzero(mask) >= max(16, mask.size // 100) else np.ones_like(mask)
+
+
+def field_of_view_mm(shape: tuple[int, int], context: ImageContext | None) -> tuple[float, float]:
+    """Field of view (rows, columns) in mm; the reference field when no spacing is known."""
+    if context is None or context.pixel_spacing is None:
+        return REFERENCE_FOV_MM, REFERENCE_FOV_MM
+    return shape[0] * context.pixel_spacing[0], shape[1] * context.pixel_spacing[1]
+
+
+def lines_for_field(resolution_mm: float, lines: int, fov_mm: float) -> int:
+    """k-space lines an acquisition of ``resolution_mm`` takes over a field of ``fov_mm``.
+
+    At least ``MIN_KEPT_LINES`` and at most the ``lines`` the image has (a resolution of 0 keeps
+    them all).
+    """
+    if resolution_mm <= 0.0:
+        return int(lines)
+    wanted = int(round(fov_mm / resolution_mm))
+    return int(min(lines, max(wanted, MIN_KEPT_LINES)))
 
 
 # --------------------------------------------------------------------------- Rician noise
@@ -70,25 +140,33 @@ def rician_magnitude(
     "mri_rician_noise",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
     # Standard deviation of the noise in each of the real and imaginary channels, relative to the
-    # image's maximum: 0.01 (SNR ~ 60 in brain tissue) is a good clinical scan, 0.036 (SNR ~ 17)
-    # a fast or low-field one.
+    # signal scale (the window's top, bright tissue): 0.01 (SNR ~ 60 in brain tissue) is a good
+    # clinical scan, 0.036 (SNR ~ 17) a fast or low-field one.
     severity_params=[0.01, 0.015, 0.021, 0.028, 0.036],
     param_range=(0.0, 0.1),
     reference="Gudbjartsson & Patz, Magn Reson Med 34:910-914 (1995), the Rician distribution of noisy MRI data",
 )
-def mri_rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def mri_rician_noise(
+    image: np.ndarray,
+    sigma: float,
+    rng: np.random.Generator,
+    context: ImageContext | None = None,
+) -> np.ndarray:
     """Rician noise: thermal noise on the complex MR signal, seen through the magnitude.
 
     The receiver adds white Gaussian noise of equal variance to the real and imaginary channels;
     the orthonormal Fourier transform keeps it white and Gaussian in the image, so it is drawn
     there. Taking the magnitude makes it Rician: Gaussian-like in bright tissue, Rayleigh in the
     background, which therefore brightens (mean sigma * sqrt(pi / 2)) - the signature of magnitude
-    MR noise (Gudbjartsson & Patz 1995).
+    MR noise (Gudbjartsson & Patz 1995). The magnitude never falls below zero signal.
     """
     real, imag = rng.standard_normal((2, *image.shape), dtype=np.float32)
-    return rician_magnitude(image, sigma, real, imag)
+    floor = magnitude_floor(image)
+    noise_sigma = sigma * signal_scale(image, context)
+    return rician_magnitude(image - np.float32(floor), noise_sigma, real, imag) + np.float32(floor)
 
 
 # --------------------------------------------------------------------------- bias field
@@ -105,50 +183,80 @@ def bias_monomials(order: int = BIAS_FIELD_ORDER) -> list[tuple[int, int]]:
     return [(i, j) for i in range(order + 1) for j in range(order + 1 - i)]
 
 
-def bias_field(
+def bias_log_field(
     shape: tuple[int, int], coefficients: np.ndarray, order: int = BIAS_FIELD_ORDER
 ) -> np.ndarray:
-    """exp(polynomial) over pixel centres scaled to [-1, 1] on each axis: a smooth gain field."""
+    """The polynomial over pixel centres scaled to [-1, 1] on each axis (TorchIO's coordinates)."""
     rows = np.linspace(-1.0, 1.0, shape[0]) if shape[0] > 1 else np.zeros(1)
     cols = np.linspace(-1.0, 1.0, shape[1]) if shape[1] > 1 else np.zeros(1)
     log_field = np.zeros(shape)
     for coefficient, (i, j) in zip(coefficients, bias_monomials(order)):
         log_field += coefficient * np.outer(rows**i, cols**j)
-    return np.exp(log_field).astype(np.float32)
+    return log_field
+
+
+def bias_field(
+    shape: tuple[int, int], coefficients: np.ndarray, order: int = BIAS_FIELD_ORDER
+) -> np.ndarray:
+    """exp(polynomial) over pixel centres scaled to [-1, 1] on each axis: a smooth gain field."""
+    return np.exp(bias_log_field(shape, coefficients, order)).astype(np.float32)
+
+
+def log_gain_span(log_field: np.ndarray, mask: np.ndarray) -> float:
+    """log(p95 / p5) of a gain field over the object: how far its bright and dark sides differ."""
+    lo, hi = np.percentile(log_field[mask], (5.0, 95.0))
+    return float(hi - lo)
 
 
 @corruption(
     "mri_bias_field",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
-    # Largest magnitude of the cubic log-field coefficients: 0.5 is TorchIO RandomBiasField's
-    # default range; at 2.3 the gain varies several-fold across the slice, as with an uncorrected
-    # surface coil or 3 T body imaging.
-    severity_params=[0.5, 0.9, 1.3, 1.7, 2.3],
-    param_range=(0.0, 3.0),
+    # Gain ratio across the object (95th over 5th percentile of the field inside it). TorchIO
+    # RandomBiasField's default (coefficients up to 0.5) gives a median of 1.5-1.7 on a head or
+    # spine slice (2.7 where the object fills the square); 4 is an uncorrected surface coil or
+    # 3 T body imaging, where the far side is a quarter as bright but still readable.
+    severity_params=[1.6, 2.0, 2.5, 3.2, 4.0],
+    param_range=(1.0, 6.0),
     reference="Sled, Zijdenbos & Evans, IEEE TMI 17:87-97 (1998); Reinhold et al., SPIE Med Imaging 2019; "
     "TorchIO RandomBiasField (Perez-Garcia et al. 2021)",
 )
-def mri_bias_field(image: np.ndarray, coefficient_scale: float, rng: np.random.Generator):
+def mri_bias_field(
+    image: np.ndarray,
+    gain_ratio: float,
+    rng: np.random.Generator,
+    context: ImageContext | None = None,
+):
     """Intensity non-uniformity: a smooth multiplicative field from the receive coils and B1.
 
     Coil sensitivity profiles and RF (B1) inhomogeneity multiply the signal by a slowly varying
     gain (Sled et al. 1998), modelled as TorchIO does by exp of a cubic polynomial in the
-    normalised coordinates, coefficients drawn in [-1, 1] and scaled by the parameter. The scanner
+    normalised coordinates, coefficients drawn in [-1, 1]. The drawn shape is scaled so that the
+    gain varies by ``gain_ratio`` across the object (p95 / p5), which means the same on every
+    image; scaling TorchIO's coefficients instead gives ratios anywhere from 1.2 to 6 for one
+    setting, depending on the draw and on how much of the square the object fills. The scanner
     stores the magnitude rescaled to its range, so the result is scaled to keep the clean
     maximum: no tissue saturates, the far side of the field darkens.
     """
     terms = len(bias_monomials())
     unit_coefficients = rng.uniform(-1.0, 1.0, terms)
     unit_coefficients[0] = 0.0  # a constant term is a global gain, undone by the rescaling below
-    field = bias_field(image.shape[:2], coefficient_scale * unit_coefficients)
-    biased = _gray(image) * field
-    peak, biased_peak = float(image.max()), float(biased.max())
+    gray = _gray(image)
+    floor = magnitude_floor(gray)
+    signal = gray - np.float32(floor)
+    span = log_gain_span(bias_log_field(gray.shape, unit_coefficients), object_mask(gray, context))
+    scale = np.log(max(gain_ratio, 1.0)) / span if span > 0.0 else 0.0
+    biased = signal * bias_field(gray.shape, scale * unit_coefficients)
+    peak, biased_peak = float(signal.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
-    # the applied coefficients are these times the parameter
-    return biased[..., None], {"unit_coefficients": unit_coefficients}
+    # the applied coefficients are the unit ones times log(gain_ratio) / unit_log_span
+    return (biased + np.float32(floor))[..., None], {
+        "unit_coefficients": unit_coefficients,
+        "unit_log_span": round(span, 6),
+    }
 
 
 # --------------------------------------------------------------------------- ghosting
@@ -175,6 +283,7 @@ def ghost_lines(
     "mri_ghosting",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
     # Change of the affected lines: 1 removes them, 2 inverts them (a 180 degree phase error).
     severity_params=[0.3, 0.6, 0.95, 1.3, 1.75],
@@ -193,8 +302,8 @@ def mri_ghosting(image: np.ndarray, intensity: float, rng: np.random.Generator):
     axis = int(rng.integers(2))
     period = int(rng.integers(2, 5))
     restored = max(1, round(0.01 * image.shape[axis]))
-    out = ghost_lines(_gray(image), axis, period, intensity, restored)
-    return out[..., None], {"phase_encode_axis": axis, "period": period}
+    out = on_signal(image, lambda signal: ghost_lines(signal, axis, period, intensity, restored))
+    return out, {"phase_encode_axis": axis, "period": period}
 
 
 # --------------------------------------------------------------------------- motion
@@ -255,6 +364,7 @@ def rigid_motion_kspace(
     "mri_motion",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
     # (largest rotation in degrees, largest translation in % of the field of view) reached during
     # the scan; 1 % of a 24 cm head FOV is 2.4 mm. A degree or two is a restless patient, 5 or
@@ -285,47 +395,76 @@ def mri_motion(image: np.ndarray, amplitude: tuple[float, float], rng: np.random
         ],
         axis=1,
     )
-    kspace = rigid_motion_kspace(_gray(image), axis, degrees, shifts)
-    return to_magnitude(kspace)[..., None], {"phase_encode_axis": axis}
+    out = on_signal(
+        image, lambda signal: to_magnitude(rigid_motion_kspace(signal, axis, degrees, shifts))
+    )
+    return out, {"phase_encode_axis": axis}
 
 
 # --------------------------------------------------------------------------- Gibbs ringing
 
 
-def truncate_kspace(image: np.ndarray, kept_fraction: float) -> np.ndarray:
-    """Keep the central ``kept_fraction`` of k-space on each axis (zero-filled): Gibbs ringing."""
+def truncate_kspace(image: np.ndarray, kept_lines: tuple[int, int]) -> np.ndarray:
+    """Keep the central ``kept_lines`` (rows, columns) of k-space, zero-filled: Gibbs ringing.
+
+    The kept lines are symmetric about the centre (an even count keeps one line fewer), so the
+    k-space stays Hermitian and the ringing is that of a real object.
+    """
     kspace = to_kspace(image)
     for axis in (0, 1):
         n = image.shape[axis]
-        half = int(np.floor(kept_fraction * n / 2.0))
-        if 2 * half + 1 >= n:
-            continue  # everything is kept along this axis
+        half = (int(kept_lines[axis]) - 1) // 2
+        if kept_lines[axis] >= n or 2 * half + 1 >= n:
+            continue  # everything is kept along this axis (an even n's Nyquist line too)
         offset = np.abs(_line_index(image.shape, axis) - n // 2)
         kspace = np.where(offset <= half, kspace, 0)
     return to_magnitude(kspace)
+
+
+def gibbs_kept_lines(
+    shape: tuple[int, int], resolution_mm: float, context: ImageContext | None = None
+) -> tuple[int, int]:
+    """k-space lines (rows, columns) an acquisition at ``resolution_mm`` keeps of an image."""
+    fov = field_of_view_mm(shape, context)
+    return (
+        lines_for_field(resolution_mm, shape[0], fov[0]),
+        lines_for_field(resolution_mm, shape[1], fov[1]),
+    )
 
 
 @corruption(
     "mri_gibbs_ringing",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
-    # Fraction of k-space not acquired on each axis (0.5 = a 128 acquisition shown at 256).
-    severity_params=[0.35, 0.78, 0.87, 0.93, 0.96],
-    param_range=(0.0, 0.97),
+    # Acquired in-plane resolution in mm (the 256 mm reference field over 160, 96, 64, 44 and 32
+    # lines): 1.6 mm is a quick clinical scan, 4 mm an EPI-like one, 8 mm a scout. An image keeps
+    # at least MIN_KEPT_LINES and never more than it has: a 2 mm image is untouched at 1.
+    severity_params=[1.6, 2.67, 4.0, 5.8, 8.0],
+    param_range=(0.0, 16.0),
     reference=SMITH_NAYAK + "; " + BERNSTEIN + " (truncation artifact)",
 )
 def mri_gibbs_ringing(
-    image: np.ndarray, truncated_fraction: float, rng: np.random.Generator
+    image: np.ndarray,
+    resolution_mm: float,
+    rng: np.random.Generator,
+    context: ImageContext | None = None,
 ) -> np.ndarray:
     """Gibbs (truncation) ringing: oscillations parallel to sharp edges from finite k-space.
 
     A Cartesian acquisition samples only the central part of k-space; the image is the true one
     convolved with a sinc, which overshoots and rings at sharp edges (skull, CSF) and blurs
-    (Smith & Nayak 2010). The outer ``truncated_fraction`` of k-space is zeroed on both axes and
-    the image reconstructed by zero filling. Deterministic: no random draws.
+    (Smith & Nayak 2010). The acquisition is stated as an acquired resolution in mm; the lines it
+    keeps are the image's field (pixel spacing times size; without a spacing the image is taken
+    to span the 256 mm reference field) over that resolution: so a 64- and a 512-pixel image of one
+    head keep the same lines and ring with the same period relative to their edges, where a
+    fraction of each image's own k-space would leave the 64-pixel one a blob. k-space outside
+    those lines is zeroed on both axes and the image reconstructed by zero filling.
+    Deterministic: no random draws.
     """
-    return truncate_kspace(_gray(image), 1.0 - truncated_fraction)[..., None]
+    kept = gibbs_kept_lines(image.shape[:2], resolution_mm, context)
+    return on_signal(image, lambda signal: truncate_kspace(signal, kept))
 
 
 # --------------------------------------------------------------------------- k-space spike
@@ -349,6 +488,7 @@ def add_kspace_spikes(
     "mri_kspace_spike",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
     # Spike amplitude relative to the k-space centre, which is also the stripe amplitude relative
     # to the image's mean signal.
@@ -373,30 +513,37 @@ def mri_kspace_spike(image: np.ndarray, relative_amplitude: float, rng: np.rando
     cols = np.clip(np.round(w // 2 + radii * (w / 2.0) * np.cos(angles)), 0, w - 1).astype(int)
     locations = np.stack([rows, cols], axis=1)[:count]
     amplitudes = np.full(count, relative_amplitude)
-    out = add_kspace_spikes(_gray(image), locations, amplitudes, phases[:count])
-    return out[..., None], {"locations": locations, "phases": phases[:count].round(4)}
+    out = on_signal(
+        image, lambda signal: add_kspace_spikes(signal, locations, amplitudes, phases[:count])
+    )
+    return out, {"locations": locations, "phases": phases[:count].round(4)}
 
 
 # --------------------------------------------------------------------------- undersampling
 
-CENTRE_FRACTION = 0.04  # always-acquired centre, as fastMRI's 8x masks
+# Always-acquired centre: 16 lines over the 256 mm reference field (fastMRI's 8x masks: ~15).
+CENTRE_RESOLUTION_MM = REFERENCE_FOV_MM / 16
 DENSITY_JITTER = 0.35  # width of the band where lines are kept at random (fraction of half k-space)
 
 
-def undersampling_mask(line_scores: np.ndarray, acceleration: float) -> np.ndarray:
+def undersampling_mask(
+    line_scores: np.ndarray, acceleration: float, centre_lines: int = MIN_KEPT_LINES
+) -> np.ndarray:
     """Phase-encode lines acquired at ``acceleration``: variable density, nested in ``acceleration``.
 
-    Lines are ranked by distance from the centre plus ``DENSITY_JITTER`` times their random score
-    and the first n / R are kept: the centre is fully sampled, the periphery sparsely and at
-    random (a variable-density mask, Lustig et al. 2007). A fixed ranking makes the masks nested,
-    so a higher acceleration only drops lines.
+    The ``centre_lines`` lines nearest the k-space centre are always acquired; the others are
+    ranked by distance from the centre plus ``DENSITY_JITTER`` times their random score, and
+    lines are kept in that order up to n / R in all (never fewer than the centre): the centre is
+    fully sampled, the periphery sparsely and at random (a variable-density mask, Lustig et al.
+    2007). A fixed ranking makes the masks nested, so a higher acceleration only drops lines.
     """
     n = line_scores.size
-    distance = np.abs(np.arange(n) - n // 2) / max(n / 2.0, 1.0)
-    priority = np.where(
-        distance <= CENTRE_FRACTION, distance - 1.0, distance + DENSITY_JITTER * line_scores
-    )
-    kept = max(1, int(round(n / max(acceleration, 1.0))))
+    offset = np.abs(np.arange(n) - n // 2)
+    distance = offset / max(n / 2.0, 1.0)
+    centre = np.zeros(n, bool)
+    centre[np.argsort(offset, kind="stable")[: min(n, max(1, centre_lines))]] = True
+    priority = np.where(centre, distance - 1.0, distance + DENSITY_JITTER * line_scores)
+    kept = max(int(centre.sum()), int(round(n / max(acceleration, 1.0))))
     mask = np.zeros(n, bool)
     mask[np.argsort(priority, kind="stable")[:kept]] = True
     return mask
@@ -406,6 +553,7 @@ def undersampling_mask(line_scores: np.ndarray, acceleration: float) -> np.ndarr
     "mri_undersampling_aliasing",
     family=FAMILY,
     modalities=MODALITIES,
+    domain="physical",
     channels="gray",
     # Acceleration factor R (acquired lines = n / R), as in accelerated / compressed-sensing scans.
     severity_params=[2.0, 4.0, 6.0, 11.0, 20.0],
@@ -413,22 +561,31 @@ def undersampling_mask(line_scores: np.ndarray, acceleration: float) -> np.ndarr
     reference="Lustig, Donoho & Pauly, Magn Reson Med 58:1182-1195 (2007); "
     "Zbontar et al., fastMRI, arXiv:1811.08839 (2018)",
 )
-def mri_undersampling_aliasing(image: np.ndarray, acceleration: float, rng: np.random.Generator):
+def mri_undersampling_aliasing(
+    image: np.ndarray,
+    acceleration: float,
+    rng: np.random.Generator,
+    context: ImageContext | None = None,
+):
     """Undersampling aliasing: accelerated Cartesian acquisition reconstructed by zero filling.
 
     Skipping phase-encode lines shortens the scan; without a (parallel-imaging or compressed-
     sensing) reconstruction that restores them, the zero-filled image shows incoherent aliasing
     and blur along the phase-encode axis (Lustig et al. 2007). The mask is variable-density
     random: a fully sampled centre, sparser towards the edges of k-space, n / R lines in all.
+    The centre is 16 lines per 256 mm of field (at least ``MIN_KEPT_LINES``): an
+    absolute low-resolution image that a small matrix keeps as a large one does, where a
+    fraction of a 64-pixel image's lines would leave three.
     """
     axis = int(rng.integers(2))
     n = image.shape[axis]
     line_scores = rng.random(n)
-    mask = undersampling_mask(line_scores, acceleration)
-    kspace = to_kspace(_gray(image))
+    fov = field_of_view_mm(image.shape[:2], context)[axis]
+    centre = lines_for_field(CENTRE_RESOLUTION_MM, n, fov)
+    mask = undersampling_mask(line_scores, acceleration, centre)
     kept = mask[:, None] if axis == 0 else mask[None, :]
-    out = to_magnitude(np.where(kept, kspace, 0))
-    return out[..., None], {"phase_encode_axis": axis}
+    out = on_signal(image, lambda signal: to_magnitude(np.where(kept, to_kspace(signal), 0)))
+    return out, {"phase_encode_axis": axis}
 
 
 # --------------------------------------------------------------------------- registration
