@@ -599,19 +599,60 @@ def save_image(
 
 
 def _write_dicom(path: Path, array: np.ndarray, like: MedicalImage | None) -> None:
+    """Write ``array`` uncompressed under the header of the DICOM file ``like`` was read from.
+
+    Reading undid the file's encoding (rescale, MONOCHROME1, palette, YBR, frames); writing
+    undoes the grayscale ones and stores colour as plain RGB and a single frame.
+    """
     import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
 
     if like is None or not like.source or _suffix(Path(like.source)) not in DICOM_SUFFIXES:
         raise InvalidImageError(
             f"'{path}': writing DICOM needs a DICOM input to take the header from"
         )
     ds = pydicom.dcmread(like.source)
+    if array.ndim == 3 and array.shape[2] == 3:
+        stored = _rgb_for_dicom(ds, array)
+    else:
+        stored = _grayscale_for_dicom(array, like)
+    frame = int(like.meta.get("frame", 0))
+    if int(like.meta.get("frames", 1)) > 1:
+        ds.NumberOfFrames = 1
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and frame < len(per_frame):
+            ds.PerFrameFunctionalGroupsSequence = [per_frame[frame]]
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # the pixels are no longer compressed
+    ds.PixelData = stored.tobytes()
+    ds["PixelData"].VR = "OW" if stored.dtype.itemsize > 1 else "OB"
+    ds.Rows, ds.Columns = stored.shape[:2]
+    # a big-endian source is re-encoded: the pixels written are native little-endian bytes
+    pydicom.dcmwrite(str(path), ds, implicit_vr=False, little_endian=True, force_encoding=True)
+
+
+def _grayscale_for_dicom(array: np.ndarray, like: MedicalImage) -> np.ndarray:
+    """Output values -> the stored values of the source file (rescale and MONOCHROME1 undone)."""
     slope = like.meta.get("rescale_slope", 1.0)
     intercept = like.meta.get("rescale_intercept", 0.0)
     stored_dtype = np.dtype(like.meta.get("stored_dtype", "uint16"))
     stored = (array.astype(np.float64) - intercept) / slope
+    if like.meta.get("inverted"):
+        low, high = like.meta["stored_range"]
+        stored = (low + high) - stored
     info = np.iinfo(stored_dtype)
-    stored = np.clip(np.rint(stored), info.min, info.max).astype(stored_dtype)
-    ds.PixelData = stored.tobytes()
-    ds.Rows, ds.Columns = stored.shape[:2]
-    ds.save_as(str(path))
+    return np.clip(np.rint(stored), info.min, info.max).astype(stored_dtype)
+
+
+def _rgb_for_dicom(ds: Any, array: np.ndarray) -> np.ndarray:
+    """Set the header up for interleaved RGB pixels of ``array``'s bit depth."""
+    for keyword in list(ds.dir()):
+        if "PaletteColorLookupTable" in keyword:
+            delattr(ds, keyword)
+    bits = 16 if array.dtype == np.uint16 else 8
+    ds.PhotometricInterpretation = "RGB"
+    ds.SamplesPerPixel = 3
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    return np.ascontiguousarray(array.astype(np.uint16 if bits == 16 else np.uint8))

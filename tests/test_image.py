@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,8 +17,18 @@ from medfm_robust_plugin import (
 )
 
 
-def write_dicom(path, stored: np.ndarray, slope: float, intercept: float) -> None:
-    """A minimal CT DICOM file with a rescale, built with pydicom."""
+def write_dicom(
+    path,
+    stored: np.ndarray,
+    slope: float,
+    intercept: float,
+    *,
+    modality: str = "CT",
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 16,
+    window: tuple[float, float] | None = None,
+) -> None:
+    """A minimal grayscale DICOM file with a rescale, built with pydicom."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -26,12 +38,15 @@ def write_dicom(path, stored: np.ndarray, slope: float, intercept: float) -> Non
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = CTImageStorage
-    ds.Modality = "CT"
+    ds.Modality = modality
     ds.Rows, ds.Columns = stored.shape
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
     ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
     ds.RescaleSlope = slope
     ds.RescaleIntercept = intercept
@@ -171,3 +186,133 @@ def test_float64_results_stay_inside_the_float64_range():
     out = corrupt(image, "ct_low_dose_noise", severity=5, seed=0)
     assert out.dtype == np.float64
     assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+# --------------------------------------------------------------------------- DICOM encodings
+
+
+def pydicom_file(name: str) -> Path:
+    import pydicom
+
+    return Path(pydicom.__file__).parent / "data" / "test_files" / name
+
+
+def deid_file(name: str) -> Path:
+    import deid_data
+
+    return Path(deid_data.__file__).parent / "data" / name
+
+
+def test_palette_colour_dicom_reads_as_the_rgb_its_palette_shows(tmp_path):
+    from pydicom import dcmread
+    from pydicom.pixels import apply_color_lut
+
+    path = pydicom_file("examples_palette.dcm")
+    image = load_image(path)
+    ds = dcmread(path)
+    # the file's 16-bit tables hold 8-bit colours in their high byte
+    expected = (apply_color_lut(ds.pixel_array, ds) >> 8).astype(np.uint8)
+    assert image.array.shape == (350, 800, 3) and image.array.dtype == np.uint8
+    np.testing.assert_array_equal(image.array, expected)
+    assert image.meta["photometric"] == "PALETTE COLOR" and image.meta["color"] == "RGB"
+    assert np.abs(image.array[..., 0].astype(int) - image.array[..., 2]).max() > 100  # colour
+    again = load_image(save_image(tmp_path / "rgb.dcm", image.array, like=image))
+    np.testing.assert_array_equal(again.array, image.array)
+    assert again.meta["photometric"] == "RGB"
+
+
+@pytest.mark.parametrize("slope,intercept", [(1.0, 0.0), (2.0, -100.0)])
+def test_monochrome1_is_inverted_so_that_higher_is_brighter(tmp_path, slope, intercept):
+    """A CR in MONOCHROME1 shows its low values white; read, it must be the other way round."""
+    stored = np.random.default_rng(0).integers(0, 4096, (24, 32)).astype(np.uint16)
+    stored[0, 0], stored[0, 1] = 0, 4095  # white and black on a MONOCHROME1 display
+    write_dicom(tmp_path / "cr.dcm", stored, slope, intercept, modality="CR",
+                photometric="MONOCHROME1", bits_stored=12, window=(1000.0, 800.0))  # fmt: skip
+    image = load_image(tmp_path / "cr.dcm")
+    expected = (4095 - stored.astype(np.float64)) * slope + intercept
+    np.testing.assert_allclose(image.array, expected)
+    assert image.array[0, 0] > image.array[0, 1]  # the white pixel is now the higher value
+    assert image.meta["inverted"] is True
+    if slope == 1.0:
+        assert image.array.dtype == np.uint16  # mirrored within 0..4095, the dtype holds
+    # the header's window (600..1400 in rescaled MONOCHROME1 values) selects the same pixels
+    lo, hi = image.meta["window"]
+    rescaled = stored * slope + intercept
+    inside_before = (rescaled >= 600) & (rescaled <= 1400)
+    inside_after = (image.array >= lo) & (image.array <= hi)
+    np.testing.assert_array_equal(inside_after, inside_before)
+    # writing back restores the stored MONOCHROME1 values
+    again = save_image(tmp_path / "again.dcm", image.array, like=image)
+    from pydicom import dcmread
+
+    np.testing.assert_array_equal(dcmread(again).pixel_array, stored)
+    assert dcmread(again).PhotometricInterpretation == "MONOCHROME1"
+
+
+def test_ybr_dicom_reads_as_rgb_once():
+    """pydicom 3 converts YBR to RGB itself; converting a second time would shift the colours."""
+    ybr = load_image(pydicom_file("SC_rgb_dcmtk_+eb+cy+np.dcm"))  # YBR_FULL_422 JPEG
+    rgb = load_image(pydicom_file("SC_rgb_dcmtk_+eb+cr.dcm"))  # the same picture stored as RGB
+    assert ybr.meta["converted_from"] == "YBR_FULL_422" and ybr.meta["color"] == "RGB"
+    assert np.abs(ybr.array.astype(int) - rgb.array).mean() < 5  # lossy JPEG, same colours
+    uncompressed = load_image(pydicom_file("SC_ybr_full_422_uncompressed.dcm"))
+    assert np.abs(uncompressed.array.astype(int) - rgb.array).mean() < 5
+
+
+def test_colour_ct_screenshot_is_not_rescaled_to_hounsfield_units():
+    """A CT stored as YBR JPEG is a picture: the modality rescale and HU apply to grayscale only."""
+    image = load_image(deid_file("humans/ctbrain1.dcm"))
+    assert image.array.shape == (456, 510, 3) and image.array.dtype == np.uint8
+    assert "units" not in image.meta and "window" not in image.meta
+    assert image.meta["rescale_ignored"] is True
+    np.testing.assert_array_equal(image.array[..., 0], image.array[..., 1])  # gray in RGB
+
+
+def test_multiframe_dicom_gives_the_requested_frame(tmp_path):
+    from pydicom import dcmread
+
+    path = deid_file("ultrasounds/ultrasound-multiframe.dcm")
+    frames = dcmread(path).pixel_array
+    middle = load_image(path)
+    assert middle.meta["frames"] == 30 and middle.meta["frame"] == 15
+    np.testing.assert_array_equal(middle.array, frames[15])
+    first = load_image(path, frame=0)
+    np.testing.assert_array_equal(first.array, frames[0])
+    assert first.meta["frame"] == 0
+    for bad in (30, -1):
+        with pytest.raises(InvalidImageError, match=rf"frame {bad} is outside 0\.\.29") as info:
+            load_image(path, frame=bad)
+        assert "ultrasound-multiframe.dcm" in str(info.value)
+    written = load_image(save_image(tmp_path / "one.dcm", first.array, like=first))
+    np.testing.assert_array_equal(written.array, frames[0])
+    assert written.meta["frames"] == 1
+    single = load_image(pydicom_file("CT_small.dcm"))
+    assert (single.meta["frame"], single.meta["frames"]) == (0, 1)
+    with pytest.raises(InvalidImageError, match=r"frame 1 is outside 0\.\.0"):
+        load_image(pydicom_file("CT_small.dcm"), frame=1)
+
+
+def test_compressed_and_big_endian_dicom_are_written_back_uncompressed(tmp_path):
+    for name in ("J2K_pixelrep_mismatch.dcm", "ExplVR_BigEnd.dcm"):
+        image = load_image(pydicom_file(name))
+        again = load_image(save_image(tmp_path / name, image.array, like=image))
+        np.testing.assert_array_equal(again.array, image.array)
+        assert again.meta.get("window") == image.meta.get("window")
+
+
+def test_cli_corrupts_one_frame_of_a_cine_loop(tmp_path):
+    from click.testing import CliRunner
+
+    from medfm_robust_plugin.cli import main
+
+    path = deid_file("ultrasounds/ultrasound-multiframe.dcm")
+    out = tmp_path / "frame3.png"
+    result = CliRunner().invoke(
+        main, ["corrupt", str(path), str(out), "-c", "gaussian_noise", "-s", "1", "--frame", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_image(out).array.shape == (600, 800, 3)
+    bad = CliRunner().invoke(
+        main, ["corrupt", str(path), str(out), "-c", "gaussian_noise", "--frame", "99"]
+    )
+    assert bad.exit_code != 0 and "outside 0..29" in bad.output
