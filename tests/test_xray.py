@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import deid_data
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from medfm_robust_plugin import corrupt
+from medfm_robust_plugin import corrupt, load_image
 from medfm_robust_plugin.corruptions import xray
 from medfm_robust_plugin.data.phantoms import phantom
+from medfm_robust_plugin.presentation import presentation_for
 
 UNIT = (0.0, 1.0)  # flat test images keep their grey levels instead of being stretched to [0, 1]
 
@@ -72,16 +76,39 @@ def test_under_exposure_lightens_and_adds_mottle_where_few_quanta_arrive():
     assert dense.std() > 1.5 * thin.std() > 0
 
 
-def test_quantum_noise_variance_equals_the_count():
-    """Poisson: in the count domain the variance equals the mean, at every exposure level."""
-    log10_quanta = xray.xray_quantum_noise.severity_params[2]
-    quanta = 10.0**log10_quanta
+def test_quantum_noise_adds_only_the_variance_missing_at_the_lower_dose():
+    """At dose f N0 the counts have Poisson variance N; the image already holds f^2 N0 E of it."""
+    fraction = xray.xray_quantum_noise.severity_params[2]
+    quanta = fraction * xray.REFERENCE_QUANTA
     for level in (0.1, 0.4, 0.7):
-        out = corrupt(
-            flat(level, (128, 128)), "xray_quantum_noise", severity=3, seed=2, value_range=UNIT
-        )
+        clean = flat(level, (128, 128))
+        out = corrupt(clean, "xray_quantum_noise", severity=3, seed=2, value_range=UNIT)
         counts = quanta * xray.exposure_from_display(out.astype(np.float64))
-        assert counts.var() / counts.mean() == pytest.approx(1.0, rel=0.1), level
+        mean_counts = quanta * float(xray.exposure_from_display(np.float64(level)))
+        assert counts.mean() == pytest.approx(mean_counts, rel=0.01), "the gain keeps the mean"
+        assert counts.var() / mean_counts == pytest.approx(1.0 - fraction, rel=0.1), level
+
+
+def test_quantum_noise_severity_1_is_below_the_normal_dose():
+    fractions = xray.xray_quantum_noise.severity_params
+    assert 0.0 < fractions[0] < 1.0 and all(b < a for a, b in zip(fractions, fractions[1:]))
+    clean = chest()
+    np.testing.assert_array_equal(
+        corrupt(clean, "xray_quantum_noise", strength=0.0, seed=0, value_range=UNIT), clean
+    )
+
+
+def test_quantum_noise_and_under_exposure_at_the_same_dose_add_the_same_noise():
+    """Both lower the dose; under-exposure also lets the image get lighter, quantum noise not."""
+    clean = np.concatenate([flat(0.2), flat(0.45)], axis=1)
+    stops = 1.5
+    fraction = 2.0**-stops
+    strength = (1.0 - fraction) / (1.0 - xray.xray_quantum_noise.param_range[1])
+    noisy = corrupt(clean, "xray_quantum_noise", strength=strength, seed=7, value_range=UNIT)
+    strength_u = stops / xray.xray_under_exposure.param_range[1]
+    lighter = corrupt(clean, "xray_under_exposure", strength=strength_u, seed=7, value_range=UNIT)
+    shift = stops * np.log(2) / xray.ATTENUATION_SPAN
+    np.testing.assert_allclose(lighter - shift, noisy, atol=1e-5)
 
 
 def test_quantum_noise_is_stronger_at_lower_dose():
@@ -126,3 +153,49 @@ def test_a_grey_rgb_radiograph_stays_grey(name):
     rgb = np.repeat((grey / 16).astype(np.uint8)[..., None], 3, axis=2)
     out = corrupt(rgb, name, severity=3, seed=0)
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2])
+
+
+# --------------------------------------------------------------------------- a real radiograph
+
+CAT = Path(deid_data.__file__).parent / "data" / "animals" / "cat.dcm"
+
+
+@pytest.fixture(scope="module")
+def cat_radiograph():
+    """The DX cat radiograph (12-bit MONOCHROME2), its presented centre 768 x 768 in [0, 1]."""
+    medical = load_image(str(CAT))
+    h, w = medical.array.shape[:2]
+    centre = medical.array[h // 2 - 384 : h // 2 + 384, w // 2 - 384 : w // 2 + 384]
+    presentation = presentation_for(medical.array, "xray", medical.meta)
+    return medical, presentation.to_unit(centre)
+
+
+def test_quantum_noise_on_a_radiograph_follows_the_dose_and_keeps_its_brightness(cat_radiograph):
+    _, clean = cat_radiograph
+    fraction = xray.xray_quantum_noise.severity_params[0]
+    out = corrupt(clean, "xray_quantum_noise", severity=1, seed=0, value_range=UNIT)
+    added = out - clean
+    assert abs(float(added.mean())) < 2e-3, "the detector gain restores the brightness"
+    # Per grey level, the added noise is the variance missing between the normal and the low dose.
+    ratios = []
+    for low in (0.2, 0.4, 0.6):
+        band = (clean >= low) & (clean < low + 0.05)
+        exposure = xray.exposure_from_display(clean[band].astype(np.float64))
+        normal_dose = np.sqrt(np.mean(1.0 / (xray.REFERENCE_QUANTA * exposure)))
+        ratios.append(float(added[band].std() * xray.ATTENUATION_SPAN / normal_dose))
+    expected = np.sqrt(1.0 / fraction - 1.0)
+    np.testing.assert_allclose(ratios, expected, rtol=0.1)
+    assert expected < 1.0, "severity 1 adds less noise than the normal dose already holds"
+    stds = [
+        float(np.std(corrupt(clean, "xray_quantum_noise", s, seed=0, value_range=UNIT) - clean))
+        for s in (1, 3, 5)
+    ]
+    assert stds[0] < stds[1] < stds[2]
+
+
+def test_a_radiograph_file_keeps_its_dtype_and_is_shown_through_its_dicom_window(cat_radiograph):
+    medical, _ = cat_radiograph
+    out, params = corrupt(medical, "xray_quantum_noise", severity=1, seed=0, return_params=True)
+    assert out.dtype == medical.array.dtype and out.shape == medical.array.shape
+    assert params["value_range"] == [0.0, 4096.0]  # WindowCenter 2048, WindowWidth 4096
+    assert 0.8 < params["ssim"] < 0.999

@@ -38,17 +38,23 @@ def display_from_exposure(exposure: np.ndarray) -> np.ndarray:
     return -np.log(exposure) / ATTENUATION_SPAN
 
 
-def log_quantum_noise(
-    display: np.ndarray, quanta: float | np.ndarray, normal: np.ndarray
-) -> np.ndarray:
-    """Display values after counting ``quanta`` x exposure quanta per pixel (Poisson statistics).
+def reduced_dose(display: np.ndarray, dose_fraction: float, normal: np.ndarray) -> np.ndarray:
+    """Display values of the same projection taken at ``dose_fraction`` of the normal dose.
 
-    Uses the normal approximation N + sqrt(N) z with the pre-drawn ``normal`` field, so that the
-    noise pattern stays the same at every dose and only its amplitude changes.
+    The image already carries the quantum noise of the normal dose: REFERENCE_QUANTA x exposure
+    quanta per pixel, relative variance 1 / N0. At the dose f N0 a pixel counts N = f N0 E quanta,
+    relative variance 1 / N, so only the difference 1 / N - 1 / N0 is added: in counts of the new
+    dose a variance f (1 - f) N0 E (Poisson, normal approximation, drawn from the fixed field
+    ``normal`` so that the pattern stays the same at every dose). The detector gain makes up for
+    the dose (the mean display value stays); a dose above the normal one adds nothing.
     """
-    counts = quanta * exposure_from_display(display)
-    noisy = np.maximum(counts + np.sqrt(counts) * normal, MIN_QUANTA)
-    return display_from_exposure(noisy / quanta)
+    fraction = min(float(dose_fraction), 1.0)
+    if fraction >= 1.0:
+        return display.copy()
+    counts = fraction * REFERENCE_QUANTA * exposure_from_display(display)
+    extra = np.sqrt((1.0 - fraction) * counts)
+    noisy = np.maximum(counts + extra * normal, MIN_QUANTA)
+    return display_from_exposure(noisy / (fraction * REFERENCE_QUANTA))
 
 
 @corruption(
@@ -95,15 +101,12 @@ def _exposure_change(image: np.ndarray, stops: float, normal: np.ndarray) -> np.
     """Change the exposure by ``stops`` (log2 of the mAs ratio) under a fixed display curve.
 
     Fewer quanta raise the relative Poisson noise; the noise already in the image stands for the
-    reference dose, so only the variance difference is added. More quanta cannot remove noise.
+    reference dose, so only the variance difference is added (``reduced_dose``). More quanta
+    cannot remove noise.
     """
-    display = image[..., 0]
     factor = 2.0**stops
-    shifted = display - np.log(factor) / ATTENUATION_SPAN
-    if factor < 1.0:
-        counts = REFERENCE_QUANTA * exposure_from_display(display)
-        extra_variance = (1.0 / factor - 1.0) / counts  # relative variance: 1/N_new - 1/N_ref
-        shifted = shifted + np.sqrt(extra_variance) * normal / ATTENUATION_SPAN
+    noisy = reduced_dose(image[..., 0], factor, normal)
+    shifted = noisy - np.log(factor) / ATTENUATION_SPAN
     # The detector saturates at full exposure (black) and has a floor below (white).
     return np.clip(shifted, 0.0, 1.0)[..., None]
 
@@ -156,21 +159,22 @@ def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # log10 of detected quanta per pixel in the open field: 16000 (normal dose) down to 700.
-    severity_params=[4.2, 3.8, 3.45, 3.15, 2.85],
-    param_range=(6.0, 1.5),
+    # Dose as a fraction of the normal one (REFERENCE_QUANTA): 60 % down to 6.6 %, i.e. 6,000 down
+    # to 660 quanta per pixel in the open field; the image's own noise stands for 100 %.
+    severity_params=[0.6, 0.39, 0.22, 0.124, 0.066],
+    param_range=(1.0, 0.03),
     reference=BUSHBERG + " (Poisson statistics of X-ray quanta, SNR = sqrt(N))",
 )
-def xray_quantum_noise(image: np.ndarray, log10_quanta: float, rng: np.random.Generator):
-    """Quantum noise: Poisson counting statistics of the X-ray quanta at a (low) dose level.
+def xray_quantum_noise(image: np.ndarray, dose_fraction: float, rng: np.random.Generator):
+    """Quantum noise (mottle) of a low-dose radiograph whose processing restores the brightness.
 
-    A pixel behind exposure E counts N = N0 E quanta with variance N (Bushberg et al.): its noise is
-    largest in the dense, bright regions where few quanta arrive. ``log10_quanta`` is log10 N0, the
-    count in the unattenuated field; lower dose, stronger noise.
+    A pixel behind exposure E counts N = f N0 E quanta with variance N (Bushberg et al.), so its
+    noise is largest in the dense, bright regions where few quanta arrive. The image already
+    holds the noise of the normal dose N0, so a dose fraction f adds only the extra variance
+    (``reduced_dose``); unlike ``xray_under_exposure``, the detector's gain keeps the mean.
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
-    quanta = 10.0**log10_quanta
-    return log_quantum_noise(image[..., 0], quanta, normal)[..., None]
+    return reduced_dose(image[..., 0], dose_fraction, normal)[..., None]
 
 
 @corruption(
