@@ -26,8 +26,10 @@ PAPER_BANDS: dict[int, tuple[float, float]] = {
     4: (0.60, 0.69),
     5: (0.50, 0.59),
 }
-MAX_APPLICATIONS = 12
-MIN_STEP = 1e-4
+MAX_APPLICATIONS = 16
+# Two strengths this close that straddle the band mean the SSIM steps over it (strength is in [0, 1];
+# a step of 1e-3 is below any table's resolution).
+JUMP_STEP = 1e-3
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,40 @@ def calibrate(
             return finish(s, True)
 
     strength = _first_guess(probe, target)
+    sides: list[bool] = []  # which side of the band each probe fell on (True: too strong)
     while probe.applications - start < max_applications:
         value = probe(strength)
         if in_band(value):
             return finish(strength, True)
-        below, above = _bracket(probe, hi, lo)
-        if above is None and below is not None and below[0] >= 1.0:
+        sides.append(value < lo)
+        weak, strong = _bracket(probe, hi, lo)
+        if strong is None and weak is not None and weak[0] >= 1.0:
             return finish(1.0, False, "band not reached: SSIM stays above it at full strength")
-        if below is None and above is not None and above[0] <= 0.0:
+        if weak is None and strong is not None and strong[0] <= 0.0:
             return finish(0.0, False, "band not reached: SSIM is below it at zero strength")
-        if below is not None and above is not None and above[0] - below[0] < MIN_STEP:
-            break  # the corruption jumps over the band (a discrete parameter) or is not monotone
-        strength = _next_strength(below, above, target)
+        if weak is not None and strong is not None and strong[0] - weak[0] < JUMP_STEP:
+            return _jumped(probe, weak[0], strong[0], lo, hi, finish)
+        if weak is not None and strong is not None and sides[-2:] in ([True, True], [False, False]):
+            # The power law keeps landing on one side (a saturating or stepped curve): halve the
+            # bracket instead, which always closes in on the band or on the step that skips it.
+            strength = 0.5 * (weak[0] + strong[0])
+            sides.clear()
+        else:
+            strength = _next_strength(weak, strong, target)
     nearest = min(probe.seen, key=lambda s: _distance(probe.seen[s][0], lo, hi))
     return finish(nearest, True, "band not reached within the search budget; nearest SSIM used")
+
+
+def _jumped(probe, weak: float, strong: float, lo: float, hi: float, finish):
+    """The SSIM steps over the whole band between two strengths closer than JUMP_STEP: the band is
+    unreachable on this image (a whole-number parameter such as a kernel size, or a threshold)."""
+    above, below = probe.seen[weak][0], probe.seen[strong][0]
+    nearest = weak if _distance(above, lo, hi) <= _distance(below, lo, hi) else strong
+    note = (
+        f"band not reached: SSIM jumps over it from {above:.3f} to {below:.3f} between "
+        f"strengths {weak:.4f} and {strong:.4f}"
+    )
+    return finish(nearest, False, note)
 
 
 def _distance(value: float, lo: float, hi: float) -> float:
