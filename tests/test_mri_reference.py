@@ -152,3 +152,127 @@ def test_rician_noise_matches_monai_rician_noise_in_distribution():
     assert ssim(ours, image, 1.0) == pytest.approx(
         ssim(np.clip(reference, 0, 1), image, 1.0), abs=0.01
     )
+
+
+# --------------------------------------------------------------------------- real MR slices
+# Found through the installed packages: pydicom's MR_small (64 px, 0.31 mm), an EPI head slice of
+# nibabel's example4d (128 x 96, 2 mm) and nibabel's sagittal spine DICOM (384 px, 0.52 mm).
+
+
+def _dicom_slice(path) -> tuple[np.ndarray, dict]:
+    import pydicom
+
+    data = pydicom.dcmread(path)
+    spacing = tuple(float(v) for v in data.PixelSpacing)
+    return data.pixel_array, {"modality": "mri", "pixel_spacing": spacing}
+
+
+def _real_slices() -> dict[str, tuple[np.ndarray, dict]]:
+    from pathlib import Path
+
+    import nibabel
+    import pydicom
+
+    nib_data = Path(nibabel.__file__).parent
+    volume = nibabel.load(nib_data / "tests/data/example4d.nii.gz")
+    head = np.ascontiguousarray(np.asanyarray(volume.dataobj)[:, :, 12, 0]).astype(np.int16)
+    return {
+        "MR_small": _dicom_slice(Path(pydicom.__file__).parent / "data/test_files/MR_small.dcm"),
+        "head": (head, {"modality": "mri", "pixel_spacing": (2.0, 2.0)}),
+        "spine": _dicom_slice(nib_data / "nicom/tests/data/slicethickness_empty_string.dcm"),
+    }
+
+
+@pytest.fixture(scope="module")
+def real_slices() -> dict[str, tuple[np.ndarray, dict]]:
+    return _real_slices()
+
+
+@pytest.mark.parametrize("label", ["MR_small", "head", "spine"])
+def test_bias_field_gain_on_real_slices(real_slices, label):
+    """Severity 1 is TorchIO's default non-uniformity, 5 a few-fold one; no slice goes black."""
+    from medfm_robust_plugin.engine import image_context
+
+    image, options = real_slices[label]
+    clean, _, context, _ = image_context(image, **options)
+    clean = clean.astype(np.float64)
+    inside = mri.object_mask(clean.astype(np.float32), context) & (clean > 0)
+    for severity, (low, high) in {1: (1.3, 2.0), 3: (2.2, 2.8), 5: (3.5, 4.5)}.items():
+        for seed in range(4):
+            out = corrupt(image, "mri_bias_field", severity=severity, seed=seed, **options)
+            gain = out[inside] / clean[inside]
+            ratio = np.percentile(gain, 95) / np.percentile(gain, 5)
+            assert low < ratio < high, (label, severity, seed, ratio)
+            assert out[inside].mean() > 0.2 * clean[inside].mean(), (label, severity, seed)
+
+
+def test_torchio_default_bias_field_gives_severity_one_gain():
+    """The figure severity 1 is set to: TorchIO RandomBiasField's default on the real head."""
+    import torchio as tio
+
+    head, options = _real_slices()["head"]
+    inside = head > 0.1 * np.percentile(head, 99.5)
+    torch.manual_seed(0)
+    transform = tio.RandomBiasField()
+    ratios = []
+    for _ in range(40):
+        field = transform(torch.ones(1, *head.shape, 1)).numpy()[0, :, :, 0][inside]
+        ratios.append(np.percentile(field, 95) / np.percentile(field, 5))
+    assert np.median(ratios) == pytest.approx(mri.mri_bias_field.param_for(severity=1), rel=0.15)
+
+
+def _resampled(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    grow = shape[0] > image.shape[0]
+    interpolation = cv2.INTER_CUBIC if grow else cv2.INTER_AREA
+    return np.clip(cv2.resize(image, shape[::-1], interpolation=interpolation), 0, None)
+
+
+def test_gibbs_ringing_is_alike_at_64_256_and_512_pixels(real_slices):
+    """One head at 4, 1 and 0.5 mm: the same acquired resolution rings alike once shown at one size.
+
+    A fraction of each image's own k-space (the earlier rule) gave SSIM 0.08 at 64 px and 0.47 at
+    512 px for one severity; an acquired resolution in mm gives the same lines over the field.
+    """
+    from medfm_robust_plugin.ssim import presented_ssim
+
+    head = real_slices["head"][0].astype(np.float32)
+    window = (0.0, float(np.percentile(head, 99.5)))
+    common = head.shape
+    versions = {64: 4.0, 256: 1.0, 512: 0.5}
+    for severity in (4, 5):
+        resolution = mri.mri_gibbs_ringing.param_for(severity=severity)
+        ssims, lines = {}, set()
+        for rows, spacing in versions.items():
+            image = _resampled(head, (rows, rows * 3 // 4))
+            options = {"modality": "mri", "pixel_spacing": (spacing, spacing), "window": window}
+            out = corrupt(image, "mri_gibbs_ringing", severity=severity, **options)
+            shown = _resampled(out, common)
+            ssims[rows] = presented_ssim(shown, _resampled(image, common), window)
+            context = mri.ImageContext(pixel_spacing=(spacing, spacing))
+            lines.add(mri.gibbs_kept_lines(image.shape, resolution, context))
+        assert len(lines) == 1, lines  # the same k-space lines over the same field
+        assert ssims[256] == pytest.approx(ssims[512], abs=0.02), ssims
+        assert ssims[64] == pytest.approx(ssims[256], abs=0.1), ssims
+        assert min(ssims.values()) > 0.5, ssims  # ringing and blur, not a blob
+
+
+def test_gibbs_ringing_keeps_the_same_lines_without_spacing(real_slices):
+    """Without a spacing each image spans the reference field: the same lines at 64 and 384 px."""
+    small, spine = real_slices["MR_small"][0], real_slices["spine"][0]
+    for severity in range(1, 6):
+        resolution = mri.mri_gibbs_ringing.param_for(severity=severity)
+        wanted = round(mri.REFERENCE_FOV_MM / resolution)
+        assert mri.gibbs_kept_lines(spine.shape, resolution) == (wanted, wanted)
+        expected = min(64, max(wanted, mri.MIN_KEPT_LINES))
+        assert mri.gibbs_kept_lines(small.shape, resolution) == (expected, expected)
+
+
+def test_real_slices_round_trip_through_the_physical_domain(real_slices):
+    """int16 and uint16 MR come back in their dtype, Rician magnitude above zero signal."""
+    for image, options in real_slices.values():
+        for name in ("mri_rician_noise", "mri_gibbs_ringing", "mri_motion"):
+            out = corrupt(image, name, severity=3, seed=1, **options)
+            assert out.dtype == image.dtype and out.shape == image.shape
+            assert out.min() >= min(0, int(image.min())), name
