@@ -115,6 +115,8 @@ def image_context(
     img.check_array(array, source)
     info: dict[str, Any] = dict(medical.meta) if medical is not None else {}
     info.update(meta or {})
+    # the caller's array type: float32 working copies no longer tell int16 HU from uint16 counts
+    info.setdefault("dtype", array.dtype.name)
     modality = (
         modality
         or info.get("medfm_modality")
