@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
+import skimage
+import skimage.io
 
 from medfm_robust_plugin import corrupt
 from medfm_robust_plugin.corruptions import fundus
 from medfm_robust_plugin.data.phantoms import phantom
+from medfm_robust_plugin.resources import bundled_files
 from medfm_robust_plugin.ssim import ssim
+from medfm_robust_plugin.suites import load_suite_file
 
 UNIT = (0.0, 1.0)  # flat test images keep their grey levels instead of being stretched to [0, 1]
 OCT_ONLY = [c.name for c in fundus.FUNDUS_CORRUPTIONS if c.modalities == ("oct",)]
@@ -133,3 +140,63 @@ def test_oct_speckle_is_multiplicative_with_exponential_statistics():
     tissue = out[:, 64:]
     assert tissue.mean() == pytest.approx(0.05, rel=0.05)
     assert tissue.std() / tissue.mean() == pytest.approx(1.0, rel=0.1), "exponential: contrast 1"
+
+
+# --------------------------------------------------------------------------- a real photograph
+
+RETINA_JPG = Path(skimage.__file__).parent / "data" / "retina.jpg"
+SUITES = {path.stem: load_suite_file(path) for path in bundled_files("corruptions")}
+COLOUR_FUNDUS = SUITES["fundus"].corruption_names("modality_specific")
+
+
+@pytest.fixture(scope="module")
+def photograph() -> np.ndarray:
+    """skimage's colour fundus photograph (uint8 RGB), halved to keep the tests quick."""
+    image = skimage.io.imread(RETINA_JPG)
+    return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), cv2.INTER_AREA)
+
+
+def black_surround(image: np.ndarray) -> np.ndarray:
+    """The camera's surround, found independently: dark pixels 6+ pixels from any lit one."""
+    lit = (image.max(axis=2) > 12).astype(np.uint8)
+    return cv2.distanceTransform(1 - lit, cv2.DIST_L2, 5) > 6
+
+
+def test_the_aperture_of_a_fundus_photograph_is_a_disc_on_its_surround(photograph):
+    aperture = fundus.field_of_view(photograph.astype(np.float32) / 255) > 0
+    surround = black_surround(photograph)
+    assert 0.15 < surround.mean() < 0.3
+    assert not (aperture & surround).any(), "the surround lies outside the aperture"
+    assert aperture[photograph.max(axis=2) > 60].mean() > 0.999, "the lit retina lies inside"
+    # B-scans and images without a surround are in view everywhere.
+    for image in (oct_bscan(128), np.full((64, 64), 200, np.uint8)):
+        unit = np.atleast_3d(image.astype(np.float32) / max(float(image.max()), 1.0))
+        assert fundus.field_of_view(unit).all()
+
+
+@pytest.mark.parametrize("name", COLOUR_FUNDUS)
+def test_colour_fundus_corruptions_leave_the_camera_surround_alone(photograph, name):
+    surround = black_surround(photograph)
+    for severity in (1, 5):
+        out = corrupt(photograph, name, severity, seed=0)
+        assert np.array_equal(out[surround], photograph[surround]), severity
+        assert not np.array_equal(out, photograph)
+
+
+def test_line_scan_motion_is_not_a_colour_fundus_corruption():
+    assert "fundus_motion" not in COLOUR_FUNDUS
+    assert "fundus_motion" in SUITES["oct"].corruption_names("modality_specific")
+
+
+def test_defocus_blurs_the_retina_without_darkening_its_rim(photograph):
+    unit = photograph.astype(np.float32) / 255
+    aperture = fundus.field_of_view(unit) > 0
+    rim = aperture & (cv2.distanceTransform(aperture.astype(np.uint8), cv2.DIST_L2, 5) < 6)
+    out = corrupt(photograph, "fundus_defocus", 5, seed=0).astype(np.float32) / 255
+    # Blurring with the black surround would pull the rim towards black; the retina alone keeps it.
+    assert out[rim].mean() > 0.95 * unit[rim].mean()
+    inner = aperture & ~rim
+    detail = cv2.Laplacian(unit[..., 1], cv2.CV_32F)[inner]
+    assert (
+        np.abs(cv2.Laplacian(out[..., 1], cv2.CV_32F)[inner]).mean() < 0.5 * np.abs(detail).mean()
+    )

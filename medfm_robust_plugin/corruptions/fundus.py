@@ -28,6 +28,14 @@ ASRANI_2014 = (
 MAX_FLOATERS = 12
 MAX_VESSELS = 16
 SHADOW_CANVAS = 160  # pixels across the shorter side for drawing soft shadows
+# The camera aperture (see field_of_view): brighter than the surround by APERTURE_LEVEL of the
+# surround-to-retina contrast, a disc filling APERTURE_MIN_FILL of its enclosing circle and
+# APERTURE_MIN_SHARE of the image, leaving a surround of at least APERTURE_MIN_SURROUND.
+APERTURE_LEVEL = 0.1
+APERTURE_MIN_CONTRAST = 0.08
+APERTURE_MIN_FILL = 0.8
+APERTURE_MIN_SHARE = 0.2
+APERTURE_MIN_SURROUND = 0.02
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -36,12 +44,48 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def field_of_view(image: np.ndarray) -> np.ndarray:
-    """1 inside the circular camera aperture, 0 on the black surround (all ones when there is none)."""
+    """1 inside the circular camera aperture, 0 on its dark surround; all ones when there is none.
+
+    A fundus camera images the retina through a round field stop, so the photograph is a bright
+    disc (sometimes cut off at the top and bottom) on a black surround. The disc is the largest
+    region brighter than the surround by a tenth of the way to the typical retina, with its dark
+    holes (vessels, fovea, shadows) filled. It counts as an aperture only when it fills its
+    enclosing circle, within the frame, the way a disc does (a B-scan's layers do not), and leaves a
+    surround of some size; otherwise every pixel is in view.
+    """
     h, w = image.shape[:2]
-    brightness = image.max(axis=2)
-    reach = max(3, round(min(h, w) / 40)) | 1
-    lit = cv2.blur((brightness > 0.04).astype(np.float32), (reach, reach))
-    return (lit > 0.2).astype(np.float32)
+    everything = np.ones((h, w), np.float32)
+    brightness = image.max(axis=2).astype(np.float32)
+    surround, retina = np.percentile(brightness[:: max(1, h // 256), :: max(1, w // 256)], [2, 75])
+    if retina - surround < APERTURE_MIN_CONTRAST:
+        return everything
+    lit = (brightness > surround + APERTURE_LEVEL * (retina - surround)).astype(np.uint8)
+    speck = max(3, round(min(h, w) / 200)) | 1
+    lit = cv2.morphologyEx(lit, cv2.MORPH_OPEN, np.ones((speck, speck), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lit, connectivity=8)
+    if count < 2:
+        return everything
+    disc = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    # Fill the holes: what of the dark part the border cannot reach lies inside the disc.
+    outside = np.pad(1 - disc, 1, constant_values=1)
+    reach = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(outside, reach, (0, 0), 2)
+    disc = (outside[1:-1, 1:-1] != 2).astype(np.uint8)
+    area = float(disc.sum())
+    if not APERTURE_MIN_SHARE <= area / (h * w) <= 1.0 - APERTURE_MIN_SURROUND:
+        return everything
+    contours, _ = cv2.findContours(disc, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    (cx, cy), radius = cv2.minEnclosingCircle(max(contours, key=cv2.contourArea))
+    yy, xx = np.ogrid[0:h, 0:w]
+    circle = float(((xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2).sum())
+    if area < APERTURE_MIN_FILL * circle:
+        return everything
+    return disc.astype(np.float32)
+
+
+def _keep_surround(out: np.ndarray, image: np.ndarray, aperture: np.ndarray) -> np.ndarray:
+    """The corrupted retina inside the camera aperture, the untouched surround outside it."""
+    return np.where(aperture[..., None] > 0, out, image)
 
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -100,7 +144,8 @@ def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.
         shadow = np.maximum(shadow, weight * strand / max(float(strand.max()), 1e-6))
     if scale < 1.0:
         shadow = cv2.resize(shadow, (w, h), interpolation=cv2.INTER_LINEAR)
-    return image * (1.0 - opacity * shadow)[..., None]
+    # The floaters shade the retina; the camera's black surround is no part of the eye.
+    return _keep_surround(image * (1.0 - opacity * shadow)[..., None], image, field_of_view(image))
 
 
 @corruption(
@@ -177,7 +222,8 @@ def fundus_blink(image: np.ndarray, coverage: float, rng: np.random.Generator):
     if not from_top:
         depth = h - depth
     covered = _smoothstep((margin[None, :] - depth) / edge_width)  # none at all when coverage is 0
-    return image * (1.0 - (1.0 - transmission) * covered)[..., None], {"from_top": from_top}
+    out = image * (1.0 - (1.0 - transmission) * covered)[..., None]
+    return _keep_surround(out, image, field_of_view(image)), {"from_top": from_top}
 
 
 # --------------------------------------------------------------------------- motion and optics
@@ -242,8 +288,16 @@ def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Gen
     yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1].astype(np.float32)
     kernel = np.clip(radius + 0.5 - np.hypot(xx, yy), 0.0, 1.0)
     kernel /= kernel.sum()
-    out = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
-    return out.reshape(image.shape)
+    aperture = field_of_view(image)
+    if aperture.all():
+        out = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        return out.reshape(image.shape)
+    # Only the retina is defocused: a normalised convolution averages retina pixels alone, so the
+    # black surround does not bleed in and darken the rim, and the surround itself stays.
+    inside = cv2.filter2D(image * aperture[..., None], -1, kernel, borderType=cv2.BORDER_REFLECT)
+    weight = cv2.filter2D(aperture, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    out = inside.reshape(image.shape) / np.maximum(weight, 1e-6)[..., None]
+    return _keep_surround(out, image, aperture)
 
 
 @corruption(
@@ -275,7 +329,8 @@ def fundus_uneven_illumination(image: np.ndarray, gain: float, rng: np.random.Ge
         log_field = log_field + sign * np.exp(-0.5 * ((xx - cx) ** 2 + (yy - cy) ** 2) / size**2)
     log_field -= log_field.mean()
     log_field /= max(float(np.abs(log_field).max()), 1e-6)
-    return image * np.exp(gain * log_field)[..., None]
+    out = image * np.exp(gain * log_field)[..., None]
+    return _keep_surround(out, image, field_of_view(image))
 
 
 @corruption(
@@ -303,10 +358,10 @@ def fundus_haze(image: np.ndarray, scattered: float, rng: np.random.Generator):
     coarse = rng.standard_normal((4, 4)).astype(np.float32)  # a veil has no detail: 4 x 4 knots
     unevenness = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
     veil_shape = np.clip(1.0 + 0.15 * unevenness, 0.5, 1.5)
-    aperture = field_of_view(image)[..., None]
+    aperture = field_of_view(image)
     blurred = _blur(image, scattered * 0.012 * short)
-    veil = scattered * tint * veil_shape * aperture
-    return (1.0 - scattered) * blurred + veil
+    veil = scattered * tint * veil_shape
+    return _keep_surround((1.0 - scattered) * blurred + veil, image, aperture)
 
 
 # --------------------------------------------------------------------------- OCT speckle
