@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
+import skimage
+import skimage.color
+import skimage.io
 
 from medfm_robust_plugin import corrupt
 from medfm_robust_plugin.corruptions import pathology
 from medfm_robust_plugin.corruptions.pathology import (
+    DAB,
     EOSIN,
     HEMATOXYLIN,
     optical_density,
@@ -164,3 +170,68 @@ def test_the_pathology_suite_lists_every_pathology_corruption():
     assert suite.modality == "pathology"
     assert set(suite.corruption_names("modality_specific")) == set(NAMES)
     assert suite.check() == []
+
+
+# --------------------------------------------------------------------------- a real IHC tile
+
+IHC_PNG = Path(skimage.__file__).parent / "data" / "ihc.png"
+
+
+@pytest.fixture(scope="module")
+def ihc() -> np.ndarray:
+    """skimage's immunohistochemistry tile: haematoxylin counterstain and brown DAB (uint8 RGB)."""
+    return np.ascontiguousarray(skimage.io.imread(IHC_PNG)[..., :3])
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference of two uint8 RGB images."""
+    lab_a, lab_b = (skimage.color.rgb2lab(x) for x in (a, b))
+    return float(skimage.color.deltaE_ciede2000(lab_a, lab_b).mean())
+
+
+def test_the_stains_of_an_ihc_tile_are_haematoxylin_and_dab(ihc):
+    stains = pathology.estimate_stains(optical_density(ihc.astype(np.float32) / 255))
+    assert stains is not None
+    references = [stain_matrix(HEMATOXYLIN, DAB)[i] for i in (0, 1)]
+    for estimated, reference in zip(stains, references, strict=True):
+        angle = np.rad2deg(np.arccos(np.clip(estimated @ reference, -1.0, 1.0)))
+        assert angle < 15, (estimated, reference)
+
+
+def test_stain_variation_keeps_dab_brown(ihc):
+    hue = hue_degrees(ihc.reshape(-1, 3)).reshape(ihc.shape[:2])
+    saturation = cv2.cvtColor(ihc, cv2.COLOR_RGB2HSV)[..., 1]
+    dab = (hue < 50) & (saturation > 60) & (ihc.max(axis=2) < 200)
+    assert dab.mean() > 0.1
+    for seed in range(6):
+        out = corrupt(ihc, "pathology_stain_variation", 5, seed=seed)
+        after = hue_degrees(out[dab])
+        green = (after > 70) & (after < 180)
+        assert green.mean() < 0.01, f"seed {seed}: DAB turned green"
+        assert circular_distance(mean_hue(out[dab]), mean_hue(ihc[dab])) < 20
+
+
+@pytest.mark.parametrize("which", ["ihc", "h&e"])
+def test_stain_variation_spans_hed_light_to_hed_strong(ihc, which):
+    image = ihc if which == "ihc" else phantom("pathology", 192, 0).image
+    shifts = [
+        np.mean(
+            [
+                delta_e(image, corrupt(image, "pathology_stain_variation", s, seed=seed))
+                for seed in range(3)
+            ]
+        )
+        for s in (1, 3, 5)
+    ]
+    assert shifts[0] < shifts[1] < shifts[2], shifts
+    assert 1.5 < shifts[0] < 7, "HED-light: a colour difference just noticeable"
+    assert 10 < shifts[2] < 30, "HED-strong and a little beyond: clearly another lab's stain"
+
+
+def test_too_little_tissue_falls_back_to_the_reference_stains():
+    glass = np.full((64, 64, 3), 250, np.uint8)
+    glass[30:34, 30:34] = (120, 60, 150)  # one small H&E-coloured speck
+    assert pathology.estimate_stains(optical_density(glass.astype(np.float32) / 255)) is None
+    out, params = corrupt(glass, "pathology_stain_variation", 3, seed=0, return_params=True)
+    assert params["draws"]["stain_vectors"] == "H&E"
+    assert out.shape == glass.shape and (out[:20] >= 249).all()
