@@ -107,3 +107,24 @@ def test_shared_probe_needs_fewer_applications_than_bisection():
     for level in range(1, 6):
         bisection(plain, level)
     assert ours <= 5 * 6 and ours < plain.applications / 3
+
+
+@corruption(
+    "test_step_blur",
+    family="test",
+    severity_params=[1, 2, 3, 4, 5],
+    param_range=(0.0, 1.0),
+)
+def step_darken(image, amount, rng):
+    """Darkens by one large step once the amount passes a threshold (like a whole-number kernel)."""
+    return image * (0.3 if amount > 0.37 else 1.0)
+
+
+def test_a_band_stepped_over_is_recorded_unreachable():
+    image = ct_slice(96, seed=1).image
+    probe = StrengthProbe(image, step_darken, seed=0)
+    _, record = calibrate(probe, 3)
+    assert not record.in_band
+    assert not record.reachable
+    assert "jumps over it" in record.note
+    assert record.applications <= 16
