@@ -119,3 +119,34 @@ def test_cli_report(runs, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "html:" in done.stdout and (tmp_path / "r" / "report.html").exists()
+
+
+def test_levels_off_their_band_are_listed(tmp_path):
+    """Records carry the presented SSIM in table and SSIM mode; levels off band are reported."""
+    from medfm_robust_plugin.report.runs import load_run
+    from medfm_robust_plugin.report.tables import level_rows
+
+    dirs = {}
+    for mode in ("table", "ssim"):
+        config = RunConfig(
+            task="MedFMRobust-Mini-VQA-Lite",
+            model="baseline:majority",
+            out=str(tmp_path / mode),
+            corruptions=["contrast", "ct_ring_artifact"],
+            limit=4,
+            severity_mode=mode,
+        )
+        dirs[mode] = Run(config).execute(load_model("baseline:majority")).run_dir
+    for mode, path in dirs.items():
+        run = load_run(path)
+        corrupted = [r for r in run.records if r["condition"] != "clean"]
+        assert corrupted and all(isinstance(r["ssim"], float) for r in corrupted), mode
+        if mode == "ssim":
+            assert all("calibration" in r["params"] for r in corrupted)
+        rows = level_rows(run)
+        for row in rows:
+            assert row["out_of_band"] + row["unreachable"] > 0
+            assert row["in_band"] + row["out_of_band"] + row["unreachable"] == row["views"]
+        build_report([path], tmp_path / f"report_{mode}")
+        text = (tmp_path / f"report_{mode}" / "report.md").read_text()
+        assert ("levels off the paper's SSIM band" in text) == bool(rows)

@@ -89,6 +89,8 @@ def build_report(
                 out / f"conditions_{stem}.csv", conditions
             )
             per_run.append((run, conditions))
+            levels = tables.level_rows(run)
+            paths.files[f"levels:{stem}"] = tables.write_csv(out / f"levels_{stem}.csv", levels)
             latex.append(
                 tables.latex_table(
                     conditions,
@@ -146,6 +148,17 @@ def _markdown(sections: list[Section], out: Path) -> str:
         for run, conditions in section.per_run:
             lines += [f"### {run.label}: {run.primary} per corruption and severity", ""]
             lines += [tables.markdown_table(conditions, tables.CONDITION_COLUMNS), ""]
+            levels = tables.level_rows(run)
+            if levels:
+                lines += [
+                    f"### {run.label}: levels off the paper's SSIM band",
+                    "",
+                    "Views whose presented SSIM is outside their level's band (table mode), or "
+                    "that calibration could not bring into it (SSIM mode: unreachable).",
+                    "",
+                    tables.markdown_table(levels, tables.LEVEL_COLUMNS),
+                    "",
+                ]
     return "\n".join(lines)
 
 

@@ -159,3 +159,58 @@ CONDITION_COLUMNS = (
     ("n", "n"),
     ("failed", "Failed"),
 )
+
+
+LEVEL_COLUMNS = (
+    ("corruption", "Corruption"),
+    ("severity", "Severity"),
+    ("views", "Views"),
+    ("in_band", "In band"),
+    ("out_of_band", "Out of band"),
+    ("unreachable", "Unreachable"),
+)
+
+
+def level_rows(run: Any) -> list[dict[str, Any]]:
+    """Per (corruption, severity): how many views have their presented SSIM in the paper's band.
+
+    In SSIM mode a view the calibration could not bring into band is counted as unreachable (its
+    record says why); in table mode a view outside its level's band is out of band. Only
+    (corruption, severity) with at least one view outside its band are listed, so that no level
+    is silently off its band.
+    """
+    from ..calibration import PAPER_BANDS
+
+    counts: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in run.records:
+        severity = record.get("severity")
+        if record.get("condition") == "clean" or severity not in PAPER_BANDS:
+            continue
+        params = record.get("params") or {}
+        calibration = params.get("calibration")
+        ssim = record.get("ssim")
+        if calibration is None and ssim is None:
+            continue
+        row = counts.setdefault(
+            (record["corruption"], severity),
+            {
+                "corruption": record["corruption"],
+                "severity": severity,
+                "views": 0,
+                "in_band": 0,
+                "out_of_band": 0,
+                "unreachable": 0,
+            },
+        )
+        row["views"] += 1
+        if calibration is not None:
+            if calibration.get("in_band"):
+                row["in_band"] += 1
+            elif not calibration.get("reachable", True):
+                row["unreachable"] += 1
+            else:
+                row["out_of_band"] += 1
+        else:
+            lo, hi = PAPER_BANDS[severity]
+            row["in_band" if lo <= float(ssim) <= hi else "out_of_band"] += 1
+    return [row for _, row in sorted(counts.items()) if row["out_of_band"] or row["unreachable"]]
