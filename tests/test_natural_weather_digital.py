@@ -138,13 +138,14 @@ def test_frost_is_generated_not_read_and_looks_like_ice():
     rgb = first[..., None] * weather.FROST_TINT
     red, green, blue = rgb.reshape(-1, 3).mean(axis=0)
     assert red < green < blue, "frost is tinted bluish white"
-    # statistics of the frost photographs ImageNet-C blends (mid grey, strong local texture)
-    assert 0.35 < rgb.mean() < 0.65
+    # statistics of the frost photographs ImageNet-C blends, measured on its crops: mean
+    # brightness 0.66-0.68, 7x7 local standard deviation 0.05-0.06
+    assert 0.6 < rgb.mean() < 0.75
     import cv2
 
     local_mean = cv2.blur(first, (7, 7))
     local_std = np.sqrt(np.maximum(cv2.blur(first * first, (7, 7)) - local_mean**2, 0))
-    assert 0.04 < local_std.mean() < 0.12
+    assert 0.04 < local_std.mean() < 0.08
 
 
 def test_frost_texture_covers_large_and_thin_images():

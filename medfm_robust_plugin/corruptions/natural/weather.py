@@ -262,7 +262,7 @@ SUBPIXEL_BITS = 3
 # (7x7 std about 0.05 at full and quarter resolution), so that mean SSIM to the clean image
 # matches imagecorruptions 1.1.2 averaged over its frost photographs, on photographs of any size
 # (tuned on skimage astronaut, coffee, chelsea, rocket; checked on held-out ones).
-FILM_LEVEL, FILM_SWING, CRYSTAL_GAIN, GLOW_GAIN = 0.55, 0.2, 0.37, 0.4
+FILM_LEVEL, FILM_SWING, CRYSTAL_GAIN, GLOW_GAIN = 0.53, 0.2, 0.37, 0.4
 
 
 def _dendrite_paths(
