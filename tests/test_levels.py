@@ -5,6 +5,7 @@ silently out of band."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medfm_robust_plugin.calibration import PAPER_BANDS
 from medfm_robust_plugin.data.reference_set import reference_images, reference_modalities
@@ -73,7 +74,8 @@ def test_ssim_mode_is_in_band_or_recorded_unreachable():
 
 
 def test_unreachable_levels_rise_to_full_strength():
-    assert _fill_unreachable([0.1, 0.3, float("nan"), float("nan")]) == [0.1, 0.3, 0.65, 1.0]
+    filled = _fill_unreachable([0.1, 0.3, float("nan"), float("nan")])
+    assert filled == pytest.approx([0.1, 0.3, 0.65, 1.0])
 
 
 def test_parameters_are_rounded_as_in_a_table():
