@@ -119,7 +119,8 @@ def tune_levels(
             values = [presented_ssim(r, spec, strength=s, seed_level=level) for r in references]
             return float(np.median(values))
 
-        grid = np.linspace(floor, 1.0, GRID_POINTS)
+        # Start just above the previous level, so that two levels never share a parameter.
+        grid = np.linspace(floor, 1.0, GRID_POINTS)[1:] if floor < 1.0 else np.array([1.0])
         left, right = None, None
         previous = floor
         for s in grid:
