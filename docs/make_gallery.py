@@ -1,11 +1,13 @@
-"""Rebuild docs/gallery/: each modality's own corruptions on its phantom, severities 1, 3, 5.
+"""Rebuild docs/gallery/: each modality's own corruptions, severities 1, 3, 5, on the first real
+image of the reference set (docs/reference_set.md) where the package has one, its phantom otherwise,
+shown as a model sees it (CT through its DICOM window, MR through robust percentiles).
 
-python docs/make_gallery.py
+python docs/make_gallery.py   (needs the test extra: pip install -e ".[dev]")
 """
 
 from pathlib import Path
 
-from medfm_robust_plugin.data.phantoms import phantom
+from medfm_robust_plugin.data.reference_set import reference_images
 from medfm_robust_plugin.modalities import label
 from medfm_robust_plugin.preview import preview_grid
 from medfm_robust_plugin.suites import get_suite
@@ -29,12 +31,15 @@ def main() -> None:
     for modality in MODALITIES:
         suite = get_suite(modality)
         items = [suite.corruption(name) for name in suite.corruption_names("modality_specific")]
+        reference = reference_images(modality, max_size=512)
+        shown = next((r for r in reference if r.real), reference[0])
+        source = shown.entry.path.rsplit("/", 1)[-1] if shown.real else "phantom"
         grid = preview_grid(
-            phantom(modality, 192, seed=0).image,
+            shown.image,
             items,
             severities=(1, 3, 5),
-            tile=96,
-            title=f"{label(modality)}: modality-specific corruptions, severities 1, 3, 5",
+            tile=112,
+            title=f"{label(modality)} ({source}): modality-specific corruptions, severities 1, 3, 5",
             modality=modality,
         )
         grid.convert("RGB").save(out / f"{modality}.jpg", quality=85, optimize=True)
