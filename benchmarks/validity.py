@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from medfm_robust_plugin.calibration import PAPER_BANDS
+from medfm_robust_plugin.corruptions.mri import object_mask
 from medfm_robust_plugin.data.reference_set import reference_images, reference_modalities
-from medfm_robust_plugin.engine import corrupt
+from medfm_robust_plugin.engine import corrupt, image_context
 from medfm_robust_plugin.levels import LEVELS, in_band, level_seed, table_medians
 from medfm_robust_plugin.suites import suite_for_modality
 
@@ -129,11 +130,12 @@ def ultrasound_speckle(references: list) -> dict[str, Any]:
 
 
 def mri_bias_gain(references: list) -> dict[str, Any]:
-    """p95/p5 of the gain (corrupted / clean) inside the head (clean above its 20th percentile)."""
+    """p95/p5 of the gain (corrupted / clean) over the imaged object, as the corruption finds it."""
     rows = {}
     for reference in references:
         clean = reference.array.astype(np.float32)
-        inside = clean > np.percentile(clean, 20)
+        context = image_context(reference.image, reference.name, modality="mri")[2]
+        inside = object_mask(clean.reshape(clean.shape[:2]), context).reshape(clean.shape)
         gains = []
         for k in LEVELS:
             out = np.asarray(

@@ -238,7 +238,9 @@ def mri_bias_field(
     image; scaling TorchIO's coefficients instead gives ratios anywhere from 1.2 to 6 for one
     setting, depending on the draw and on how much of the square the object fills. The scanner
     stores the magnitude rescaled to its range, so the result is scaled to keep the clean
-    maximum: no tissue saturates, the far side of the field darkens.
+    maximum: no tissue saturates, the far side of the field darkens. Outside the object the
+    polynomial is held to the range it takes inside it: a cubic extrapolated into the corners of a
+    small object's square would otherwise lift the background noise tens of times.
     """
     terms = len(bias_monomials())
     unit_coefficients = rng.uniform(-1.0, 1.0, terms)
@@ -246,9 +248,12 @@ def mri_bias_field(
     gray = _gray(image)
     floor = magnitude_floor(gray)
     signal = gray - np.float32(floor)
-    span = log_gain_span(bias_log_field(gray.shape, unit_coefficients), object_mask(gray, context))
+    inside = object_mask(gray, context)
+    unit_log_field = bias_log_field(gray.shape, unit_coefficients)
+    span = log_gain_span(unit_log_field, inside)
     scale = np.log(max(gain_ratio, 1.0)) / span if span > 0.0 else 0.0
-    biased = signal * bias_field(gray.shape, scale * unit_coefficients)
+    log_field = np.clip(unit_log_field, unit_log_field[inside].min(), unit_log_field[inside].max())
+    biased = signal * np.exp(scale * log_field).astype(np.float32)
     peak, biased_peak = float(signal.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
