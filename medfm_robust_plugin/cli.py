@@ -48,8 +48,22 @@ def _parse_severities(value: str) -> list[int]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medfm-robust-plugin")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """MedFM-Robust: how medical foundation models hold up under clinical image corruptions."""
+    ctx.call_on_close(lambda: _warn_plugin_failures(ctx.invoked_subcommand))
+
+
+def _warn_plugin_failures(command: str | None) -> None:
+    """Name the plugins that failed to load, once, on stderr, after a command that loaded them."""
+    import sys
+
+    plugins = sys.modules.get("medfm_robust_plugin.plugins")
+    registry = plugins.loaded_registry() if plugins is not None else None
+    if registry is None or command == "plugins":  # `plugins` lists them itself
+        return
+    for failure in registry.failures:
+        click.echo(f"warning: {failure} (see `medfm-robust plugins`)", err=True)
 
 
 # --------------------------------------------------------------------------- corruptions

@@ -2,7 +2,9 @@
 
 Each hook implementation is called on its own with a ``register`` callback that knows which plugin
 it belongs to, so that a duplicate name is reported with both plugins and a plugin that raises is
-reported by name while every other plugin keeps its registrations.
+reported by name while every other plugin keeps its registrations. A plugin that raises anything at
+all while loading (``SystemExit`` included; only ``KeyboardInterrupt`` goes through) is a failure of
+that plugin, never of the command. For a duplicate name the first registration is kept.
 """
 
 from __future__ import annotations
@@ -94,19 +96,37 @@ class Registry:
 
     def add(
         self, kind: str, name: str, item: Any, plugin: str, aliases: Iterable[str] = ()
-    ) -> None:
+    ) -> list[DuplicateRegistrationError]:
+        """Register ``item``; a name or alias taken already stays with its first plugin.
+
+        Returns one error per name that was taken (the caller reports them), so that a duplicate
+        leaves every other registration working.
+        """
+        taken = [key for key in (name, *aliases) if key in self.owners[kind]]
+        duplicates = [self._duplicate(kind, key, plugin) for key in taken]
+        if name in taken:
+            return duplicates
         for key in (name, *aliases):
-            owner = self.owners[kind].get(key)
-            if owner is not None:
-                raise DuplicateRegistrationError(
-                    f"{SINGULAR[kind]} '{key}' is registered by both plugin '{owner}' and plugin "
-                    f"'{plugin}'; uninstall one of them, or limit the plugins that load with "
-                    f"{PLUGINS_ENV}=name1,name2"
-                )
-            self.owners[kind][key] = plugin
+            if key not in taken:
+                self.owners[kind][key] = plugin
         self.items[kind][name] = item
         for alias in aliases:
-            self.aliases[kind][alias] = name
+            if alias not in taken:
+                self.aliases[kind][alias] = name
+        return duplicates
+
+    def _duplicate(self, kind: str, key: str, plugin: str) -> DuplicateRegistrationError:
+        owner = self.owners[kind][key]
+        who = (
+            f"twice by plugin '{plugin}'"
+            if owner == plugin
+            else f"by both plugin '{owner}' and plugin '{plugin}'"
+        )
+        return DuplicateRegistrationError(
+            f"{SINGULAR[kind]} '{key}' is registered {who}; the first registration "
+            f"('{owner}') is used. Uninstall one of them, or limit the plugins that load with "
+            f"{PLUGINS_ENV}=name1,name2"
+        )
 
     def get(self, kind: str, name: str) -> Any:
         """The item registered under ``name`` (or one of its aliases); KeyError if none."""
@@ -142,26 +162,33 @@ def _plugin_manager(failures: list[PluginFailure]) -> pluggy.PluginManager:
     for module_name in BUILTIN_PLUGINS:
         try:
             pm.register(importlib.import_module(module_name), name=module_name)
-        except Exception as exc:  # a broken built-in must not hide the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken built-in must not hide the others
             failures.append(PluginFailure(module_name, "import", _describe(exc)))
     for ep in _selected_entry_points():
         try:
             plugin = ep.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit at import included: the plugin fails, not us
             failures.append(PluginFailure(ep.name, "import", _describe(exc)))
             continue
         try:
             pm.register(plugin, name=ep.name)
-        except Exception as exc:  # e.g. a hookimpl with a wrong signature
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # e.g. a hookimpl with a wrong signature
             failures.append(PluginFailure(ep.name, "registration", _describe(exc)))
     return pm
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _register_callback(registry: Registry, kind: str, plugin: str):
+def _register_callback(registry: Registry, kind: str, plugin: str, hook_name: str):
     def register(item: Any, name: str | None = None, aliases: Iterable[str] = ()) -> None:
         if kind == "corruptions":
             from .corruptions.spec import Corruption
@@ -178,7 +205,8 @@ def _register_callback(registry: Registry, kind: str, plugin: str):
             raise PluginError(
                 f"plugin '{plugin}' registered a {SINGULAR[kind]} without a name; pass name=..."
             )
-        registry.add(kind, key, item, plugin, tuple(aliases))
+        for duplicate in registry.add(kind, key, item, plugin, tuple(aliases)):
+            registry.failures.append(PluginFailure(plugin, hook_name, _describe(duplicate)))
 
     return register
 
@@ -190,12 +218,13 @@ def build_registry() -> Registry:
     registry.plugins = [name for name, _ in pm.list_name_plugin()]
     for kind, hook_name in KINDS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first, so they win
+            register = _register_callback(registry, kind, impl.plugin_name, hook_name)
             try:
-                impl.function(register=_register_callback(registry, kind, impl.plugin_name))
-            except DuplicateRegistrationError:
+                impl.function(register=register)
+            except KeyboardInterrupt:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
                 registry.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
     return registry
 
@@ -210,6 +239,12 @@ def get_registry() -> Registry:
     with _lock:
         if _registry is None:
             _registry = build_registry()
+        return _registry
+
+
+def loaded_registry() -> Registry | None:
+    """The registry if this process has built it already, else None (nothing is loaded)."""
+    with _lock:
         return _registry
 
 

@@ -61,28 +61,35 @@ def test_entry_point_plugin_is_listed_and_applied(plugin_root):
     assert out.dtype == np.uint8 and not np.array_equal(out, image)
 
 
-def test_duplicate_name_names_both_plugins(plugin_root):
-    add_entry_point_plugin(
-        plugin_root,
-        "copycat",
-        "copycat_plugin",
-        """
-        from medfm_robust_plugin import corruption, hookimpl
+COPYCAT_PLUGIN = """
+    from medfm_robust_plugin import corruption, hookimpl
 
-        @corruption("gaussian_noise", family="lab", severity_params=[1, 2, 3, 4, 5])
-        def gaussian_noise(image, param, rng):
-            return image
+    @corruption("gaussian_noise", family="lab", severity_params=[1, 2, 3, 4, 5])
+    def gaussian_noise(image, param, rng):
+        return image
 
-        @hookimpl
-        def register_corruptions(register):
-            register(gaussian_noise)
-        """,
+    @corruption("copycat_dim", family="lab", severity_params=[0.1, 0.2, 0.3, 0.4, 0.5])
+    def copycat_dim(image, param, rng):
+        return image * (1 - param)
+
+    @hookimpl
+    def register_corruptions(register):
+        register(gaussian_noise)
+        register(copycat_dim)
+"""
+
+
+def test_duplicate_name_is_reported_once_naming_both_plugins_and_the_first_wins(plugin_root):
+    add_entry_point_plugin(plugin_root, "copycat", "copycat_plugin", COPYCAT_PLUGIN)
+    registry = get_registry()
+    (failure,) = [f for f in registry.failures if f.plugin == "copycat"]
+    assert "gaussian_noise" in failure.error and failure.stage == "register_corruptions"
+    assert "medfm_robust_plugin.corruptions.natural" in failure.error and "copycat" in failure.error
+    assert registry.owners["corruptions"]["gaussian_noise"] == (
+        "medfm_robust_plugin.corruptions.natural"
     )
-    with pytest.raises(mfr.DuplicateRegistrationError) as info:
-        get_registry()
-    message = str(info.value)
-    assert "gaussian_noise" in message
-    assert "medfm_robust_plugin.corruptions.natural" in message and "copycat" in message
+    assert registry.get("corruptions", "gaussian_noise").family == "natural"
+    assert registry.registered_by("copycat")["corruptions"] == ["copycat_dim"]
 
 
 def test_plugin_that_fails_to_import_is_reported_and_others_work(plugin_root):
@@ -181,3 +188,91 @@ def _run(args: list[str], pythonpath: str) -> str:
 
 def _cli(args: list[str], pythonpath: str) -> dict:
     return json.loads(_run(args, pythonpath))
+
+
+# ---------------------------------------------------------------------- hostile plugins, via the CLI
+
+
+EXITING_PLUGIN = "import sys\nsys.exit(3)\n"
+
+EXITING_HOOK_PLUGIN = """
+    import sys
+    from medfm_robust_plugin import hookimpl
+
+    @hookimpl
+    def register_tasks(register):
+        sys.exit("no tasks today")
+"""
+
+
+def _run_cli(args: list[str], pythonpath: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    env.pop("MEDFM_ROBUST_PLUGINS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_a_plugin_calling_sys_exit_is_a_plugin_failure_and_every_command_works(tmp_path):
+    root = tmp_path / "site"
+    add_entry_point_plugin(root, "quitter", "quitter_plugin", EXITING_PLUGIN)
+    add_entry_point_plugin(root, "hook_quitter", "hook_quitter_plugin", EXITING_HOOK_PLUGIN)
+    add_entry_point_plugin(root, "banding", "lab_banding_plugin", SPECKLE_PLUGIN)
+
+    listed = _run_cli(["plugins", "--json"], str(root))
+    assert listed.returncode == 0, listed.stderr
+    failures = {f["plugin"]: f for f in json.loads(listed.stdout)["failures"]}
+    assert failures["quitter"]["stage"] == "import"
+    assert failures["quitter"]["error"] == "SystemExit: 3"
+    assert failures["hook_quitter"]["stage"] == "register_tasks"
+    assert "no tasks today" in failures["hook_quitter"]["error"]
+
+    table = _run_cli(["plugins"], str(root))
+    assert table.returncode == 0 and "quitter" in table.stdout and "SystemExit" in table.stdout
+
+    names = _run_cli(["corruptions", "list", "--json"], str(root))
+    assert names.returncode == 0, names.stderr
+    assert {"lab_banding", "gaussian_noise"} <= {c["name"] for c in json.loads(names.stdout)}
+    assert "plugin 'quitter' failed during import: SystemExit: 3" in names.stderr
+
+    tasks = _run_cli(["tasks", "list", "--json"], str(root))
+    assert tasks.returncode == 0, tasks.stderr
+    assert "MedFMRobust-Mini-VQA-Lite" in {t["task"] for t in json.loads(tasks.stdout)}
+
+
+def test_a_duplicate_of_a_builtin_name_is_reported_once_and_other_names_work(tmp_path):
+    root = tmp_path / "site"
+    add_entry_point_plugin(root, "copycat", "copycat_plugin", COPYCAT_PLUGIN)
+
+    listed = _run_cli(["plugins", "--json"], str(root))
+    assert listed.returncode == 0, listed.stderr
+    failures = json.loads(listed.stdout)["failures"]
+    assert len(failures) == 1
+    assert "'medfm_robust_plugin.corruptions.natural'" in failures[0]["error"]
+    assert "'copycat'" in failures[0]["error"] and "gaussian_noise" in failures[0]["error"]
+
+    shown = _run_cli(["corruptions", "show", "gaussian_noise", "--json"], str(root))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["plugin"] == "medfm_robust_plugin.corruptions.natural"
+    assert shown.stderr.count("gaussian_noise") == 1  # one warning, naming both plugins
+    assert "copycat" in shown.stderr and "corruptions.natural" in shown.stderr
+
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    mfr.save_image(src, np.full((16, 16), 200, np.uint8))
+    done = _run_cli(["corrupt", str(src), str(dst), "-c", "copycat_dim", "-s", "5"], str(root))
+    assert done.returncode == 0, done.stderr
+    assert int(mfr.load_image(dst).array.max()) == 100
+
+
+def test_keyboard_interrupt_in_a_plugin_is_not_swallowed(plugin_root):
+    add_entry_point_plugin(
+        plugin_root, "interrupted", "interrupted_plugin", "raise KeyboardInterrupt\n"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        get_registry()
