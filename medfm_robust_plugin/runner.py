@@ -24,6 +24,7 @@ import numpy as np
 from .data.sample import Sample
 from .errors import MedFMRobustError
 from .jsonl import read_jsonl
+from .models.base import ModelUnavailableError
 from .tasks import Condition, Sampling, TaskCard, get_task, select
 from .views import CorruptedViews, View
 
@@ -253,14 +254,30 @@ class Run:
             outputs = self._predict(model, views, ready)
             share = (time.perf_counter() - started) / len(ready)
         except Exception as exc:
-            if len(ready) > 1:
+            stop = isinstance(exc, ModelUnavailableError)  # no further item can succeed
+            outcomes = getattr(exc, "outcomes", None)
+            if outcomes is not None and len(outcomes) == len(ready):
+                # The model says how each item went (each had its retries): record, resend nothing.
+                for (item, view, seconds), outcome in zip(ready, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        error = _describe(outcome)
+                        yield self._record(
+                            item, view, None, metrics, error=error, prep_seconds=seconds
+                        )
+                    elif outcome is not None:  # None: not sent
+                        yield self._record(item, view, outcome, metrics, prep_seconds=seconds)
+            elif stop:
+                pass
+            elif len(ready) > 1:
                 for single in ready:
                     yield from self._scored(model, metrics, views, [single])
-                return
-            item, view, seconds = ready[0]
-            yield self._record(
-                item, view, None, metrics, error=_describe(exc), prep_seconds=seconds
-            )
+            else:
+                item, view, seconds = ready[0]
+                yield self._record(
+                    item, view, None, metrics, error=_describe(exc), prep_seconds=seconds
+                )
+            if stop:
+                raise exc  # the run ends here with the model's message; what is written stays
             return
         for (item, view, seconds), output in zip(ready, outputs, strict=True):
             yield self._record(
@@ -380,6 +397,8 @@ class Run:
                 value = metric.per_sample(state)
                 # a corpus metric has no per-sample number (NaN): JSON gets null, not a NaN token
                 record["score"][metric.name] = None if value != value else value
+        except ModelUnavailableError:
+            raise  # a judge model whose server stopped answering stops the run
         except Exception as exc:
             record["error"] = f"scoring failed: {_describe(exc)}"
         return record

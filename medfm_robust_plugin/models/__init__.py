@@ -6,8 +6,10 @@ Heavy libraries (torch, transformers, SDKs) are imported inside the wrappers, wh
 from .base import (
     Capabilities,
     Generation,
+    GenerationError,
     ModelError,
     ModelSpec,
+    ModelUnavailableError,
     PromptableSegmenter,
     VisionLanguageModel,
     load_model,
@@ -17,8 +19,10 @@ from .base import (
 __all__ = [
     "Capabilities",
     "Generation",
+    "GenerationError",
     "ModelError",
     "ModelSpec",
+    "ModelUnavailableError",
     "PromptableSegmenter",
     "VisionLanguageModel",
     "load_model",

@@ -25,6 +25,24 @@ class ModelError(MedFMRobustError):
     """A model that cannot be built or called as asked."""
 
 
+class GenerationError(ModelError):
+    """Some items of one ``generate()`` call failed.
+
+    ``outcomes`` says how each item went, in item order: its ``Generation``, the error it failed
+    with, or None when it was not sent. A runner records each item from it and resends nothing
+    (each item has already had its retries).
+    """
+
+    def __init__(self, message: str, outcomes: Sequence[Any] | None = None) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes) if outcomes is not None else None
+
+
+class ModelUnavailableError(GenerationError):
+    """The model's server keeps failing (timeouts, network or server errors, a refused key): no
+    further item can succeed. A run stops here with this message, keeping every finished item."""
+
+
 @dataclass
 class Generation:
     """One answer of a vision-language model, with what it cost."""
@@ -101,13 +119,52 @@ class ModelSpec:
         kwargs = dict(options)
         if model_id is not None or self.default_id is not None:
             kwargs["model_id"] = model_id if model_id is not None else self.default_id
+        label = f"{self.name}:{model_id}" if self.prefix and model_id else self.name
+        self._check_option_names(label, options)
         try:
             return self.factory(**kwargs)
+        except TypeError as exc:
+            unknown = _unexpected_keyword(exc)
+            if unknown is not None and unknown in options:
+                raise self._unknown_option(label, unknown) from None
+            raise
         except ImportError as exc:
             hint = (
                 f"pip install 'medfm-robust-plugin[{self.extra}]'" if self.extra else "install it"
             )
             raise ModelError(f"model '{self.name}' needs {exc.name or exc}: {hint}") from exc
+
+    def _check_option_names(self, label: str, options: dict[str, Any]) -> None:
+        """Options the factory cannot take, named before anything is built."""
+        import inspect
+
+        try:
+            parameters = inspect.signature(self.factory).parameters.values()
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return  # checked when the factory passes them on (see build)
+        accepted = {p.name for p in parameters if p.kind is not p.VAR_POSITIONAL}
+        for name in options:
+            if name not in accepted:
+                raise self._unknown_option(label, name)
+
+    def _unknown_option(self, label: str, option: str) -> ModelError:
+        import difflib
+
+        known = sorted(self.options)
+        close = difflib.get_close_matches(option, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        listing = f"its options: {', '.join(known)}" if known else "it takes no options"
+        return ModelError(f"model '{label}' has no option '{option}'; {hint}{listing}")
+
+
+def _unexpected_keyword(exc: TypeError) -> str | None:
+    """The argument name of Python's "got an unexpected keyword argument 'x'" error, if it is one."""
+    import re
+
+    match = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    return match.group(1) if match else None
 
 
 def resolve(name: str) -> tuple[ModelSpec, str | None]:
