@@ -39,6 +39,17 @@ def max_pixels() -> int:
         raise InvalidImageError(f"{MAX_PIXELS_ENV}={raw!r} is not an integer pixel count") from None
 
 
+def check_size(height: int, width: int, name: str, limit: int | None = None) -> None:
+    """Refuse an image of ``height`` x ``width`` pixels over the limit, before anything is decoded."""
+    limit = max_pixels() if limit is None else limit
+    pixels = int(height) * int(width)
+    if pixels > limit:
+        raise InvalidImageError(
+            f"{name}: {height} x {width} pixels ({pixels:,}) exceeds the limit of {limit} pixels "
+            f"({limit:,}); if the image is trusted, raise the limit with {MAX_PIXELS_ENV}={pixels}"
+        )
+
+
 @dataclass
 class MedicalImage:
     """A decoded image with what the file said about it."""
@@ -80,12 +91,7 @@ def check_array(array: np.ndarray, source: object | None = None, limit: int | No
         raise InvalidImageError(
             f"{name}: {array.shape[2]} channels is not supported; use 1 (gray), 3 (RGB) or 4 (RGBA)"
         )
-    limit = max_pixels() if limit is None else limit
-    if array.shape[0] * array.shape[1] > limit:
-        raise InvalidImageError(
-            f"{name}: {array.shape[0]} x {array.shape[1]} pixels exceeds the limit of {limit}; "
-            f"raise {MAX_PIXELS_ENV} if the image is trusted"
-        )
+    check_size(array.shape[0], array.shape[1], name, limit)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidImageError(
             f"{name}: image contains NaN or infinite values; replace them (np.nan_to_num) first"
@@ -335,36 +341,128 @@ def load_image(
 
 def _read_raster(path: Path) -> MedicalImage:
     import cv2
-    from PIL import Image
 
     # The header alone tells the size: refuse decompression bombs before decoding any pixel.
-    try:
-        with Image.open(path) as probe:
-            width, height = probe.size
-            pil_mode = probe.mode
-    except Exception:
-        width = height = None
-        pil_mode = None
-    if width is not None and width * height > max_pixels():
-        raise InvalidImageError(
-            f"'{path}': {height} x {width} pixels exceeds the limit of {max_pixels()}; "
-            f"raise {MAX_PIXELS_ENV} if the image is trusted"
+    header = raster_header(path)
+    if header is None:
+        raise ImageReadError(
+            f"'{path}': not a readable image file (is it truncated or mislabelled?)"
         )
+    check_size(*header, f"'{path}'")
     data = np.fromfile(path, dtype=np.uint8)
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:
-        if pil_mode is None:
-            raise ImageReadError(
-                f"'{path}': not a readable image file (is it truncated or mislabelled?)"
-            )
-        with Image.open(path) as img:
-            array = pil_to_array(img, path)
+        array = _decode_with_pil(path, path)
     elif array.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB
         array = cv2.cvtColor(array, code)
     return MedicalImage(
         np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)}
     )
+
+
+def raster_header(source: str | os.PathLike | bytes) -> tuple[int, int] | None:
+    """(height, width) of a PNG, JPEG, TIFF, BMP... file (or its bytes) from its header alone.
+
+    None when no reader knows the header. PIL's own decompression-bomb guard (a warning, then an
+    error above twice its ``MAX_IMAGE_PIXELS``) is not what decides here: ``max_pixels`` is.
+    """
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(_file_like(source)) as probe:
+                width, height = probe.size
+                return height, width
+        except Image.DecompressionBombError:
+            return _header_past_pil_limit(source)
+        except Exception:
+            return _tiff_header(source)
+
+
+def _file_like(source: str | os.PathLike | bytes) -> Any:
+    import io
+
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+
+
+def _header_past_pil_limit(source: str | os.PathLike | bytes) -> tuple[int, int] | None:
+    """The header of an image PIL refuses to open for its size: its format readers, unchecked."""
+    from PIL import Image
+
+    Image.init()
+    with _open_binary(source) as fp:
+        prefix = fp.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            accepted = True if accept is None else accept(prefix)
+            if isinstance(accepted, str) or not accepted:  # a str: known but unsupported
+                continue
+            fp.seek(0)
+            try:
+                width, height = factory(fp, "").size
+            except Exception:
+                continue
+            return height, width
+    return None
+
+
+def _tiff_header(source: str | os.PathLike | bytes) -> tuple[int, int] | None:
+    """ImageWidth and ImageLength of a TIFF that PIL cannot open (float RGB, unusual samples)."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with _open_binary(source) as fp:
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(fp.read(8))
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            return int(ifd[257]), int(ifd[256])
+    except Exception:
+        return None
+
+
+def _open_binary(source: str | os.PathLike | bytes) -> Any:
+    import io
+
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(source)
+    return open(source, "rb")
+
+
+def _decode_with_pil(source: str | os.PathLike | bytes, name: object) -> np.ndarray:
+    """Decode with PIL once the size was checked (PIL's own bomb guard would stop at its limit)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(_file_like(source)) as img:
+                img.load()
+                return pil_to_array(img, name)
+        except Image.DecompressionBombError:
+            raise InvalidImageError(
+                f"{describe_source(name)}: PIL refuses to decode an image this large "
+                f"({Image.MAX_IMAGE_PIXELS * 2:,} pixels is its limit)"
+            ) from None
+        except Exception as exc:
+            raise ImageReadError(
+                f"{describe_source(name)}: not a readable image file ({type(exc).__name__}: "
+                f"{exc}); is it truncated or mislabelled?"
+            ) from exc
+
+
+def decode_image_bytes(data: bytes, name: object | None = None) -> np.ndarray:
+    """An encoded image held in memory (PNG, JPEG, ...) as an array, its size checked first."""
+    header = raster_header(data)
+    if header is None:
+        raise ImageReadError(f"{describe_source(name)}: the bytes are not a readable image")
+    check_size(*header, describe_source(name))
+    return _decode_with_pil(data, name)
 
 
 # Enhanced (multi-frame) DICOM keeps per frame, inside functional groups, what a classic file
@@ -414,6 +512,7 @@ def _read_dicom(path: Path, frame: int | None = None) -> MedicalImage:
     import pydicom
     from pydicom.pixels import pixel_array
 
+    _check_dicom_size(path)
     ds = pydicom.dcmread(str(path))
     if "PixelData" not in ds:
         raise ImageReadError(f"'{path}': DICOM file has no pixel data")
@@ -454,6 +553,20 @@ def _read_dicom(path: Path, frame: int | None = None) -> MedicalImage:
     raw_spacing = _frame_attribute(ds, "PixelSpacing", index)
     spacing = tuple(float(s) for s in raw_spacing) if raw_spacing else None
     return MedicalImage(np.ascontiguousarray(array), source=str(path), spacing=spacing, meta=meta)
+
+
+def _check_dicom_size(path: Path) -> None:
+    """Rows x Columns from the header (pixel data not read) against the limit; one frame is decoded."""
+    import pydicom
+
+    header = pydicom.dcmread(str(path), stop_before_pixels=True)
+    rows, columns = header.get("Rows"), header.get("Columns")
+    if rows is None or columns is None:
+        return  # no image in the file: reading says so
+    frames = _frame_count(header)
+    samples = int(header.get("SamplesPerPixel", 1) or 1)
+    what = f"'{path}' ({frames} frame{'s' if frames > 1 else ''}, {samples} sample(s) per pixel)"
+    check_size(int(rows), int(columns), what)
 
 
 def _grayscale_values(stored: np.ndarray, ds: Any, frame: int, meta: dict[str, Any]) -> np.ndarray:
@@ -531,20 +644,24 @@ def _dicom_window(ds: Any, frame: int = 0) -> tuple[float, float] | None:
 def _read_nifti(path: Path, slice_index: int | None) -> MedicalImage:
     import nibabel as nib
 
-    img = nib.load(str(path))
-    slope, inter = img.dataobj.slope, img.dataobj.inter
-    scaled = not (np.isnan(slope) or slope == 1.0) or not (np.isnan(inter) or inter == 0.0)
-    data = np.asanyarray(img.dataobj) if scaled else np.asarray(img.dataobj.get_unscaled())
-    data = np.squeeze(data)
-    if data.ndim == 3:
-        index = data.shape[2] // 2 if slice_index is None else slice_index
-        if not 0 <= index < data.shape[2]:
-            raise InvalidImageError(f"'{path}': slice {index} is outside 0..{data.shape[2] - 1}")
-        data = data[:, :, index]
-    elif data.ndim != 2:
-        raise InvalidImageError(
-            f"'{path}': NIfTI data of shape {data.shape} is neither 2-D nor 3-D"
-        )
+    img = nib.load(str(path))  # the header only; voxels are read below, one slice of them
+    shape = tuple(int(n) for n in img.shape)
+    axes = [i for i, n in enumerate(shape) if n != 1]
+    if len(axes) not in (2, 3):
+        raise InvalidImageError(f"'{path}': NIfTI data of shape {shape} is neither 2-D nor 3-D")
+    check_size(shape[axes[0]], shape[axes[1]], f"'{path}' (NIfTI of shape {shape})")
+    index = None
+    if len(axes) == 3:
+        depth = shape[axes[2]]
+        index = depth // 2 if slice_index is None else slice_index
+        if not 0 <= index < depth:
+            raise InvalidImageError(f"'{path}': slice {index} is outside 0..{depth - 1}")
+    slicer = tuple(
+        slice(None) if i in axes[:2] else (index if len(axes) == 3 and i == axes[2] else 0)
+        for i in range(len(shape))
+    )
+    # unscaled data keeps its stored dtype; a scale slope or intercept gives floats
+    data = np.asanyarray(img.dataobj[slicer])
     zooms = img.header.get_zooms()[:2]
     return MedicalImage(
         np.ascontiguousarray(data),

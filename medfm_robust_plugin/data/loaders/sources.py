@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,25 +67,17 @@ def polygon_mask(
 
 
 def base64_image(text: str) -> np.ndarray:
-    """Decode a base64-encoded image (a VLMEvalKit TSV cell) into an array."""
-    from PIL import Image
+    """Decode a base64-encoded image (a VLMEvalKit TSV cell) into an array (size checked first)."""
+    from ...image import decode_image_bytes
 
-    from ...image import pil_to_array
-
-    with Image.open(io.BytesIO(base64.b64decode(text))) as img:
-        img.load()
-        return pil_to_array(img)
+    return decode_image_bytes(base64.b64decode(text), "base64 image cell")
 
 
 def encoded_image(data: bytes) -> np.ndarray:
-    """Decode an encoded image (PNG, JPEG, ...) held in memory."""
-    from PIL import Image
+    """Decode an encoded image (PNG, JPEG, ...) held in memory (size checked first)."""
+    from ...image import decode_image_bytes
 
-    from ...image import pil_to_array
-
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return pil_to_array(img)
+    return decode_image_bytes(data, "encoded image")
 
 
 # ---------------------------------------------------------------------- volumes
