@@ -25,6 +25,28 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def _allow_outside_data_root(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # through the environment, so that worker processes and every loader see it
+    if value:
+        import os
+
+        from .data.loaders.base import ALLOW_OUTSIDE_ENV
+
+        os.environ[ALLOW_OUTSIDE_ENV] = "1"
+
+
+def _outside_data_root_option(command: Any) -> Any:
+    """``--allow-outside-data-root`` for the commands that load datasets."""
+    return click.option(
+        "--allow-outside-data-root",
+        is_flag=True,
+        expose_value=False,
+        callback=_allow_outside_data_root,
+        help="Read files a dataset names outside its data root (absolute paths, ../, symlinks); "
+        "only for dataset files you trust.",
+    )(command)
+
+
 def _parse_list(value: str | None) -> list[str] | None:
     if not value:
         return None
@@ -255,6 +277,7 @@ def _task_summary(card: Any) -> dict[str, Any]:
 @tasks.command("show")
 @click.argument("name")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@_outside_data_root_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tasks_show(name: str, data_root: str | None, as_json: bool) -> None:
     """Show a task: data, size, modalities, suites, conditions and how to get the data."""
@@ -597,6 +620,7 @@ def _write_preview(
 )
 @click.option("--severities", help="Levels to write, e.g. 1,3,5 (default: the task's).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@_outside_data_root_option
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Global seed of the per-sample seeds."
 )
@@ -676,6 +700,7 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--concurrency", type=int, help="Parallel requests for API models.")
 @click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@_outside_data_root_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--severity-mode", type=click.Choice(["table", "ssim"]), help="Override the task's mode."

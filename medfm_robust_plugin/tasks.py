@@ -89,8 +89,14 @@ class TaskCard:
 
     # ------------------------------------------------------------------ data
 
-    def load(self, data_root: str | Path | None = None) -> LoadResult:
-        """The task's samples (after sampling) and every item its loaders skipped."""
+    def load(
+        self, data_root: str | Path | None = None, allow_outside_data_root: bool | None = None
+    ) -> LoadResult:
+        """The task's samples (after sampling) and every item its loaders skipped.
+
+        Files a dataset names outside its data root are refused unless ``allow_outside_data_root``
+        (default: ``$MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT``).
+        """
         from .data.sample import data_root as resolve_root
         from .plugins import get_registry
 
@@ -112,7 +118,10 @@ class TaskCard:
                     else data_root
                 )
                 root = resolve_root(explicit, ref.name)
-            result = loader.load(root, **ref.options)
+            options = dict(ref.options)
+            if allow_outside_data_root is not None:
+                options["allow_outside_data_root"] = allow_outside_data_root
+            result = loader.load(root, **options)
             for sample in result.samples:
                 if self.modality and not sample.modality:
                     sample.modality = self.modality

@@ -193,3 +193,227 @@ def test_the_limit_is_one_setting_for_every_format(tmp_path, monkeypatch):
     for path in (png, tif):
         with pytest.raises(InvalidImageError, match="30 x 40 pixels"):
             load_image(path)
+
+
+# ---------------------------------------------------------------------- paths outside the data root
+
+
+def _loader(name: str):
+    from medfm_robust_plugin.plugins import get_registry
+
+    return get_registry().get("datasets", name)
+
+
+def _qa_table(folder: Path, image: str) -> Path:
+    from . import fixtures_datasets as fx
+
+    fx.write(folder / "imgs/inside.png", fx.rgb_image(seed=1))
+    rows = [
+        {
+            "id": "ok",
+            "image": "imgs/inside.png",
+            "question": "Q?",
+            "A": "x",
+            "B": "y",
+            "answer": "A",
+        },
+        {"id": "q-evil", "image": image, "question": "Q?", "A": "x", "B": "y", "answer": "B"},
+    ]
+    return fx.write_csv(folder / "table.csv", rows)
+
+
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    """An image outside every data root of these tests."""
+    from . import fixtures_datasets as fx
+
+    return fx.write(tmp_path / "private" / "secret.png", fx.rgb_image(seed=9))
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute"])
+def test_a_table_row_pointing_outside_the_data_root_is_refused_naming_sample_and_path(
+    tmp_path, secret, kind, monkeypatch
+):
+    from medfm_robust_plugin.data.loaders.base import OutsideDataRootError
+
+    monkeypatch.delenv("MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT", raising=False)
+    value = "../private/secret.png" if kind == "dotdot" else str(secret)
+    table = _qa_table(tmp_path / "data", value)
+    with pytest.raises(OutsideDataRootError) as info:
+        _loader("qa_table").load(table)
+    message = str(info.value)
+    assert "'q-evil'" in message and "secret.png" in message
+    assert str(secret.resolve()) in message and "--allow-outside-data-root" in message
+
+    allowed = _loader("qa_table").load(table, allow_outside_data_root=True)
+    assert [s.id for s in allowed.samples] == ["ok", "q-evil"]
+    monkeypatch.setenv("MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT", "1")
+    assert len(_loader("qa_table").load(table).samples) == 2
+
+
+def test_a_symlink_inside_the_root_is_followed_to_where_it_points(tmp_path, secret):
+    from medfm_robust_plugin.data.loaders.base import OutsideDataRootError
+
+    from . import fixtures_datasets as fx
+
+    root = tmp_path / "own"
+    fx.write(root / "images/a.png", fx.rgb_image(seed=1))
+    fx.write(root / "masks/a.png", fx.rect_mask(4, 4, 12, 12))
+    fx.write(root / "masks/b.png", fx.rect_mask(4, 4, 12, 12))
+    (root / "images/b.png").symlink_to(secret)
+    with pytest.raises(OutsideDataRootError, match=r"sample 'b': image path .*b\.png"):
+        _loader("image_folder").load(root)
+    loaded = _loader("image_folder").load(root, allow_outside_data_root=True)
+    assert [s.id for s in loaded.samples] == ["a", "b"]
+
+    # a data root that is itself a symlink is fine: both sides are resolved
+    (tmp_path / "link").symlink_to(tmp_path / "data_elsewhere", target_is_directory=True)
+    fx.write(tmp_path / "data_elsewhere/images/a.png", fx.rgb_image(seed=1))
+    fx.write(tmp_path / "data_elsewhere/masks/a.png", fx.rect_mask(4, 4, 12, 12))
+    assert [s.id for s in _loader("image_folder").load(tmp_path / "link").samples] == ["a"]
+
+
+def test_every_dataset_file_loader_checks_its_paths(tmp_path, secret):
+    """TSV image_path, OmniMedVQA image_path, grounding image and mask, R2Gen image_path."""
+    import json
+
+    from medfm_robust_plugin.data.loaders.base import OutsideDataRootError
+
+    from . import fixtures_datasets as fx
+
+    tsv = fx.write_csv(
+        tmp_path / "tsv/bench.tsv",
+        [
+            {
+                "index": "t1",
+                "image_path": str(secret),
+                "question": "Q?",
+                "A": "a",
+                "B": "b",
+                "answer": "A",
+            }
+        ],
+        delimiter="\t",
+    )
+    fx.make_omnimedvqa(tmp_path / "omni")
+    qa = tmp_path / "omni/OmniMedVQA/QA_information/Open-access/ACRIMA.json"
+    items = json.loads(qa.read_text())
+    items[0]["image_path"] = "../../private/secret.png"
+    qa.write_text(json.dumps(items))
+    grounding = tmp_path / "grounding"
+    fx.write(grounding / "images/a.png", fx.rgb_image(seed=1))
+    fx.write_text(
+        grounding / "G_test.json",
+        json.dumps(
+            [
+                {
+                    "id": "g1",
+                    "image": "images/a.png",
+                    "sentence": "the lesion",
+                    "conversations": [{"from": "gpt", "value": f"<mask>{secret}</mask>"}],
+                },
+            ]
+        ),
+    )
+    r2gen = tmp_path / "r2gen"
+    fx.write(r2gen / "images/s1/0.png", fx.rgb_image(seed=1))
+    fx.write_text(
+        r2gen / "annotation.json",
+        json.dumps(
+            {"test": [{"id": "s1", "report": "Clear.", "image_path": ["../../private/secret.png"]}]}
+        ),
+    )
+    cases = [
+        ("vlmeval_tsv", tsv, {}, "'t1'", "image"),
+        ("omnimedvqa", tmp_path / "omni/OmniMedVQA", {}, "'ACRIMA_0001'", "image"),
+        ("mecovqa_g_plus", grounding, {}, "'g1'", "mask"),
+        ("iu_xray", r2gen, {}, "'s1'", "image"),
+    ]
+    for name, root, options, sample, what in cases:
+        with pytest.raises(OutsideDataRootError) as info:
+            _loader(name).load(root, **options)
+        assert sample in str(info.value) and f"{what} path" in str(info.value), name
+        assert "secret.png" in str(info.value), name
+
+
+def test_folders_named_by_options_count_as_data_root(tmp_path):
+    from . import fixtures_datasets as fx
+
+    fx.make_omnimedvqa(tmp_path / "omni")
+    sources = tmp_path / "omni" / "sources"
+    assert sources.is_dir()
+    moved = tmp_path / "elsewhere_sources"
+    sources.rename(moved)
+    result = _loader("omnimedvqa").load(
+        tmp_path / "omni/OmniMedVQA", split="restricted", restricted_root=str(moved)
+    )
+    assert [s.id for s in result.samples] == ["Chest_CT_0001"]
+
+
+def test_a_hub_path_cell_outside_image_root_is_refused(tmp_path, secret):
+    datasets = pytest.importorskip("datasets")
+    from medfm_robust_plugin.data.loaders.base import OutsideDataRootError
+
+    from . import fixtures_datasets as fx
+
+    images = tmp_path / "hub_images"
+    fx.write(images / "a.png", fx.rgb_image(seed=1))
+    rows = datasets.Dataset.from_dict(
+        {
+            "image_path": ["a.png", "../private/secret.png"],
+            "caption": ["one", "two"],
+            "id": ["h1", "h2"],
+        }
+    )
+    with pytest.raises(OutsideDataRootError, match="sample 'h2'"):
+        _loader("hf_dataset").load(hub_dataset=rows, image_root=str(images))
+    first = _loader("hf_dataset").load(hub_dataset=rows.select([0]), image_root=str(images))
+    assert [s.id for s in first.samples] == ["h1"]
+
+
+def medfm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "80"}
+    env.pop("MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT", None)
+    return subprocess.run(
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_the_commands_that_load_datasets_refuse_outside_paths_unless_allowed(tmp_path):
+    import json
+
+    from . import fixtures_datasets as fx
+
+    fx.make_omnimedvqa(tmp_path)
+    qa = tmp_path / "OmniMedVQA/QA_information/Open-access/ACRIMA.json"
+    items = json.loads(qa.read_text())
+    items[0]["image_path"] = "../elsewhere.png"
+    qa.write_text(json.dumps(items))
+    fx.write(tmp_path / "elsewhere.png", fx.rgb_image(seed=5))
+    root = str(tmp_path / "OmniMedVQA")
+    run = ["run", "--task", "MedFMRobust-VQA", "--model", "baseline:majority", "--limit", "1"]
+    run += ["--data-root", root, "--dry-run", "--out", str(tmp_path / "runs")]
+
+    assert_one_line_error(medfm(*run), "sample 'ACRIMA_0001'", "elsewhere.png", "outside")
+    allowed = medfm(*run, "--allow-outside-data-root")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "1 samples" in allowed.stdout
+
+    show = ["tasks", "show", "MedFMRobust-VQA", "--data-root", root, "--json"]
+    refused = json.loads(medfm(*show).stdout)["data"]
+    assert not refused["available"] and "ACRIMA_0001" in refused["why"]
+    assert json.loads(medfm(*show, "--allow-outside-data-root").stdout)["data"]["available"]

@@ -3,12 +3,19 @@
 A loader subclasses ``FileDataset``, states its splits and options, and writes ``read(root, opts)``:
 a generator of ``Sample`` and ``Skipped`` in a deterministic order. ``load`` does the rest: checks
 the options, finds the root, stops at ``limit`` samples and turns repeated ids into skipped items.
+
+Every file a dataset names must lie inside its data root (or a folder an option names, such as
+``image_root``): ``opts["data_root"].check(sample_id, path)`` is the one place that decides, and
+``load`` checks every sample's image and mask paths once more. ``allow_outside_data_root=True``
+(``--allow-outside-data-root``, or ``MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT=1``) lifts the rule.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,12 +24,67 @@ from ..sample import LoadResult, Sample, Skipped, data_root
 
 Item = Sample | Skipped
 
-COMMON_OPTIONS = ("split", "limit")
+COMMON_OPTIONS = ("split", "limit", "allow_outside_data_root")
 HUB_OPTIONS = ("hub_id", "hub_dataset")
+ALLOW_OUTSIDE_ENV = "MEDFM_ROBUST_ALLOW_OUTSIDE_DATA_ROOT"
 
 
 class DatasetLayoutError(MedFMRobustError):
     """A data root that is missing or does not hold the dataset's released layout."""
+
+
+class OutsideDataRootError(MedFMRobustError):
+    """A dataset names a file outside its data root (absolute, ``../`` or through a symlink)."""
+
+
+def outside_allowed(explicit: bool | None = None) -> bool:
+    """Whether files outside the data root may be read: ``explicit``, else the environment."""
+    if explicit is not None:
+        return bool(explicit)
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """The folders a dataset's files must lie in, once symlinks and ``..`` are resolved."""
+
+    dataset: str
+    folders: tuple[Path, ...] = ()
+    allow_outside: bool = False
+
+    @classmethod
+    def of(cls, dataset: str, places: Iterable[Any], allow_outside: bool = False) -> DataRoot:
+        """The data root of ``dataset`` from folders or files (a file stands for its folder)."""
+        folders = []
+        for place in places:
+            path = Path(place).resolve()
+            folders.append(path.parent if path.is_file() else path)
+        return cls(dataset, tuple(dict.fromkeys(folders)), allow_outside)
+
+    def check(self, sample_id: str, path: str | os.PathLike, what: str = "image") -> Path:
+        """``path`` when it lies inside the data root; else an error naming the sample and path."""
+        path = Path(path)
+        if self.allow_outside:
+            return path
+        resolved = path.resolve()
+        if any(resolved.is_relative_to(folder) for folder in self.folders):
+            return path
+        where = (
+            "outside the data root " + " and ".join(f"'{f}'" for f in self.folders)
+            if self.folders
+            else "and the dataset has no data root folder to keep it in (pass image_root=DIR)"
+        )
+        raise OutsideDataRootError(
+            f"dataset '{self.dataset}', sample '{sample_id}': {what} path '{path}' resolves to "
+            f"'{resolved}', {where}. If the dataset file is trusted, pass "
+            f"--allow-outside-data-root (allow_outside_data_root=True, or {ALLOW_OUTSIDE_ENV}=1)"
+        )
+
+    def check_sample(self, sample: Sample) -> None:
+        """The image and mask of ``sample``, where they are file paths."""
+        for what, source in (("image", sample.image), ("mask", sample.mask)):
+            if isinstance(source, (str, os.PathLike)):
+                self.check(sample.id, source, what)
 
 
 def layout_error(dataset: str, root: Path, expected: str) -> DatasetLayoutError:
@@ -49,20 +111,31 @@ class FileDataset:
     options: ClassVar[dict[str, Any]] = {}  # loader-specific options and their defaults
     hub_id: ClassVar[str | None] = None  # Hugging Face hub id of the release, when it has one
     reads_hub: ClassVar[bool] = False  # accepts hub_id= / hub_dataset= instead of a root
+    folder_options: ClassVar[tuple[str, ...]] = ()  # options naming more folders files may be in
 
     def load(self, root: Path | None = None, **options: Any) -> LoadResult:
-        """Read the dataset from ``root`` (its released layout) or from the hub; skip bad items."""
+        """Read the dataset from ``root`` (its released layout) or from the hub; skip bad items.
+
+        A file the dataset names outside the data root raises ``OutsideDataRootError`` unless
+        ``allow_outside_data_root=True``.
+        """
         opts = self._check_options(options)
         limit = opts.pop("limit")
+        allow = outside_allowed(opts.pop("allow_outside_data_root", None))
         hub = {key: opts.pop(key) for key in HUB_OPTIONS if key in opts}
         hub_id, hub_dataset = hub.get("hub_id"), hub.get("hub_dataset")
         if hub_id is True:  # the release's own hub id
             hub_id = self.hub_id
-        if hub_id is not None or hub_dataset is not None:
-            stream = self.read_hub(hub_id, hub_dataset, opts)
+        from_hub = hub_id is not None or hub_dataset is not None
+        if from_hub:
+            places = [hub_id] if hub_dataset is None and Path(str(hub_id)).exists() else []
         else:
-            stream = self.read(self._root(root), opts)
-        return take(stream, limit)
+            root = self._root(root)
+            places = [root]
+        places += [opts[key] for key in self.folder_options if opts.get(key)]
+        opts["data_root"] = DataRoot.of(self.name, places, allow)
+        stream = self.read_hub(hub_id, hub_dataset, opts) if from_hub else self.read(root, opts)
+        return take(stream, limit, opts["data_root"])
 
     def _root(self, root: Path | None) -> Path:
         try:
@@ -122,8 +195,10 @@ def _limit(dataset: str, value: Any) -> int | None:
     return value
 
 
-def take(stream: Iterable[Item], limit: int | None = None) -> LoadResult:
-    """Collect a loader's stream: the first ``limit`` samples, every id once."""
+def take(
+    stream: Iterable[Item], limit: int | None = None, within: DataRoot | None = None
+) -> LoadResult:
+    """Collect a loader's stream: the first ``limit`` samples, every id once, files ``within``."""
     result = LoadResult([])
     seen: set[str] = set()
     if limit == 0:
@@ -135,6 +210,8 @@ def take(stream: Iterable[Item], limit: int | None = None) -> LoadResult:
         if item.id in seen:
             result.skipped.append(Skipped(item.id, "duplicate id: an earlier item has the same id"))
             continue
+        if within is not None:
+            within.check_sample(item)
         seen.add(item.id)
         result.samples.append(item)
         if limit is not None and len(result.samples) >= limit:

@@ -66,16 +66,16 @@ class BrainTumorMRI(FileDataset):
             else []
         )
         if mats:
-            yield from self._figshare(mats, root)
+            yield from self._figshare(mats, root, opts)
             return
         masks = sorted(root.rglob("*_mask.tif")) if release in ("auto", "lgg") else []
         if not masks:
             raise layout_error(self.name, root, self.layout)
-        yield from self._lgg(masks, root)
+        yield from self._lgg(masks, root, opts)
 
     # ------------------------------------------------------------------ Figshare
 
-    def _figshare(self, mats: list[Path], root: Path) -> Iterator[Item]:
+    def _figshare(self, mats: list[Path], root: Path, opts: dict[str, Any]) -> Iterator[Item]:
         try:
             import h5py
         except ImportError:
@@ -84,6 +84,7 @@ class BrainTumorMRI(FileDataset):
                 "reading it needs h5py: pip install h5py"
             ) from None
         for path in mats:
+            opts["data_root"].check(path.stem, path, "MATLAB file")
             yield self._figshare_item(h5py, path)
 
     def _figshare_item(self, h5py: Any, path: Path) -> Item:
@@ -125,7 +126,7 @@ class BrainTumorMRI(FileDataset):
 
     # ------------------------------------------------------------------ Kaggle LGG
 
-    def _lgg(self, masks: list[Path], root: Path) -> Iterator[Item]:
+    def _lgg(self, masks: list[Path], root: Path, opts: dict[str, Any]) -> Iterator[Item]:
         by_base = {(m.parent, re.sub(r"_mask$", "", m.stem)): m for m in masks}
         images = {
             (p.parent, p.stem): p
@@ -143,6 +144,7 @@ class BrainTumorMRI(FileDataset):
                 image=images.get((folder, base), folder / f"{base}.tif"),
                 mask=mask,
                 mask_files=[mask] if mask else [],
+                data_root=opts["data_root"],
                 root=root,
                 meta={"patient": folder.name, "release": "lgg"},
             )

@@ -69,14 +69,16 @@ class ROCOv2(FileDataset):
             rows = sorted(read_csv(captions), key=lambda r: natural_key(r.get("ID", "")))
             for row in rows:
                 sample_id = (row.get("ID") or "").strip()
-                yield self._item(sample_id, row.get("Caption"), images, root, manual, automatic)
+                yield self._item(
+                    sample_id, row.get("Caption"), images, root, manual, automatic, opts
+                )
 
-    def _item(self, sample_id, caption, images, root, manual, automatic) -> Item:
+    def _item(self, sample_id, caption, images, root, manual, automatic, opts) -> Item:
         if not sample_id:
             return Skipped("?", "caption row has no ID")
         if is_blank(caption):
             return Skipped(sample_id, "caption is empty")
-        image = images / f"{sample_id}.jpg"
+        image = opts["data_root"].check(sample_id, images / f"{sample_id}.jpg")
         _, problem = image_problem(image, root)
         if problem:
             return Skipped(sample_id, problem)
@@ -99,7 +101,7 @@ class ROCOv2(FileDataset):
             for index in range(len(part)):
                 row = part[index]
                 sample_id = str(row.get("image_id") or row_id(split, index))
-                _, problem = hub_image_problem(row.get("image"), None)
+                _, problem = hub_image_problem(row.get("image"), None, sample_id, opts)
                 if problem:
                     yield Skipped(sample_id, problem)
                     continue
@@ -181,9 +183,12 @@ class IUXray(FileDataset):
         else:
             yield from self._kaggle(root, kaggle, opts)
 
-    def _report(self, sample_id: str, image: Path, root: Path, report: str | None, meta) -> Item:
+    def _report(
+        self, sample_id: str, image: Path, root: Path, report: str | None, meta, opts
+    ) -> Item:
         if not report:
             return Skipped(sample_id, "report has no findings or impression text")
+        image = opts["data_root"].check(sample_id, image)
         _, problem = image_problem(image, root)
         if problem:
             return Skipped(sample_id, problem)
@@ -210,7 +215,7 @@ class IUXray(FileDataset):
                     continue
                 report = (entry.get("report") or "").strip() or None
                 meta = {"split": split, "views": paths}
-                yield self._report(sample_id, images / paths[0], root, report, meta)
+                yield self._report(sample_id, images / paths[0], root, report, meta, opts)
 
     def _openi(self, root: Path, reports: Path, opts: dict[str, Any]) -> Iterator[Item]:
         pngs = {p.stem: p for p in root.rglob("*.png")}
@@ -237,7 +242,7 @@ class IUXray(FileDataset):
                 "findings": sections.get("findings"),
                 "impression": sections.get("impression"),
             }
-            yield self._report(sample_id, image, root, report, meta)
+            yield self._report(sample_id, image, root, report, meta, opts)
 
     def _kaggle(self, root: Path, reports_csv: Path, opts: dict[str, Any]) -> Iterator[Item]:
         projections_csv = find_file(root, "indiana_projections.csv")
@@ -270,4 +275,4 @@ class IUXray(FileDataset):
                 "findings": row.get("findings"),
                 "impression": row.get("impression"),
             }
-            yield self._report(sample_id, image, root, report, meta)
+            yield self._report(sample_id, image, root, report, meta, opts)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..sample import ImageSource, Sample, Skipped, mask_box
-from .base import relative
+from .base import DataRoot, relative
 
 Size = tuple[int, int]  # (width, height) as image headers state it
 Box = tuple[float, float, float, float]
@@ -84,14 +84,19 @@ def segmentation_item(
     image: Path,
     mask: ImageSource | None,
     mask_files: Sequence[Path],
+    data_root: DataRoot,
     root: Path | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Sample | Skipped:
     """A segmentation sample with its box prompt, or the reason the item is skipped.
 
     ``mask`` is what ``Sample.mask`` holds (a path, or a function for masks that need converting);
-    ``mask_files`` are the files it is made from, whose header sizes must match the image.
+    ``mask_files`` are the files it is made from, whose header sizes must match the image. Every
+    file must lie inside ``data_root``.
     """
+    data_root.check(sample_id, image)
+    for path in mask_files:
+        data_root.check(sample_id, path, "mask")
     size, problem = image_problem(image, root)
     if problem:
         return Skipped(sample_id, problem)

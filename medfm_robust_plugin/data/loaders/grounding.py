@@ -133,6 +133,7 @@ class MeCoVQAGroundingPlus(FileDataset):
     default_split = "test"
     hub_id = "jdh-algo/MeCoVQA-G-Plus"
     reads_hub = True
+    folder_options = ("image_root",)
     options: ClassVar[dict[str, Any]] = {
         "annotations": None,
         "image_root": None,
@@ -184,6 +185,7 @@ class MeCoVQAGroundingPlus(FileDataset):
         if is_blank(image_name):
             return Skipped(sample_id, "record has no image")
         image = _resolve(str(image_name), opts["image_root"], base, root)
+        image = opts["data_root"].check(sample_id, image)
         size, problem = image_problem(image, root)
         if problem:
             return Skipped(sample_id, problem)
@@ -211,7 +213,9 @@ class MeCoVQAGroundingPlus(FileDataset):
                 sample_id = str(
                     record.get("id") or record.get("question_id") or row_id(split, index)
                 )
-                size, problem = hub_image_problem(record.get("image"), opts["image_root"])
+                size, problem = hub_image_problem(
+                    record.get("image"), opts["image_root"], sample_id, opts
+                )
                 if problem:
                     yield Skipped(sample_id, problem)
                     continue
@@ -246,7 +250,7 @@ def _with_box(sample, record, size, stated_size, opts, mask_base, root) -> Item:
         None,
     )
     if numbers is None and mask_tag and mask_base is not None:
-        return _box_from_mask(sample, mask_tag.group(1).strip(), size, mask_base, root)
+        return _box_from_mask(sample, mask_tag.group(1).strip(), size, mask_base, root, opts)
     if numbers is None:
         numbers = first_box_numbers(answer)
     if numbers is None:
@@ -260,9 +264,12 @@ def _with_box(sample, record, size, stated_size, opts, mask_base, root) -> Item:
     return sample
 
 
-def _box_from_mask(sample: Sample, name: str, size: Size, base: Path, root: Path | None) -> Item:
+def _box_from_mask(
+    sample: Sample, name: str, size: Size, base: Path, root: Path | None, opts: dict[str, Any]
+) -> Item:
     candidates = [base / name, *([root / name] if root else [])]
     path = next((p for p in candidates if p.is_file()), candidates[0])
+    path = opts["data_root"].check(sample.id, path, "mask")
     problem = mask_problem(path, size, root)
     if problem:
         return Skipped(sample.id, problem)

@@ -84,8 +84,13 @@ def undecoded(hub_dataset: Any, column: str) -> Any:
     return hub_dataset
 
 
-def hub_image_problem(value: Any, image_root: str | None) -> tuple[Size | None, str | None]:
-    """The size of an image cell (encoded bytes, a path, or a decoded image), or why it is unusable."""
+def hub_image_problem(
+    value: Any, image_root: str | None, sample_id: str, opts: dict[str, Any]
+) -> tuple[Size | None, str | None]:
+    """The size of an image cell (encoded bytes, a path, or a decoded image), or why it is unusable.
+
+    A path must lie inside the data root (``opts["data_root"]``), else the load stops naming it.
+    """
     if isinstance(value, Mapping):
         if value.get("bytes"):
             try:
@@ -96,7 +101,8 @@ def hub_image_problem(value: Any, image_root: str | None) -> tuple[Size | None, 
     if is_blank(value):
         return None, "row has no image"
     if isinstance(value, (str, Path)):
-        return image_problem(Path(image_root, value) if image_root else Path(value))
+        path = Path(image_root, value) if image_root else Path(value)
+        return image_problem(opts["data_root"].check(sample_id, path))
     size = getattr(value, "size", None)  # a decoded PIL image
     if isinstance(size, tuple) and len(size) == 2:
         return (int(size[0]), int(size[1])), None
@@ -128,6 +134,7 @@ class HubDataset(FileDataset):
     layout = "a folder written by datasets' save_to_disk (or use hub_id= / hub_dataset=)"
     reads_hub = True
     options: ClassVar[dict[str, Any]] = {"columns": None, "modality": None, "image_root": None}
+    folder_options = ("image_root",)
     splits = ("all",)
 
     FIELD_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -191,7 +198,7 @@ class HubDataset(FileDataset):
             sample_id = (
                 str(fields["id"]) if not is_blank(fields.get("id")) else row_id(split, index)
             )
-            size, problem = hub_image_problem(fields["image"], opts["image_root"])
+            size, problem = hub_image_problem(fields["image"], opts["image_root"], sample_id, opts)
             if problem:
                 yield Skipped(sample_id, problem)
                 continue
@@ -206,6 +213,9 @@ class HubDataset(FileDataset):
         image = lazy_hub_image(ref.part, ref.index, ref.columns["image"], opts["image_root"])
         meta = {"split": ref.split, "row": ref.index}
         if "mask" in fields:
+            mask_path = _cell_path(fields["mask"], opts["image_root"])
+            if mask_path is not None:
+                opts["data_root"].check(sample_id, mask_path, "mask")
             mask = lazy_hub_image(ref.part, ref.index, ref.columns["mask"], opts["image_root"])
             sample = Sample(sample_id, self.name, modality, image, mask=mask, meta=meta)
             box, problem = box_of_mask(sample)
@@ -239,6 +249,15 @@ class HubDataset(FileDataset):
             return Skipped(sample_id, "row has no caption or answer text")
         answer = str(fields["answer"]).strip()
         return Sample(sample_id, self.name, modality, image, answer=answer, meta=meta)
+
+
+def _cell_path(value: Any, image_root: str | None) -> Path | None:
+    """The file an image cell points to (a path, or a path without bytes), or None."""
+    if isinstance(value, Mapping) and not value.get("bytes"):
+        value = value.get("path")
+    if isinstance(value, (str, Path)) and not is_blank(value):
+        return Path(image_root, value) if image_root else Path(value)
+    return None
 
 
 @dataclass(frozen=True)

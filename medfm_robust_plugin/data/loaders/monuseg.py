@@ -96,9 +96,13 @@ class MoNuSeg(FileDataset):
             outlines = {p.stem: p for p in notes.glob("*.xml")}
             for stem in sorted(set(images) | set(outlines), key=natural_key):
                 image = images.get(stem, tiles / f"{stem}.tif")
-                yield from self._tile(stem, image, outlines.get(stem), split, root, opts["unit"])
+                yield from self._tile(stem, image, outlines.get(stem), split, root, opts)
 
-    def _tile(self, stem, image: Path, xml: Path | None, split, root: Path, unit) -> Iterator[Item]:
+    def _tile(self, stem, image: Path, xml: Path | None, split, root: Path, opts) -> Iterator[Item]:
+        unit = opts["unit"]
+        opts["data_root"].check(stem, image)
+        if xml is not None:
+            opts["data_root"].check(stem, xml, "annotation")
         size, problem = image_problem(image, root)
         if problem:
             yield Skipped(stem, problem)

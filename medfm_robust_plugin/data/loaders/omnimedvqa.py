@@ -60,6 +60,7 @@ class OmniMedVQA(FileDataset):
         "restricted-access": "restricted_access",
     }
     options: ClassVar[dict[str, Any]] = {"datasets": None, "restricted_root": None}
+    folder_options = ("restricted_root",)
 
     def read(self, root: Path, opts: dict[str, Any]) -> Iterator[Item]:
         qa_root = find_dir(root, "QA_information")
@@ -103,6 +104,7 @@ class OmniMedVQA(FileDataset):
                 yield Skipped(sample_id, "item has no image_path")
                 continue
             image = _image_path(str(item["image_path"]), base, restricted_root)
+            image = opts["data_root"].check(sample_id, image)
             _, problem = image_problem(image, base)
             if problem:
                 yield Skipped(sample_id, problem)

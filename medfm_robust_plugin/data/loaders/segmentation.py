@@ -100,6 +100,7 @@ class ISIC2016(FileDataset):
                     image=images.get(stem, image_dir / f"{stem}.jpg"),
                     mask=mask,
                     mask_files=[mask] if mask else [],
+                    data_root=opts["data_root"],
                     root=root,
                     meta={"split": split},
                 )
@@ -145,9 +146,10 @@ class BUSI(FileDataset):
                 else:
                     images[path.stem] = path
             for stem in sorted(set(images) | set(masks), key=natural_key):
-                yield self._item(label, stem, images.get(stem, folder / f"{stem}.png"), masks, root)
+                image = images.get(stem, folder / f"{stem}.png")
+                yield self._item(label, stem, image, masks, root, opts)
 
-    def _item(self, label: str, stem: str, image: Path, masks, root: Path) -> Item:
+    def _item(self, label: str, stem: str, image: Path, masks, root: Path, opts) -> Item:
         number = re.search(r"\((\d+)\)\s*$", stem)
         sample_id = f"{label}_{number.group(1)}" if number else re.sub(r"\W+", "_", stem)
         if label == "normal":
@@ -161,6 +163,7 @@ class BUSI(FileDataset):
             image=image,
             mask=mask,
             mask_files=files,
+            data_root=opts["data_root"],
             root=root,
             meta={"label": label, "file": image.name, "lesion_masks": len(files)},
         )
@@ -203,6 +206,7 @@ class KvasirSEG(FileDataset):
                 image=images.get(stem, folder / "images" / f"{stem}.jpg"),
                 mask=mask_source(mask) if mask else None,
                 mask_files=[mask] if mask else [],
+                data_root=opts["data_root"],
                 root=root,
                 meta=meta,
             )
@@ -288,6 +292,7 @@ class REFUGE(FileDataset):
                 image=images.get(stem, root / f"{stem}.jpg"),
                 mask=functools.partial(grey_level_mask, mask, below) if mask else None,
                 mask_files=[mask] if mask else [],
+                data_root=opts["data_root"],
                 root=root,
                 meta={
                     "split": self.SPLIT_OF_PREFIX.get(stem[:1].lower()),
@@ -349,5 +354,6 @@ class ImageFolder(FileDataset):
                 image=images.get(stem, image_dir / f"{stem}.png"),
                 mask=mask_source(mask, opts["threshold"]) if mask else None,
                 mask_files=[mask] if mask else [],
+                data_root=opts["data_root"],
                 root=root,
             )

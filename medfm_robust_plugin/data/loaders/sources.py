@@ -88,7 +88,11 @@ def _volume(path: str, mtime_ns: int) -> np.ndarray:
     """A NIfTI volume in its physical values; the last four stay cached (slices are read in runs)."""
     import nibabel as nib
 
-    data = np.asanyarray(nib.load(path).dataobj)
+    from ...image import check_size
+
+    image = nib.load(path)  # the header: each slice is checked against the pixel limit first
+    check_size(image.shape[0], image.shape[1], f"'{path}' (NIfTI of shape {image.shape})")
+    data = np.asanyarray(image.dataobj)
     if data.dtype.kind == "f" and np.all(np.isfinite(data)) and np.array_equal(data, np.rint(data)):
         lo, hi = data.min(), data.max()
         if lo >= -32768 and hi <= 32767:

@@ -112,7 +112,7 @@ class QATable(FileDataset):
             if is_blank(value):
                 yield Skipped(sample_id, "row has no image")
                 continue
-            image = path.parent / str(value).strip()
+            image = opts["data_root"].check(sample_id, path.parent / str(value).strip())
             _, problem = image_problem(image, path.parent)
             if problem:
                 yield Skipped(sample_id, problem)
@@ -157,7 +157,7 @@ class VLMEvalTSV(FileDataset):
         by_index = {str(r.get("index", "")).strip(): r for r in rows}
         for number, row in enumerate(rows, start=1):
             sample_id = str(row.get("index") or f"row{number}").strip()
-            image, problem = self._image(row, by_index, path.parent)
+            image, problem = self._image(row, by_index, path.parent, sample_id, opts)
             if problem:
                 yield Skipped(sample_id, problem)
                 continue
@@ -176,7 +176,14 @@ class VLMEvalTSV(FileDataset):
                 meta=meta,
             )
 
-    def _image(self, row: Mapping[str, Any], by_index: Mapping[str, Any], folder: Path):
+    def _image(
+        self,
+        row: Mapping[str, Any],
+        by_index: Mapping[str, Any],
+        folder: Path,
+        sample_id: str,
+        opts: dict[str, Any],
+    ):
         cell = row.get("image")
         if not is_blank(cell):
             text = str(cell).strip()
@@ -192,7 +199,7 @@ class VLMEvalTSV(FileDataset):
         if value.startswith("["):  # a multi-image row: the first image is the one corrupted
             parsed = options_from_value(value)
             value = next(iter(parsed.values())) if parsed else value
-        image = folder / value
+        image = opts["data_root"].check(sample_id, folder / value)
         _, problem = image_problem(image, folder)
         return (None, problem) if problem else (image, None)
 

@@ -84,6 +84,9 @@ class FLARE22(FileDataset):
             raise MedFMRobustError(f"dataset '{self.name}': slice_step and min_area must be >= 1")
         pairs = self._pairs(root)
         for case, image, label in pairs:
+            for path, what in ((image, "image volume"), (label, "label volume")):
+                if path is not None:
+                    opts["data_root"].check(case, path, what)
             yield from self._case(case, image, label, organ, labels, step, min_area, root)
 
     def _pairs(self, root: Path) -> list[tuple[str, Path | None, Path | None]]:
