@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from .time_limit import DEFAULT_ITEM_TIMEOUT
+
 SEVERITY_HELP = "1 (mildest) to 5 (strongest); a fraction such as 2.5 interpolates the table"
 
 
@@ -459,6 +461,7 @@ def models_show(name: str, as_json: bool) -> None:
     "(soft_tissue, brain, lung, bone, liver). Default: the file's, else by modality.",
 )
 @click.option("--pixel-spacing", help="Row,column pixel spacing in mm, when the file does not say.")
+@click.option("--force", is_flag=True, help="Overwrite IN when OUT names the same file.")
 def corrupt(
     input_path: str,
     output_path: str,
@@ -472,6 +475,7 @@ def corrupt(
     modality: str | None,
     window: str | None,
     pixel_spacing: str | None,
+    force: bool,
 ) -> None:
     """Corrupt one image file (PNG, JPEG, TIFF, DICOM, NIfTI) into OUT, keeping its dtype."""
     from .engine import corrupt as apply
@@ -479,8 +483,18 @@ def corrupt(
     from .image import load_image, save_image
 
     level: float = int(severity) if float(severity).is_integer() else severity
+    _check_seed(seed)
+    if _same_file(input_path, output_path) and not force:
+        _fail(
+            f"OUT '{output_path}' is the input file itself; name another OUT, or pass --force "
+            "to overwrite the input"
+        )
+    if params_path:
+        _check_new_file(params_path, "--params")
     try:
         image = load_image(input_path, slice_index=slice_index, frame=frame_index)
+        if mode == "ssim":
+            _check_ssim_size(image.array, input_path)
         out, params = apply(
             image,
             name,
@@ -497,8 +511,48 @@ def corrupt(
     except MedFMRobustError as exc:
         _fail(str(exc))
     if params_path:
-        Path(params_path).write_text(json.dumps(params, indent=2))
+        try:
+            Path(params_path).write_text(json.dumps(params, indent=2))
+        except OSError as exc:
+            _fail(f"--params {params_path}: could not be written ({exc.strerror or exc})")
     click.echo(f"wrote {output_path} ({name}, severity {level}, seed {seed})")
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        _fail(f"--seed {seed}: a seed is a whole number from 0 up")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (after resolving links; hard links too)."""
+    import os
+
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _check_new_file(path: str, option: str) -> None:
+    """Refuse a file that cannot be written, before any work (its folder must exist)."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        _fail(f"{option} {path}: that is a folder; give a file name")
+    if not folder.is_dir():
+        _fail(f"{option} {path}: the folder '{folder}' does not exist; create it first")
+
+
+def _check_ssim_size(array: Any, source: str) -> None:
+    from .ssim import WIN
+
+    if min(array.shape[:2]) < WIN:
+        _fail(
+            f"'{source}': --mode ssim measures SSIM, which needs at least {WIN} x {WIN} pixels; "
+            f"this image is {array.shape[0]} x {array.shape[1]}; use --mode table"
+        )
 
 
 def _parse_pair(text: str | None, option: str) -> tuple[float, float] | None:
@@ -549,6 +603,9 @@ def preview(
     """A labelled grid of corruptions at severities 1-5 (IMAGE, or an embedded phantom)."""
     from .errors import MedFMRobustError
 
+    _check_seed(seed)
+    if image_path and _same_file(image_path, output):
+        _fail(f"-o '{output}' is IMAGE itself; name another output file")
     try:
         path = _write_preview(
             image_path,
@@ -571,12 +628,17 @@ def _write_preview(
     from .data.phantoms import GENERATORS, phantom
     from .engine import get_corruption, list_corruptions
     from .image import load_image
-    from .preview import save_preview
+    from .preview import check_modality, check_output, check_tile, save_preview
 
+    check_output(output)
+    check_tile(tile)
+    check_modality(modality)
     if image_path:
         from .engine import image_context
 
         image = load_image(image_path)  # its DICOM modality, window and spacing come along
+        if mode == "ssim":
+            _check_ssim_size(image.array, image_path)
         modality = modality or image_context(image, image_path)[2].modality
         label = Path(image_path).name
     else:
@@ -601,6 +663,23 @@ def _write_preview(
     )
 
 
+_item_timeout_option = click.option(
+    "--item-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_ITEM_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time one item may take: a corrupted view (in its worker process) or a model call "
+    "(per item of the batch). Past it the item is recorded as failed and the run goes on. 0: no limit.",
+)
+_wait_option = click.option(
+    "--wait",
+    is_flag=True,
+    help="When another process is writing into the output directory, wait for it to finish "
+    "instead of stopping.",
+)
+
+
 @main.command()
 @click.option(
     "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
@@ -613,7 +692,15 @@ def _write_preview(
     default="folder",
     show_default=True,
 )
-@click.option("--num-proc", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option(
+    "--num-proc",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes making the items (0: this process, without the item time limit).",
+)
+@_item_timeout_option
+@_wait_option
 @click.option("--limit", type=int, help="Only the first N samples.")
 @click.option(
     "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
@@ -629,6 +716,8 @@ def materialize(
     out: str,
     fmt: str,
     num_proc: int,
+    item_timeout: float,
+    wait: bool,
     limit: int | None,
     names: str | None,
     severities: str | None,
@@ -657,7 +746,13 @@ def materialize(
         with Progress(*columns, console=_console()) as bar:
             job = bar.add_task(f"materialize {plan.card.name}", total=total)
             result = run_materialize(
-                plan, out, fmt, num_proc, progress=lambda n: bar.advance(job, n)
+                plan,
+                out,
+                fmt,
+                num_proc,
+                progress=lambda n: bar.advance(job, n),
+                wait=wait,
+                item_timeout=item_timeout or None,
             )
     except MedFMRobustError as exc:
         _fail(str(exc))
@@ -707,8 +802,14 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--batch-size", type=int, help="Items per model call (default: the model's).")
 @click.option(
-    "--workers", default=2, show_default=True, type=int, help="Threads preparing corrupted views."
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes preparing corrupted views (0: this process, without their time limit).",
 )
+@_item_timeout_option
+@_wait_option
 @click.option("--max-new-tokens", default=256, show_default=True, type=int)
 @click.option(
     "--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini)."
@@ -738,6 +839,8 @@ def run(
     severity_mode: str | None,
     batch_size: int | None,
     workers: int,
+    item_timeout: float,
+    wait: bool,
     max_new_tokens: int,
     judge: str | None,
     model_option: tuple[str, ...],
@@ -769,6 +872,8 @@ def run(
             batch_size=batch_size,
             workers=workers,
             judge=judge,
+            item_timeout=item_timeout or None,
+            wait=wait,
         )
         job = Run(config, allow_config_change=allow_config_change)
         if dry_run:

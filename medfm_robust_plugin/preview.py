@@ -10,10 +10,64 @@ import numpy as np
 
 from .corruptions.spec import Corruption
 from .engine import corrupt, sample_seed
+from .errors import MedFMRobustError
 
 LABEL_HEIGHT = 18
 MIN_LABEL_WIDTH = 120
 BACKGROUND = (250, 250, 250)
+TILE_RANGE = (16, 1024)  # thumbnail sizes in pixels: readable, and a grid that fits in memory
+
+
+class PreviewError(MedFMRobustError, ValueError):
+    """A preview that cannot be drawn as asked (tile size, file type, modality, image size)."""
+
+
+def known_modalities() -> list[str]:
+    """The modality keys: the benchmark's, those of registered suites and corruptions, 'other'."""
+    from .modalities import MODALITIES
+    from .plugins import get_registry
+
+    registry = get_registry()
+    found = set(MODALITIES) | {"other"}
+    found |= {s.modality for s in registry.items["suites"].values() if s.modality}
+    for item in registry.items["corruptions"].values():
+        found |= set(item.modalities)
+    return sorted(found)
+
+
+def check_modality(modality: str | None) -> None:
+    """Refuse a modality no suite, corruption or benchmark key knows (a typo would pass silently)."""
+    if modality is None:
+        return
+    known = known_modalities()
+    if modality not in known:
+        import difflib
+
+        close = difflib.get_close_matches(modality, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise PreviewError(
+            f"unknown modality '{modality}'; {hint}known modalities: {', '.join(known)}"
+        )
+
+
+def check_tile(tile: int) -> None:
+    low, high = TILE_RANGE
+    if not low <= tile <= high:
+        raise PreviewError(f"tile {tile}: a thumbnail is {low} to {high} pixels wide")
+
+
+def check_output(path: str | Path) -> None:
+    """Refuse a file name whose extension no image writer knows, before anything is drawn."""
+    from PIL import Image
+
+    Image.init()
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise PreviewError(
+            f"'{path}': cannot write a '{suffix or 'extensionless'}' file; "
+            "name it .png, .jpg, .webp, .tif or .pdf"
+        )
 
 
 def display_uint8(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
@@ -61,8 +115,16 @@ def preview_grid(
     from PIL import Image, ImageDraw
 
     from .engine import image_context
+    from .ssim import WIN
 
+    check_tile(tile)
+    check_modality(modality)
     image, _, context, presentation = image_context(image, "preview", modality=modality)
+    if mode == "ssim" and min(image.shape[:2]) < WIN:
+        raise PreviewError(
+            f"SSIM severities need an image of at least {WIN} x {WIN} pixels, this one is "
+            f"{image.shape[0]} x {image.shape[1]}; use mode='table'"
+        )
     cols = 1 + len(severities)
     title_h = 26 if title else 0
     font, small = _font(14), _font(12)
@@ -110,7 +172,10 @@ def preview_grid(
 
 
 def save_preview(path: str | Path, *args: Any, **kwargs: Any) -> Path:
+    """Draw ``preview_grid(*args, **kwargs)`` into ``path`` (its extension picks the format)."""
+    check_output(path)
     path = Path(path)
+    grid = preview_grid(*args, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    preview_grid(*args, **kwargs).save(path)
+    grid.save(path)
     return path

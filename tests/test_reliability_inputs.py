@@ -417,3 +417,89 @@ def test_the_commands_that_load_datasets_refuse_outside_paths_unless_allowed(tmp
     refused = json.loads(medfm(*show).stdout)["data"]
     assert not refused["available"] and "ACRIMA_0001" in refused["why"]
     assert json.loads(medfm(*show, "--allow-outside-data-root").stdout)["data"]["available"]
+
+
+# ---------------------------------------------------------------------- CLI misuse: one line, exit 1
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    save_image(tmp_path / "in.png", np.full((32, 32), 100, np.uint8))
+    save_image(tmp_path / "tiny.png", np.full((5, 5), 100, np.uint8))
+    return tmp_path
+
+
+def test_corrupt_refuses_a_negative_seed(images):
+    done = medfm("corrupt", "in.png", "out.png", "-c", "gaussian_noise", "--seed", "-1", cwd=images)
+    assert_one_line_error(done, "--seed -1")
+    assert not (images / "out.png").exists()
+
+
+def test_corrupt_in_ssim_mode_refuses_an_image_under_7_by_7(images):
+    done = medfm(
+        "corrupt", "tiny.png", "o.png", "-c", "gaussian_noise", "--mode", "ssim", cwd=images
+    )
+    assert_one_line_error(done, "tiny.png", "7 x 7", "5 x 5", "--mode table")
+    assert not (images / "o.png").exists()
+
+
+def test_corrupt_checks_the_params_folder_before_writing_the_image(images):
+    args = ["corrupt", "in.png", "out.png", "-c", "gaussian_noise", "--params", "nodir/p.json"]
+    assert_one_line_error(medfm(*args, cwd=images), "nodir", "does not exist")
+    assert not (images / "out.png").exists()  # nothing written
+
+
+def test_corrupt_never_overwrites_its_input_unless_forced(images):
+    before = (images / "in.png").read_bytes()
+    (images / "sub").mkdir()
+    for out in ("in.png", "sub/../in.png", str(images / "in.png")):
+        done = medfm("corrupt", "in.png", out, "-c", "gaussian_noise", cwd=images)
+        assert_one_line_error(done, "input file itself", "--force")
+        assert (images / "in.png").read_bytes() == before
+    (images / "link.png").symlink_to(images / "in.png")
+    assert_one_line_error(
+        medfm("corrupt", "in.png", "link.png", "-c", "gaussian_noise", cwd=images)
+    )
+    forced = medfm("corrupt", "in.png", "in.png", "-c", "gaussian_noise", "--force", cwd=images)
+    assert forced.returncode == 0, forced.stderr
+    assert (images / "in.png").read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--tile", "0"], ["tile 0", "16 to 1024"]),
+        (["--tile", "100000"], ["tile 100000"]),
+        (["-o", "x.xyz"], ["x.xyz", ".png"]),
+        (["--modality", "bogus"], ["unknown modality 'bogus'", "ct"]),
+        (["--modality", "mr"], ["did you mean mri"]),
+        (["--seed", "-3"], ["--seed -3"]),
+        (["tiny.png", "--mode", "ssim"], ["tiny.png", "7 x 7"]),
+        (["in.png", "-o", "in.png"], ["IMAGE itself"]),
+    ],
+)
+def test_preview_misuse_is_one_line_of_error(images, args, words):
+    if "-o" not in args:
+        args = [*args, "-o", "grid.png"]
+    done = medfm("preview", *args, "--corruptions", "gaussian_noise", cwd=images)
+    assert_one_line_error(done, *words)
+    assert not (images / "grid.png").exists() and not (images / "x.xyz").exists()
+
+
+def test_preview_of_a_known_modality_still_works(images):
+    done = medfm(
+        "preview",
+        "--modality",
+        "ct",
+        "--corruptions",
+        "gaussian_noise",
+        "-o",
+        "g.png",
+        "--tile",
+        "16",
+        "--severities",
+        "1",
+        cwd=images,
+    )
+    assert done.returncode == 0, done.stderr
+    assert load_image(images / "g.png").array.shape[0] > 16
