@@ -13,8 +13,11 @@ that speak the same protocol. Use them as context managers or as pytest fixtures
     def test_something(fake_gemini_server):
         fake_gemini_server.fail_next(429, headers={"Retry-After": "0.2"})
 
-A test scripts failures with ``fail_next`` (served first, in order), slows every answer with
-``delay`` and chooses the answer text and the reported token usage with ``reply`` and ``usage``.
+A test scripts failures with ``fail_next`` (served first, in order) or ``fail_always``, slows
+every answer with ``delay``, makes the server accept requests and never answer with ``hang``, and
+chooses the answer text and the reported token usage with ``reply`` and ``usage``. A ``reply`` of
+None is an answer without text (OpenAI ``content: null``, a Gemini candidate without parts);
+``echo_key`` is a reply that repeats the API key the request carried, as a careless proxy might.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class ScriptedFailure:
     body: dict[str, Any] | None = None
 
 
-Reply = str | Callable[["RecordedRequest"], str]
+Reply = str | None | Callable[["RecordedRequest"], str | None]
 Usage = tuple[int, int] | Callable[["RecordedRequest", str], tuple[int, int]]
 
 
@@ -90,8 +93,11 @@ class FakeAPIServer:
         self.reply = reply
         self.usage = usage
         self.delay = delay
+        self.hang = False  # accept every request and never answer it
         self.requests: list[RecordedRequest] = []
         self._failures: list[ScriptedFailure] = []
+        self._always: ScriptedFailure | None = None
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -111,11 +117,17 @@ class FakeAPIServer:
                 ScriptedFailure(status, dict(headers or {}), body) for _ in range(times)
             )
 
+    def fail_always(self, status: int | None, headers: dict[str, str] | None = None) -> None:
+        """Answer every request with ``status`` from now on (after queued ones); None stops it."""
+        with self._lock:
+            self._always = None if status is None else ScriptedFailure(status, dict(headers or {}))
+
     def clear(self) -> None:
         """Forget the requests seen so far and any failures still queued."""
         with self._lock:
             self.requests.clear()
             self._failures.clear()
+            self._always = None
 
     def api_requests(self) -> list[RecordedRequest]:
         """The requests that asked for a generation (not model listings)."""
@@ -125,6 +137,7 @@ class FakeAPIServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeAPIServer:
+        self._stopping.clear()
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = _QuietServer((LOOPBACK, 0), handler)
         self._thread = threading.Thread(
@@ -137,6 +150,7 @@ class FakeAPIServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # hung answers end
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -167,18 +181,22 @@ class FakeAPIServer:
     def _record(self, request: RecordedRequest) -> ScriptedFailure | None:
         with self._lock:
             self.requests.append(request)
-            return self._failures.pop(0) if self._failures else None
+            return self._failures.pop(0) if self._failures else self._always
 
-    def _reply_text(self, request: RecordedRequest) -> str:
+    def _reply_text(self, request: RecordedRequest) -> str | None:
         return self.reply(request) if callable(self.reply) else self.reply
 
-    def _usage(self, request: RecordedRequest, text: str) -> tuple[int, int]:
+    def key(self, request: RecordedRequest) -> str | None:
+        """The API key a request carried."""
+        raise NotImplementedError
+
+    def _usage(self, request: RecordedRequest, text: str | None) -> tuple[int, int]:
         if callable(self.usage):
-            return self.usage(request, text)
+            return self.usage(request, text or "")
         if self.usage is not None:
             return self.usage
         n_images = len(self.images(request))
-        return 10 + 100 * n_images, max(1, len(text.split()))
+        return 10 + 100 * n_images, max(1, len((text or "").split()))
 
     def handle(self, request: RecordedRequest) -> tuple[int, dict[str, str], Any]:
         """Status, headers and JSON body for a request that is not a scripted failure."""
@@ -221,6 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=time.monotonic(),
         )
         failure = self.fake._record(request)
+        if self.fake.hang:
+            self.fake._stopping.wait()  # the connection stays open, unanswered, until stop()
+            return
         if self.fake.delay:
             time.sleep(self.fake.delay)
         if failure is not None:
@@ -278,7 +299,7 @@ class FakeOpenAIServer(FakeAPIServer):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": "stop" if text is not None else "length",
                         "logprobs": None,
                     }
                 ],
@@ -292,6 +313,10 @@ class FakeOpenAIServer(FakeAPIServer):
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"message": message, "type": "fake_error", "code": status}}
+
+    def key(self, request: RecordedRequest) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth.removeprefix("Bearer ") or None
 
     @staticmethod
     def _parts(request: RecordedRequest) -> Iterator[dict[str, Any]]:
@@ -349,8 +374,10 @@ class FakeGeminiServer(FakeAPIServer):
             {
                 "candidates": [
                     {
-                        "content": {"role": "model", "parts": [{"text": text}]},
-                        "finishReason": "STOP",
+                        "content": {"role": "model", "parts": [{"text": text}]}
+                        if text is not None
+                        else {"role": "model"},
+                        "finishReason": "STOP" if text is not None else "MAX_TOKENS",
                         "index": 0,
                     }
                 ],
@@ -370,6 +397,9 @@ class FakeGeminiServer(FakeAPIServer):
         return {
             "error": {"code": status, "message": message, "status": statuses.get(status, "UNKNOWN")}
         }
+
+    def key(self, request: RecordedRequest) -> str | None:
+        return request.headers.get("x-goog-api-key")
 
     @staticmethod
     def _parts(request: RecordedRequest) -> Iterator[dict[str, Any]]:
@@ -398,6 +428,11 @@ class FakeGeminiServer(FakeAPIServer):
         """The generation settings a request carried (temperature, maxOutputTokens, ...)."""
         body = request.json or {}
         return body.get("generationConfig") or body.get("generation_config") or {}
+
+
+def echo_key(server: FakeAPIServer) -> Callable[[RecordedRequest], str]:
+    """A reply that repeats the key each request carried."""
+    return lambda request: f"Your key {server.key(request)} is valid. The answer is B."
 
 
 @pytest.fixture(name="fake_openai_server")

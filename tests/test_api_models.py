@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,6 +35,7 @@ from .fake_api_servers import (
     FakeAPIServer,
     FakeGeminiServer,
     FakeOpenAIServer,
+    echo_key,
     fake_gemini_server_fixture,  # noqa: F401  (the fake_gemini_server fixture)
     fake_openai_server_fixture,  # noqa: F401  (the fake_openai_server fixture)
 )
@@ -560,3 +562,444 @@ def test_registering_imports_no_sdk() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- retry budgets, breaker
+
+
+def mini_run(tmp_path: Path, model_options: dict[str, Any], out: str = "runs") -> Any:
+    """A native run of ten items (five Mini VQA samples, clean and one noise level) with gpt-4o."""
+    from medfm_robust_plugin.runner import Run, RunConfig
+
+    config = RunConfig(
+        task="MedFMRobust-Mini-VQA",
+        model="gpt-4o",
+        out=str(tmp_path / out),
+        limit=5,
+        corruptions=["gaussian_noise"],
+        severities=[1],
+        model_options=model_options,
+    )
+    return Run(config)
+
+
+def records_of(job: Any) -> list[dict[str, Any]]:
+    from medfm_robust_plugin.runner import read_records
+
+    return list(read_records(job.run_dir))
+
+
+def test_a_failing_batch_is_not_resent_with_full_budgets(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    fake_openai_server.fail_always(500)
+    options = {"max_retries": 1, "retry_delay": 0.01, "max_consecutive_failures": 0}
+    job = mini_run(tmp_path, options)
+    model = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, **options
+    )
+    result = job.execute(model)
+    # ten items, each sent once and retried once; never resent one by one after its batch failed
+    assert len(fake_openai_server.api_requests()) == 20
+    records = records_of(job)
+    assert len(records) == result.failed == 10 and result.written == 0
+    assert all(
+        "HTTP 500" in r["error"] and "gave up after 1 retries" in r["error"] for r in records
+    )
+
+
+def test_a_failing_item_in_a_batch_fails_alone(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    # the third request of the run fails for good (max_retries=0); the other nine are answered
+    calls = []
+
+    def flaky(request: Any) -> str:
+        calls.append(request)
+        if len(calls) == 3:
+            raise ValueError("broken item")
+        return "A"
+
+    fake_openai_server.reply = flaky
+    options = {"max_retries": 0, "concurrency": 1}
+    job = mini_run(tmp_path, options)
+    model = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, **options
+    )
+    result = job.execute(model)
+    assert len(fake_openai_server.api_requests()) == 10
+    assert (result.written, result.failed) == (9, 1)
+    answered = [r for r in records_of(job) if r["error"] is None]
+    # answers of a batch that had a failure keep their own cost, not a cache hit's zero
+    assert all(r["cached"] is False and r["cost_usd"] > 0 for r in answered)
+
+
+def test_the_run_retry_budget_bounds_all_retries(api: Provider) -> None:
+    api.server.fail_always(503)
+    model = api.load(
+        max_retries=5, retry_delay=0.001, retry_budget=3, max_consecutive_failures=0, concurrency=1
+    )
+    with pytest.raises(ModelError) as raised:
+        model.generate([([image(i)], "q") for i in range(10)])
+    assert len(api.server.api_requests()) == 10 + 3
+    outcomes = raised.value.outcomes
+    assert len(outcomes) == 10 and all(isinstance(o, ModelError) for o in outcomes)
+    # the first item spends the budget on its retries; the other nine are tried once each
+    assert all("retry budget (3 retries) is spent" in str(o) for o in outcomes)
+
+
+def test_answers_earn_back_the_retry_budget(api: Provider) -> None:
+    # every ninth request fails once: 40 items need 4 retries, one more than the budget of 3,
+    # and the eight answers between two failures earn most of a retry back
+    seen = []
+
+    def sometimes(request: Any) -> str:
+        seen.append(request)
+        if len(seen) % 9 == 0:
+            raise ValueError("a hiccup")
+        return "A"
+
+    api.server.reply = sometimes
+    model = api.load(retry_delay=0.001, retry_budget=3, concurrency=1)
+    answers = model.generate([([image(i)], "q") for i in range(40)])
+    assert [a.text for a in answers] == ["A"] * 40
+    assert len(api.server.api_requests()) == 44
+
+
+def test_the_breaker_stops_a_run_and_a_rerun_resumes(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    from medfm_robust_plugin.models import ModelUnavailableError
+
+    answered = []
+
+    def then_broken(request: Any) -> str:
+        if len(answered) >= 4:
+            raise ValueError("the server broke")
+        answered.append(request)
+        return "A"
+
+    fake_openai_server.reply = then_broken
+    options = {"max_retries": 1, "retry_delay": 0.01, "concurrency": 2}
+    job = mini_run(tmp_path, options)
+    model = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, **options
+    )
+    with pytest.raises(ModelUnavailableError) as raised:
+        job.execute(model)
+    message = str(raised.value)
+    assert "8 requests in a row" in message and fake_openai_server.base_url in message
+    assert "HTTP 500" in message and "rerun the same command" in message
+    # four answers, then eight failed requests (max(8, 2 x concurrency)), then nothing more
+    assert len(fake_openai_server.api_requests()) == 4 + 8
+    records = records_of(job)
+    assert sum(r["error"] is None for r in records) == 4
+    assert len(records) < 10  # the items after the stop were neither sent nor recorded
+    with pytest.raises(ModelUnavailableError):
+        model.generate([([image(0)], "q")])  # an open breaker sends nothing more
+    assert len(fake_openai_server.api_requests()) == 12
+
+    fake_openai_server.reply = "B"
+    fresh = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, **options
+    )
+    result = mini_run(tmp_path, options).execute(fresh)
+    assert result.skipped_done == 4 and result.written == 6 and result.failed == 0
+    assert (
+        len(fake_openai_server.api_requests()) == 12 + 6
+    )  # the answered four were not asked again
+
+
+def test_a_server_that_never_answers_trips_the_breaker_in_seconds(api: Provider) -> None:
+    from medfm_robust_plugin.models import ModelUnavailableError
+
+    api.server.hang = True
+    model = api.load(timeout=0.3, retry_delay=0.01, concurrency=2)
+    start = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as raised:
+        model.generate([([image(i)], "q") for i in range(4)])
+    elapsed = time.monotonic() - start
+    # defaults otherwise: 4 items x 6 tries; the breaker stops after max(8, 2 x 2) = 8 timeouts
+    assert len(api.server.api_requests()) == 8
+    assert elapsed < 4 * 0.3 + 2, f"took {elapsed:.1f} s"
+    message = str(raised.value)
+    assert "network error" in message and "raise the timeout (now 0.3 s" in message
+
+
+def test_a_refused_key_stops_the_run_with_the_key_hint(api: Provider) -> None:
+    from medfm_robust_plugin.models import ModelUnavailableError
+
+    api.server.fail_always(401)
+    model = api.load(concurrency=1, max_consecutive_failures=3)
+    with pytest.raises(ModelUnavailableError) as raised:
+        model.generate([([image(i)], "q") for i in range(10)])
+    assert len(api.server.api_requests()) == 3  # 401 is never retried; three in a row stop it
+    key_variable = "OPENAI_API_KEY" if api.name == "openai" else "GEMINI_API_KEY"
+    assert f"check the key in {key_variable}" in str(raised.value)
+
+
+def test_failures_between_answers_do_not_trip_the_breaker(api: Provider) -> None:
+    seen = []
+
+    def every_other(request: Any) -> str:
+        seen.append(request)
+        if len(seen) % 2:
+            raise ValueError("a hiccup")
+        return "A"
+
+    api.server.reply = every_other
+    model = api.load(retry_delay=0.001, concurrency=1, max_consecutive_failures=2)
+    answers = model.generate([([image(i)], "q") for i in range(6)])
+    assert [a.text for a in answers] == ["A"] * 6
+    assert len(api.server.api_requests()) == 12 and not model.breaker.is_open
+
+
+def test_the_command_stops_with_one_line_and_keeps_finished_items(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    fake_openai_server.fail_always(503)
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": fake_openai_server.base_url,
+        "MEDFM_ROBUST_CACHE": str(tmp_path / "cache"),
+        "COLUMNS": "200",
+    }
+    args = ["run", "--task", "MedFMRobust-Mini-VQA", "--model", "gpt-4o", "--limit", "5"]
+    args += ["--corruptions", "gaussian_noise", "--severities", "1", "--out", str(tmp_path / "o")]
+    args += ["--model-option", "retry_delay=0.01", "--model-option", "max_retries=1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [x for x in done.stderr.splitlines() if x.startswith("Error")]
+    assert len(errors) == 1 and done.stderr.strip().endswith(errors[0])
+    assert "stopped: 8 requests in a row" in errors[0] and "HTTP 503" in errors[0]
+    assert len(fake_openai_server.api_requests()) == 8
+
+
+# --------------------------------------------------------------------------- answers without text
+
+
+def test_an_answer_without_text_is_retried_once_then_fails_uncached(api: Provider) -> None:
+    api.server.reply = None  # OpenAI: content null; Gemini: a candidate without parts
+    model = api.load(retry_delay=0.001)
+    with pytest.raises(ModelError) as raised:
+        model.generate([([image(0)], "q")])
+    assert len(api.server.api_requests()) == 2  # once more, although max_retries is 5
+    message = str(raised.value)
+    assert "no answer" in message and "gave no text, twice" in message
+    reason = "content null, finish reason length" if api.name == "openai" else "MAX_TOKENS"
+    assert reason in message
+    assert not list(api.cache_dir.rglob("*.json"))  # nothing cached as an answer
+    assert model.usage.calls == 2  # both replies were billed
+    api.server.reply = "B"
+    [answer] = model.generate([([image(0)], "q")])
+    assert answer.text == "B" and not answer.cached
+
+
+def test_an_answer_without_text_then_with_text_is_kept(api: Provider) -> None:
+    replies = iter([None, "C"])
+    api.server.reply = lambda request: next(replies)
+    [answer] = api.load(retry_delay=0.001).generate([([image(0)], "q")])
+    assert answer.text == "C" and len(api.server.api_requests()) == 2
+
+
+def test_an_empty_answer_cached_by_an_older_version_is_not_served(api: Provider) -> None:
+    model = api.load()
+    request = model._request(([image(0)], "q"), None, model._settings(512, 0.0))
+    model.cache.put(request.key, {"text": "", "input_tokens": 1, "output_tokens": 0})
+    [answer] = model.generate([([image(0)], "q")])
+    assert answer.text == "A" and not answer.cached
+    assert len(api.server.api_requests()) == 1
+
+
+# --------------------------------------------------------------------------- keys in answers
+
+
+def test_a_key_echoed_in_an_answer_is_redacted_in_answers_and_cache(api: Provider) -> None:
+    key = OPENAI_KEY if api.name == "openai" else GEMINI_KEY
+    api.server.reply = echo_key(api.server)
+    model = api.load()
+    [answer] = model.generate([([image(0)], "q")])
+    assert api.server.key(api.server.api_requests()[0]) == key  # the server did echo it
+    assert key not in answer.text and "[redacted]" in answer.text
+    assert answer.text.endswith("The answer is B.")
+    [stored] = list(api.cache_dir.rglob("*.json"))
+    assert key not in stored.read_text() and "[redacted]" in stored.read_text()
+    [again] = api.load().generate([([image(0)], "q")])
+    assert again.cached and again.text == answer.text
+
+
+def test_a_key_echoed_in_an_answer_reaches_no_record_or_report(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medfm_robust_plugin.report import build_report
+
+    caplog.set_level(logging.DEBUG)
+    fake_openai_server.reply = echo_key(fake_openai_server)
+    fake_openai_server.fail_next(500, body={"error": {"message": f"bad key {OPENAI_KEY}"}})
+    options = {"retry_delay": 0.001}
+    job = mini_run(tmp_path, options)
+    model = load_model(
+        "gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path, **options
+    )
+    job.execute(model)
+    records = records_of(job)
+    assert len(records) == 10 and all("[redacted]" in r["prediction"] for r in records)
+    paths = build_report([job.run_dir], tmp_path / "report", thumbnails=False)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".jsonl" for p in written) and paths.files
+    assert not [p for p in written if OPENAI_KEY.encode() in p.read_bytes()]
+    assert OPENAI_KEY not in caplog.text and "[redacted]" in caplog.text
+
+
+def test_redaction_of_known_keys_and_key_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medfm_robust_plugin.redaction import redact, register_secret
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-0123456789")
+    monkeypatch.setenv("SOME_SETTING", "not-a-secret-value")
+    register_secret("a-key-from-elsewhere")
+    text = (
+        f"{OPENAI_KEY} {GEMINI_KEY} tok-0123456789 a-key-from-elsewhere not-a-secret-value "
+        "sk-proj-abcdefgh12345678 AIzaSyA1234567890abcdefghijklmnopqrstu"
+    )
+    answer = redact(text)
+    assert answer.split() == ["[redacted]"] * 4 + ["not-a-secret-value"] + text.split()[5:]
+    logged = redact(text, patterns=True)
+    assert logged.split() == ["[redacted]"] * 4 + ["not-a-secret-value"] + ["[redacted]"] * 2
+
+
+# --------------------------------------------------------------------------- endpoints in the cache
+
+
+def test_two_servers_of_one_model_name_keep_their_own_answers(tmp_path: Path) -> None:
+    with (
+        FakeOpenAIServer(reply="from vLLM") as vllm,
+        FakeOpenAIServer(reply="from Ollama") as ollama,
+    ):
+        item = [([image(0)], "q")]
+        first = load_model("openai:medgemma", base_url=vllm.base_url, cache_dir=tmp_path)
+        second = load_model("openai:medgemma", base_url=ollama.base_url, cache_dir=tmp_path)
+        assert first.generate(item)[0].text == "from vLLM"
+        assert second.generate(item)[0].text == "from Ollama"
+        assert len(vllm.api_requests()) == len(ollama.api_requests()) == 1
+        # asked for, one cache serves both endpoints
+        shared = load_model(
+            "openai:medgemma",
+            base_url=ollama.base_url,
+            cache_dir=tmp_path / "shared",
+            share_cache_across_endpoints="true",
+        )
+        shared.generate(item)
+        again = load_model(
+            "openai:medgemma",
+            base_url=vllm.base_url,
+            cache_dir=tmp_path / "shared",
+            share_cache_across_endpoints=True,
+        ).generate(item)[0]
+        assert again.cached and again.text == "from Ollama"
+        assert len(vllm.api_requests()) == 1 and len(ollama.api_requests()) == 2
+
+
+def test_spellings_of_one_endpoint_share_the_cache(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    port = fake_openai_server.port
+    for url in (f"http://127.0.0.1:{port}/v1", f"HTTP://127.0.0.1:{port}/v1/"):
+        model = load_model("openai:medgemma", base_url=url, cache_dir=tmp_path)
+        model.generate([([image(0)], "q")])
+    assert len(fake_openai_server.api_requests()) == 1
+    assert model.endpoint == f"http://127.0.0.1:{port}/v1"
+
+
+def test_endpoint_normalisation() -> None:
+    from medfm_robust_plugin.models.api_support import normalise_endpoint
+
+    assert normalise_endpoint("HTTPS://API.OpenAI.com:443/v1/") == "https://api.openai.com/v1"
+    assert normalise_endpoint("http://LocalHost:80/v1") == "http://localhost/v1"
+    assert normalise_endpoint("http://localhost:8000/v1?x=1#f") == "http://localhost:8000/v1"
+    assert normalise_endpoint("http://user:pw@host:8000/") == "http://host:8000"
+    assert normalise_endpoint("http://[::1]:8000/v1") == "http://[::1]:8000/v1"
+    assert normalise_endpoint("http://host/V1") != normalise_endpoint("http://host/v1")
+
+
+def test_caches_written_without_the_endpoint_are_read_only_when_shared(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    from medfm_robust_plugin.models.api_support import ResponseCache, cache_key
+
+    model = load_model("gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path)
+    png = model._request(([image(0)], "q"), None, {}).images_png[0]
+    import hashlib
+
+    old_key = cache_key(
+        "openai", "gpt-4o", None, "q", [hashlib.sha256(png).hexdigest()], model._settings(512, 0.0)
+    )
+    ResponseCache(tmp_path).put(old_key, {"text": "an old answer"})
+    [fresh] = model.generate([([image(0)], "q")])
+    assert fresh.text == "A" and len(fake_openai_server.api_requests()) == 1
+    shared = load_model(
+        "gpt-4o",
+        base_url=fake_openai_server.base_url,
+        cache_dir=tmp_path,
+        share_cache_across_endpoints="yes",
+    )
+    [old] = shared.generate([([image(0)], "q")])
+    assert old.text == "an old answer" and old.cached
+    assert len(fake_openai_server.api_requests()) == 1
+
+
+# --------------------------------------------------------------------------- model options
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"foo": 1}, "model 'openai:gpt-4o' has no option 'foo'; its options: api_key_env,"),
+        ({"timout": 5}, "has no option 'timout'; did you mean timeout?"),
+        ({"timeout": "abc"}, "option timeout must be a number of seconds above 0, got 'abc'"),
+        ({"timeout": 0}, "option timeout must be a number of seconds above 0, got 0"),
+        ({"concurrency": 2.5}, "option concurrency must be a whole number at least 1, got 2.5"),
+        ({"max_retries": -1}, "option max_retries must be a whole number at least 0, got -1"),
+        ({"cache": "maybe"}, "option cache must be true or false, got 'maybe'"),
+        ({"base_url": "localhost:8000"}, "option base_url must be an http:// or https:// URL"),
+        ({"api_key": "sk-x"}, "keys are read from the environment only"),
+    ],
+)
+def test_bad_model_options_are_named(options: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ModelError) as raised:
+        load_model("gpt-4o", **options)
+    assert expected in str(raised.value) and "openai:gpt-4o" in str(raised.value)
+
+
+def test_bad_options_of_gemini_and_local_models_are_named() -> None:
+    with pytest.raises(ModelError, match=r"'gemini:gemini-2.5-flash'.*thinking_budget.*'lots'"):
+        load_model("gemini-2.5-flash", thinking_budget="lots")
+    with pytest.raises(ModelError, match="model 'baseline:majority' has no option 'foo'"):
+        load_model("baseline:majority", foo=1)
+
+
+def test_the_command_names_a_bad_model_option_in_one_line(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "medfm_robust_plugin", "run", "--task", "MedFMRobust-Mini-VQA"]
+    base += ["--model", "gpt-4o", "--limit", "1", "--out", str(tmp_path)]
+    for option, expected in (
+        ("foo=1", "Error: model 'openai:gpt-4o' has no option 'foo'"),
+        ("timeout=abc", "Error: model 'openai:gpt-4o': option timeout must be a number"),
+    ):
+        done = subprocess.run(
+            [*base, "--model-option", option],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+        assert done.stderr.startswith(expected), done.stderr

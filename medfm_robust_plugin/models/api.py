@@ -13,10 +13,15 @@ Where they connect:
   google-genai also reads), else generativelanguage.googleapis.com. The key is read from
   ``api_key_env`` if given, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
 
-Keys come only from the environment and are never logged, cached, or shown in errors or reprs.
+Keys come only from the environment and are never logged, cached, or shown in errors or reprs;
+a server that echoes the key in an answer gets ``[redacted]`` written instead.
 Both providers share one implementation of caching, retries, concurrency and cost accounting
 (``api_support.APIVisionLanguageModel``); the SDKs' own retries are switched off so that ours are
 the only ones.
+
+Defaults: 120 s per request (10 s of it to connect, OpenAI); 5 retries per item with backoff from
+1 s; 100 retries per run; the run stops after max(8, 2 x concurrency) failed requests in a row
+(about 4 minutes against a server that accepts connections and never answers).
 """
 
 from __future__ import annotations
@@ -28,20 +33,32 @@ import os
 from typing import Any
 
 from ..hookspecs import hookimpl
-from .api_support import APIFailure, APIVisionLanguageModel, parse_retry_after
+from .api_support import (
+    DEFAULT_CONNECT_TIMEOUT,
+    APIFailure,
+    APIVisionLanguageModel,
+    EmptyAnswer,
+    option_number,
+    parse_retry_after,
+)
 from .base import ModelError, ModelSpec
 
 logger = logging.getLogger(__name__)
 
 NO_KEY_PLACEHOLDER = "EMPTY"  # what keyless OpenAI-compatible servers (vLLM, Ollama) expect
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+GEMINI_DEFAULT_URL = "https://generativelanguage.googleapis.com"
 
 COMMON_OPTIONS = {
     "concurrency": "requests in flight at once within one generate() call (default 4)",
-    "timeout": "seconds allowed for one request (default 120)",
-    "max_retries": "retries on 429, 5xx and network errors, with backoff honouring Retry-After (default 5)",
+    "timeout": "seconds allowed for one request (default 120; connecting may take 10 of them)",
+    "max_retries": "retries per item on 429, 5xx and network errors, with backoff honouring Retry-After (default 5)",
     "retry_delay": "seconds before the first retry when the server names no time; doubles each retry (default 1)",
+    "retry_budget": "retries allowed in one run across all items; each answer earns back 0.1 (default 100)",
+    "max_consecutive_failures": "stop the run after this many failed requests in a row: timeouts, network errors, 5xx, 429, 401/403/404 (default max(8, 2 x concurrency); 0: never)",
     "cache_dir": "response cache folder (default $MEDFM_ROBUST_CACHE/responses or ~/.cache/medfm-robust/responses)",
     "cache": "false to neither read nor write the response cache",
+    "share_cache_across_endpoints": "true to share cached answers between servers of one model id, and to read caches written before the endpoint was part of the key (default false)",
     "system": "system prompt used when generate() is given none",
 }
 
@@ -66,27 +83,34 @@ class OpenAIChatModel(APIVisionLanguageModel):
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         image_detail: str | None = None,
+        api_key: Any = None,
         **common: Any,
     ) -> None:
         import openai
 
+        name = f"openai:{model_id}"
+        _refuse_key_option(name, api_key, api_key_env)
         key = os.environ.get(api_key_env) or None
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        base_url = _checked_url(name, base_url or os.environ.get("OPENAI_BASE_URL") or None)
         if key is None and base_url is None:
             raise ModelError(
-                f"model 'openai:{model_id}' needs an API key: set {api_key_env} in the environment "
+                f"model '{name}' needs an API key: set {api_key_env} in the environment "
                 "(or pass base_url=... for a local OpenAI-compatible server)"
             )
         if image_detail not in (None, "auto", "low", "high"):
-            raise ModelError(f"image_detail must be auto, low or high; got {image_detail!r}")
-        super().__init__(model_id, api_key=key, **common)
+            raise ModelError(
+                f"model '{name}': option image_detail must be auto, low or high; got {image_detail!r}"
+            )
+        super().__init__(model_id, endpoint=base_url or OPENAI_DEFAULT_URL, api_key=key, **common)
         self.key_env = api_key_env
         self.base_url = base_url
         self.image_detail = image_detail
         self._client = openai.OpenAI(
             api_key=key or NO_KEY_PLACEHOLDER,
             base_url=base_url,
-            timeout=self.timeout,
+            timeout=openai.Timeout(
+                self.timeout, connect=min(self.timeout, DEFAULT_CONNECT_TIMEOUT)
+            ),
             max_retries=0,  # our retries only
         )
 
@@ -114,14 +138,23 @@ class OpenAIChatModel(APIVisionLanguageModel):
             temperature=settings["temperature"],
             max_tokens=settings["max_tokens"],
         )
-        if not response.choices:
-            raise ModelError(f"model '{self.name}' returned no choices")
-        message = response.choices[0].message
-        text = message.content or getattr(message, "refusal", None) or ""
         usage = response.usage
-        if usage is None:
-            return text, None, None
-        return text, usage.prompt_tokens, usage.completion_tokens
+        n_in, n_out = (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
+        if not response.choices:
+            raise EmptyAnswer("the reply had no choices", n_in, n_out)
+        choice = response.choices[0]
+        message = choice.message
+        text = message.content or getattr(message, "refusal", None) or ""
+        if not text.strip():
+            reason = getattr(choice, "finish_reason", None)
+            hint = " (the token limit ran out: raise max_new_tokens)" if reason == "length" else ""
+            raise EmptyAnswer(
+                f"content {'null' if message.content is None else 'empty'}, "
+                f"finish reason {reason}{hint}",
+                n_in,
+                n_out,
+            )
+        return text, n_in, n_out
 
     def _read_failure(self, exc: BaseException) -> APIFailure | None:
         import openai
@@ -157,29 +190,36 @@ class GeminiModel(APIVisionLanguageModel):
         *,
         base_url: str | None = None,
         api_key_env: str | None = None,
-        thinking_budget: int | None = None,
+        thinking_budget: Any = None,
+        api_key: Any = None,
         **common: Any,
     ) -> None:
         from google import genai
         from google.genai import types
 
+        name = f"gemini:{model_id}"
         names = [api_key_env] if api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
+        _refuse_key_option(name, api_key, " or ".join(names))
         key = next((os.environ[n] for n in names if os.environ.get(n)), None)
-        base_url = (
+        base_url = _checked_url(
+            name,
             base_url
             or os.environ.get("GEMINI_BASE_URL")
             or os.environ.get("GOOGLE_GEMINI_BASE_URL")
-            or None
+            or None,
         )
         if key is None and base_url is None:
             raise ModelError(
-                f"model 'gemini:{model_id}' needs an API key: set {' or '.join(names)} "
-                "in the environment"
+                f"model '{name}' needs an API key: set {' or '.join(names)} in the environment"
             )
-        super().__init__(model_id, api_key=key, **common)
+        super().__init__(model_id, endpoint=base_url or GEMINI_DEFAULT_URL, api_key=key, **common)
         self.key_env = " or ".join(names)
         self.base_url = base_url
-        self.thinking_budget = None if thinking_budget is None else int(thinking_budget)
+        self.thinking_budget = (
+            None
+            if thinking_budget is None
+            else option_number(thinking_budget, "thinking_budget", name, integer=True)
+        )
         self._types = types
         self._client = genai.Client(
             api_key=key or NO_KEY_PLACEHOLDER,
@@ -218,31 +258,31 @@ class GeminiModel(APIVisionLanguageModel):
             contents=[types.Content(role="user", parts=parts)],
             config=config,
         )
-        text = self._answer_text(response)
         usage = response.usage_metadata
-        if usage is None:
-            return text, None, None
-        # Thinking tokens are billed as output.
-        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-        return text, usage.prompt_token_count, output
+        n_in = n_out = None
+        if usage is not None:
+            # Thinking tokens are billed as output.
+            n_in = usage.prompt_token_count
+            n_out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        return self._answer_text(response, n_in, n_out), n_in, n_out
 
-    def _answer_text(self, response: Any) -> str:
+    def _answer_text(self, response: Any, n_in: int | None, n_out: int | None) -> str:
         candidates = response.candidates or []
         content = candidates[0].content if candidates else None
         parts = (content.parts if content is not None else None) or []
         text = "".join(p.text for p in parts if p.text and not p.thought)
-        if not text:
+        if not text.strip():
             reason = candidates[0].finish_reason if candidates else None
             blocked = getattr(response.prompt_feedback, "block_reason", None)
             hint = (
                 " (thinking used the token budget: raise max_new_tokens or set thinking_budget=0)"
             )
-            logger.warning(
-                "%s gave an empty answer: finish reason %s%s%s",
-                self.name,
-                reason,
-                f", prompt blocked: {blocked}" if blocked else "",
-                hint if str(reason).endswith("MAX_TOKENS") else "",
+            raise EmptyAnswer(
+                f"no text in the reply, finish reason {reason}"
+                + (f", prompt blocked: {blocked}" if blocked else "")
+                + (hint if str(reason).endswith("MAX_TOKENS") else ""),
+                n_in,
+                n_out,
             )
         return text
 
@@ -264,6 +304,25 @@ class GeminiModel(APIVisionLanguageModel):
         if width <= 384 and height <= 384:
             return 258
         return 258 * math.ceil(width / 768) * math.ceil(height / 768)
+
+
+def _refuse_key_option(model: str, api_key: Any, variable: str) -> None:
+    """Keys never travel as options (they would land in run configs and shell history)."""
+    if api_key is not None:
+        raise ModelError(
+            f"model '{model}': keys are read from the environment only, not from an option; "
+            f"set {variable} (or name another variable with api_key_env=...)"
+        )
+
+
+def _checked_url(model: str, url: str | None) -> str | None:
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise ModelError(
+            f"model '{model}': option base_url must be an http:// or https:// URL, got {url!r}"
+        )
+    return url
 
 
 def _retry_info_delay(details: Any) -> float | None:

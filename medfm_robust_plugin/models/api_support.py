@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +28,17 @@ from typing import Any
 
 import numpy as np
 
-from .base import Capabilities, Generation, ImageInput, ModelError, VLMItem
+from ..redaction import redact as redact_secrets
+from ..redaction import register_secret
+from .base import (
+    Capabilities,
+    Generation,
+    GenerationError,
+    ImageInput,
+    ModelError,
+    ModelUnavailableError,
+    VLMItem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +168,29 @@ def default_cache_dir() -> Path:
     return base / "medfm-robust" / "responses"
 
 
+def normalise_endpoint(url: str) -> str:
+    """An endpoint as the cache key sees it: scheme, host, port and path; host and scheme lowercased,
+    default ports and a trailing slash dropped, no credentials, query or fragment.
+
+    ``HTTP://LocalHost:80/v1/`` and ``http://localhost/v1`` are one endpoint.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "https").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 address goes back in brackets
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{host}{path}"
+
+
 def cache_key(
     provider: str,
     model: str,
@@ -165,9 +198,15 @@ def cache_key(
     prompt: str,
     image_hashes: Sequence[str],
     settings: Mapping[str, Any],
+    endpoint: str | None = None,
 ) -> str:
-    """sha256 of everything that decides an answer (never the API key, never the image bytes)."""
-    payload = {
+    """sha256 of everything that decides an answer (never the API key, never the image bytes).
+
+    ``endpoint`` (a normalised base URL) keeps the answers of one model id served by two servers
+    apart; None gives the key that every endpoint shares, which is also the key of caches written
+    before endpoints were part of it.
+    """
+    payload: dict[str, Any] = {
         "version": 1,
         "provider": provider,
         "model": model,
@@ -176,6 +215,9 @@ def cache_key(
         "images": list(image_hashes),
         "settings": dict(sorted(settings.items())),
     }
+    if endpoint is not None:
+        payload["version"] = 2
+        payload["endpoint"] = endpoint
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -183,8 +225,10 @@ def cache_key(
 class ResponseCache:
     """One JSON file per request key under ``root/<key[:2]>/<key>.json``: answer text and tokens.
 
-    The key leaves out the endpoint: one model id served by two servers shares answers, so give
-    servers that differ (two quantisations of one model, say) their own ``cache_dir``.
+    The key includes the endpoint, so that one model id served by two servers (two quantisations,
+    vLLM and Ollama, a proxy) never shares answers, unless a model is built with
+    ``share_cache_across_endpoints=true`` (which also reads caches written before the endpoint was
+    part of the key).
 
     Files are written to a temporary name and renamed into place, so a reader in any process sees
     either nothing or a whole record; two processes writing one key write the same answer.
@@ -239,10 +283,11 @@ class APIFailure:
     status: int | None
     message: str
     retry_after: float | None = None
+    empty: bool = False  # an answer came, without text
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or is_retryable_status(self.status)
+        return not self.empty and (self.status is None or is_retryable_status(self.status))
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -286,8 +331,92 @@ class RetryPolicy:
         return ceiling * random.uniform(0.5, 1.0)  # jitter spreads the threads of one run
 
 
-def redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "[redacted]") if secret else text
+class RetryBudget:
+    """The retries one run may spend across all its items, so that a server failing most requests
+    cannot multiply them: each retry takes one, each answer received earns back a tenth of one (up
+    to the full budget), so that a long run with a few failures here and there never runs out."""
+
+    EARNED_PER_ANSWER = 0.1
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._left = float(size)
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left < 1:
+                return False
+            self._left -= 1
+            return True
+
+    def earn(self) -> None:
+        with self._lock:
+            self._left = min(float(self.size), self._left + self.EARNED_PER_ANSWER)
+
+    @property
+    def left(self) -> float:
+        return self._left
+
+
+# Failures that say the server (or our key for it) is not working, rather than that one request
+# was bad: they count towards the circuit breaker.
+SERVER_LEVEL_STATUSES = frozenset({401, 403, 404})
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` requests in a row fail with a timeout, a network error, a 5xx, a
+    429 or a refused key / unknown model (401, 403, 404); any answer closes the streak. Once open
+    it stays open: nothing more is sent and the run stops (0 turns the breaker off)."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.streak = 0
+        self.last: APIFailure | None = None
+        self._open = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def answered(self) -> None:
+        with self._lock:
+            self.streak = 0
+
+    def failed(self, failure: APIFailure) -> bool:
+        """Count one failed request; True when this one opened the breaker."""
+        if not (failure.retryable or failure.status in SERVER_LEVEL_STATUSES):
+            self.answered()  # the server answered; the request was at fault
+            return False
+        with self._lock:
+            self.streak += 1
+            self.last = failure
+            if self.threshold and self.streak >= self.threshold and not self._open.is_set():
+                self._open.set()
+                return True
+        return False
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the breaker opens meanwhile."""
+        self._open.wait(seconds)
+
+
+class EmptyAnswer(Exception):
+    """A reply without answer text (OpenAI ``content: null``, a Gemini reply with no text part);
+    carries the tokens it was billed for."""
+
+    def __init__(
+        self, reason: str, input_tokens: int | None = None, output_tokens: int | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """``text`` without ``secret`` or any other key this process knows (``[redacted]`` instead)."""
+    return redact_secrets(text, [secret])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,10 +469,58 @@ class _Request:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def option_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def option_bool(value: Any, option: str = "option", model: str = "the model") -> bool:
+    """A true/false option as given on a command line (true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ModelError(f"model '{model}': option {option} must be true or false, got {value!r}")
+
+
+def option_number(
+    value: Any,
+    option: str,
+    model: str,
+    *,
+    integer: bool = False,
+    minimum: float = 0.0,
+    above: bool = False,
+    unit: str = "",
+) -> Any:
+    """A numeric option, or one clear error naming the option and the model."""
+    kind = "a whole number" if integer else "a number"
+    bound = f"{'above' if above else 'at least'} {minimum:g}"
+    what = f"{kind}{' of ' + unit if unit else ''} {bound}"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if integer:
+            if number != int(number):
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise ModelError(
+            f"model '{model}': option {option} must be {what}, got {value!r}"
+        ) from None
+    if number != number or number < minimum or (above and number == minimum):
+        raise ModelError(f"model '{model}': option {option} must be {what}, got {value!r}")
+    return number
+
+
+DEFAULT_TIMEOUT = 120.0  # seconds for one request (an answer of 512 tokens takes well under that)
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds to open a connection, within the timeout
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_RETRY_BUDGET = 100
+MIN_CONSECUTIVE_FAILURES = 8  # default breaker: max(8, 2 x concurrency) failed requests in a row
 
 
 class APIVisionLanguageModel:
@@ -353,6 +530,11 @@ class APIVisionLanguageModel:
     tokens), ``_read_failure`` (an SDK exception -> ``APIFailure`` or None for a bug) and
     ``image_tokens`` (an estimate for ``estimate``); ``_settings`` adds provider options that
     change answers, so that they enter the cache key.
+
+    Failures are bounded three ways: each item gets ``max_retries`` retries; the whole run (this
+    object) gets ``retry_budget`` retries, earned back slowly by answers; and after
+    ``max_consecutive_failures`` failed requests in a row the circuit breaker opens, every further
+    call raises ``ModelUnavailableError`` at once, and a run stops with that message.
     """
 
     provider = "api"
@@ -361,28 +543,47 @@ class APIVisionLanguageModel:
         self,
         model_id: str,
         *,
-        concurrency: int = 4,
-        timeout: float = 120.0,
-        max_retries: int = 5,
-        retry_delay: float = 1.0,
-        cache: bool | str = True,
+        endpoint: str,
+        concurrency: Any = 4,
+        timeout: Any = DEFAULT_TIMEOUT,
+        max_retries: Any = DEFAULT_MAX_RETRIES,
+        retry_delay: Any = 1.0,
+        retry_budget: Any = DEFAULT_RETRY_BUDGET,
+        max_consecutive_failures: Any = None,
+        cache: Any = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        share_cache_across_endpoints: Any = False,
         system: str | None = None,
         api_key: str | None = None,
     ) -> None:
         if not model_id:
             raise ModelError(f"name the model: '{self.provider}:<model id>'")
         self.model_id = model_id
-        self.name = f"{self.provider}:{model_id}"
-        self.concurrency = max(1, int(concurrency))
-        self.timeout = float(timeout)
+        self.name = name = f"{self.provider}:{model_id}"
+        self.endpoint = normalise_endpoint(endpoint)
+        self.concurrency = option_number(concurrency, "concurrency", name, integer=True, minimum=1)
+        self.timeout = option_number(
+            timeout, "timeout", name, minimum=0, above=True, unit="seconds"
+        )
         self.retry = RetryPolicy(
-            max_retries=max(0, int(max_retries)), base_delay=max(0.0, float(retry_delay))
+            max_retries=option_number(max_retries, "max_retries", name, integer=True),
+            base_delay=option_number(retry_delay, "retry_delay", name, unit="seconds"),
+        )
+        self.retry_budget = RetryBudget(
+            option_number(retry_budget, "retry_budget", name, integer=True)
+        )
+        if max_consecutive_failures is None:
+            max_consecutive_failures = max(MIN_CONSECUTIVE_FAILURES, 2 * self.concurrency)
+        self.breaker = CircuitBreaker(
+            option_number(max_consecutive_failures, "max_consecutive_failures", name, integer=True)
+        )
+        self.share_cache_across_endpoints = option_bool(
+            share_cache_across_endpoints, "share_cache_across_endpoints", name
         )
         self.default_system = system
         self.cache = (
             ResponseCache(cache_dir if cache_dir is not None else default_cache_dir())
-            if option_bool(cache)
+            if option_bool(cache, "cache", name)
             else None
         )
         self.capabilities = Capabilities(
@@ -390,7 +591,8 @@ class APIVisionLanguageModel:
         )
         self.usage = APIUsage()
         self._usage_lock = threading.Lock()
-        self._secret = api_key  # used only to scrub messages; never stored elsewhere or shown
+        self._secret = api_key  # used only to scrub text; never stored elsewhere or shown
+        register_secret(api_key)  # so that logs of this process scrub it too
         self.key_env = "the API key variable"  # set by a provider: the variable's name, for hints
         if price_for(model_id) is None:
             logger.info(
@@ -412,6 +614,8 @@ class APIVisionLanguageModel:
         system: str | None,
         settings: dict[str, Any],
     ) -> tuple[str, int | None, int | None]:
+        """One request -> (text, input tokens, output tokens); ``EmptyAnswer`` for a reply
+        without text."""
         raise NotImplementedError
 
     def _read_failure(self, exc: BaseException) -> APIFailure | None:
@@ -435,14 +639,18 @@ class APIVisionLanguageModel:
     ) -> list[Generation]:
         """Answer each (images, prompt) item, ``concurrency`` at a time; results in item order.
 
-        Answers found in the response cache make no call (``cached=True``, cost 0). If an item
-        fails, the items already running finish (and are cached), the rest are not sent, and the
-        first failure is raised as a ``ModelError``.
+        Answers found in the response cache make no call (``cached=True``, cost 0). Every item is
+        tried, each with its own retries; if some fail, a ``GenerationError`` is raised whose
+        ``outcomes`` hold each item's answer or error (the answers are cached too). When the
+        server keeps failing, ``ModelUnavailableError`` is raised instead and nothing more is
+        sent by this object.
         """
+        if self.breaker.is_open:
+            raise self._unavailable([None] * len(items))
         system = system if system is not None else self.default_system
         settings = self._settings(max_new_tokens, temperature)
         requests = [self._request(item, system, settings) for item in items]
-        results: dict[str, Generation] = {}
+        results: dict[str, Generation | Exception | None] = {}
         pending: dict[str, _Request] = {}
         for request in requests:
             if request.key in results or request.key in pending:
@@ -454,17 +662,30 @@ class APIVisionLanguageModel:
             else:
                 pending[request.key] = request
         results.update(self._call_all(list(pending.values())))
-        generations, seen = [], set()
+        outcomes: list[Generation | Exception | None] = []
+        seen: set[str] = set()
         for request in requests:
-            generation = results[request.key]
-            if request.key in seen:  # a repeat within this call is answered once
-                generation = Generation(
-                    generation.text, generation.input_tokens, generation.output_tokens, cached=True
+            outcome = results[request.key]
+            if isinstance(outcome, Generation) and request.key in seen:
+                # a repeat within this call is answered once
+                outcome = Generation(
+                    outcome.text, outcome.input_tokens, outcome.output_tokens, cached=True
                 )
-                self._count(generation)
+                self._count(outcome)
             seen.add(request.key)
-            generations.append(generation)
-        return generations
+            outcomes.append(outcome)
+        if self.breaker.is_open:
+            raise self._unavailable(outcomes)
+        failures = [o for o in outcomes if not isinstance(o, Generation)]
+        if failures:
+            first = failures[0]
+            message = (
+                str(first)
+                if len(outcomes) == 1
+                else (f"{len(failures)} of {len(outcomes)} items failed; the first: {first}")
+            )
+            raise GenerationError(message, outcomes) from first
+        return outcomes  # type: ignore[return-value]
 
     def estimate(
         self,
@@ -508,43 +729,47 @@ class APIVisionLanguageModel:
         images, prompt = item
         pngs = [encode_png(image) for image in image_list(images)]
         hashes = [hashlib.sha256(png).hexdigest() for png in pngs]
-        key = cache_key(self.provider, self.model_id, system, prompt, hashes, settings)
+        endpoint = None if self.share_cache_across_endpoints else self.endpoint
+        key = cache_key(self.provider, self.model_id, system, prompt, hashes, settings, endpoint)
         return _Request(key, pngs, prompt, system, settings)
 
     def _cached(self, key: str) -> Generation | None:
         if self.cache is None:
             return None
         record = self.cache.get(key)
-        if record is None:
-            return None
-        generation = Generation(
-            text=record["text"],
+        if record is None or not str(record["text"]).strip():
+            return None  # an empty answer was never an answer (older caches may hold one)
+        return Generation(
+            text=redact(str(record["text"]), self._secret),
             input_tokens=record.get("input_tokens"),
             output_tokens=record.get("output_tokens"),
             cached=True,
         )
-        return generation
 
-    def _call_all(self, pending: list[_Request]) -> dict[str, Generation]:
+    def _call_all(self, pending: list[_Request]) -> dict[str, Generation | Exception | None]:
         if not pending:
             return {}
         if len(pending) == 1 or self.concurrency == 1:
-            return {request.key: self._call(request) for request in pending}
+            return {request.key: self._outcome(request) for request in pending}
         with ThreadPoolExecutor(
             max_workers=min(self.concurrency, len(pending)), thread_name_prefix=self.name
         ) as pool:
-            futures = {pool.submit(self._call, request): request.key for request in pending}
-            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                for future in not_done:
-                    future.cancel()
-                raise failed[0].exception()  # type: ignore[misc]
-            return {key: future.result() for future, key in futures.items()}
+            futures = {request.key: pool.submit(self._outcome, request) for request in pending}
+        return {key: future.result() for key, future in futures.items()}
+
+    def _outcome(self, request: _Request) -> Generation | Exception | None:
+        """The answer, the error, or None when the open breaker kept the request from being sent."""
+        try:
+            return self._call(request)
+        except _NotSent:
+            return None
+        except Exception as exc:
+            return exc
 
     def _call(self, request: _Request) -> Generation:
         start = time.monotonic()
         text, n_in, n_out = self._with_retries(request)
+        text = redact(text, self._secret)  # a server that echoes the key gets it nowhere
         seconds = time.monotonic() - start
         cost = cost_usd(self.model_id, n_in, n_out)
         generation = Generation(
@@ -563,6 +788,7 @@ class APIVisionLanguageModel:
                     "output_tokens": n_out,
                     "provider": self.provider,
                     "model": self.model_id,
+                    "endpoint": None if self.share_cache_across_endpoints else self.endpoint,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 },
             )
@@ -582,15 +808,31 @@ class APIVisionLanguageModel:
 
     def _with_retries(self, request: _Request) -> tuple[str, int | None, int | None]:
         retry = 0
+        failure: APIFailure | None = None
         while True:
+            if self.breaker.is_open:
+                if failure is None:
+                    raise _NotSent
+                raise self._error(failure, retry, stopped=True)
             try:
-                return self._send(
+                text, n_in, n_out = self._send(
                     request.images_png, request.prompt, request.system, request.settings
                 )
+                if not text or not text.strip():
+                    raise EmptyAnswer("the reply had no text", n_in, n_out)
+            except EmptyAnswer as exc:
+                self.breaker.answered()
+                self._count_billed(exc.input_tokens, exc.output_tokens)
+                retried_empty = failure is not None and failure.empty
+                failure = APIFailure(None, f"empty answer: {exc}", empty=True)
+                if retried_empty or retry >= self.retry.max_retries:
+                    raise self._error(failure, retry) from None
             except Exception as exc:
                 failure = self._read_failure(exc)
                 if failure is None:
                     raise
+                if self.breaker.failed(failure):
+                    raise self._error(failure, retry) from None
                 if not failure.retryable or retry >= self.retry.max_retries:
                     raise self._error(failure, retry) from None
                 if (
@@ -598,40 +840,100 @@ class APIVisionLanguageModel:
                     and failure.retry_after > self.retry.max_retry_after
                 ):
                     raise self._error(failure, retry, asked=failure.retry_after) from None
-                retry += 1
-                wait_s = (
-                    failure.retry_after
-                    if failure.retry_after is not None
-                    else self.retry.backoff(retry)
-                )
-                logger.warning(
-                    "%s: %s; retry %d of %d in %.1f s",
-                    self.name,
-                    self._describe(failure),
-                    retry,
-                    self.retry.max_retries,
-                    wait_s,
-                )
-                time.sleep(wait_s)
+            else:
+                self.breaker.answered()
+                self.retry_budget.earn()
+                return text, n_in, n_out
+            if not self.retry_budget.take():
+                raise self._error(failure, retry, budget_spent=True)
+            retry += 1
+            wait_s = (
+                failure.retry_after
+                if failure.retry_after is not None
+                else self.retry.backoff(retry)
+            )
+            logger.warning(
+                "%s: %s; retry %d of %d in %.1f s",
+                self.name,
+                self._describe(failure),
+                retry,
+                self.retry.max_retries,
+                wait_s,
+            )
+            self.breaker.wait(wait_s)
+
+    def _count_billed(self, n_in: int | None, n_out: int | None) -> None:
+        """A reply that was billed but gave no answer (an empty one) still counts as a call."""
+        cost = cost_usd(self.model_id, n_in, n_out)
+        self._count(Generation("", n_in, n_out, cost_usd=cost or 0.0), priced=cost is not None)
 
     def _describe(self, failure: APIFailure) -> str:
-        what = f"HTTP {failure.status}" if failure.status is not None else "network error"
+        if failure.empty:
+            what = "no answer"
+        else:
+            what = f"HTTP {failure.status}" if failure.status is not None else "network error"
         message = redact(failure.message, self._secret).strip()
         return f"{what} ({message[:300]})" if message else what
 
-    def _error(self, failure: APIFailure, retries: int, asked: float | None = None) -> ModelError:
-        hints = {
+    def _hint(self, failure: APIFailure) -> str | None:
+        return {
             401: f"check the key in {self.key_env} (option api_key_env names another variable)",
             403: "the key has no access to this model or endpoint",
-            404: "check the model id and the base_url",
+            404: f"check the model id and the base_url ({self.endpoint})",
             429: "rate limit or quota: lower concurrency or wait",
-        }
+        }.get(failure.status or 0)
+
+    def _error(
+        self,
+        failure: APIFailure,
+        retries: int,
+        asked: float | None = None,
+        budget_spent: bool = False,
+        stopped: bool = False,
+    ) -> ModelError:
+        hint = self._hint(failure)
         if asked is not None:
             advice = f"the server asks to wait {asked:.0f} s (a spent quota?); try again later"
-        elif failure.status is not None and failure.status in hints:
-            advice = hints[failure.status]
+        elif stopped:
+            advice = "not retried: the run stopped because the server keeps failing"
+        elif budget_spent:
+            advice = (
+                f"not retried: this run's retry budget ({self.retry_budget.size} retries) is "
+                "spent because the server fails too often; lower concurrency or raise "
+                "retry_budget, and rerun later to fill in the failed items"
+            )
+        elif failure.empty:
+            advice = (
+                "the model gave no text, twice; the item is recorded as failed"
+                if retries
+                else "the model gave no text; the item is recorded as failed"
+            )
+        elif hint is not None:
+            advice = hint
         elif failure.retryable:
             advice = f"gave up after {retries} retries; try again later (answers so far are cached)"
         else:
             advice = "the request cannot succeed as sent"
         return ModelError(f"model '{self.name}' failed: {self._describe(failure)}; {advice}")
+
+    def _unavailable(self, outcomes: Sequence[Any]) -> ModelUnavailableError:
+        breaker = self.breaker
+        last = breaker.last
+        if last is not None and last.status in SERVER_LEVEL_STATUSES:
+            advice = f"{self._hint(last)}; then rerun"
+        else:
+            advice = (
+                "check that the server is up and answering; if its answers are only slow, raise "
+                f"the timeout (now {self.timeout:g} s: --model-option timeout=SECONDS); then rerun"
+            )
+        what = self._describe(last) if last is not None else "unknown failure"
+        return ModelUnavailableError(
+            f"model '{self.name}' stopped: {breaker.streak} requests in a row to {self.endpoint} "
+            f"failed (the last: {what}); {advice} the same command to resume: finished items "
+            "are kept and answered requests come from the response cache",
+            outcomes,
+        )
+
+
+class _NotSent(Exception):
+    """The breaker opened before this request was sent."""
