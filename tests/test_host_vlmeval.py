@@ -377,3 +377,60 @@ def test_robustified_names_come_from_the_data_arguments_and_the_config(tmp_path)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"data": {"SLAKE_TEST-MedFMRobust": {}, VQA: {}}, "model": {}}))
     assert robust_names(["--config", str(config), "--mode", "all"]) == ["SLAKE_TEST-MedFMRobust"]
+
+
+# --------------------------------------------------------------------------- keys in logs
+
+
+@needs_vlmeval
+def test_the_key_never_reaches_vlmevalkits_log_files(api_run):
+    logs = list((api_run["tmp"] / "outputs").rglob("*.log"))
+    assert logs, "VLMEvalKit wrote no log file"
+    text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in logs)
+    # VLMEvalKit's GPT wrapper logs "Using API Base: ...; API Key: <key>" when it is built
+    assert "API Key: [redacted]" in text
+    assert "sk-test" not in text
+
+
+@needs_vlmeval
+def test_key_filter_on_vlmevalkits_own_loggers_and_log_file(tmp_path):
+    key = "sk-live-SECRET-0123456789"
+    script = textwrap.dedent(
+        f"""
+        import logging
+        from medfm_robust_plugin.redaction import install_log_redaction, uninstall_log_redaction
+        from vlmeval.smp.log import get_logger, setup_logger
+
+        before = setup_logger(log_file={str(tmp_path / "before.log")!r})
+        get_logger("vlmeval.api.gpt").info("control line, no filter: API Key: {key}")
+
+        install_log_redaction(["vlmeval"])
+        # VLMEvalKit's run.py sets up its log file once it runs, after our filter is in place
+        setup_logger(log_file={str(tmp_path / "logs" / "run.log")!r}, reset=True)
+        from vlmeval.api.gpt import OpenAIWrapper
+
+        OpenAIWrapper(model="gpt-4o", key=None, api_base="http://127.0.0.1:9/v1/chat/completions")
+        other = get_logger("vlmeval.dataset.something_new")
+        other.warning("keys of others: %s and %s", "sk-proj-abcdefgh12345678",
+                      "AIzaSyA1234567890abcdefghijklmnopqrstu")
+        try:
+            raise RuntimeError("request failed with key {key}")
+        except RuntimeError:
+            other.exception("a failure")
+        uninstall_log_redaction()
+        other.warning("after uninstall: {key}")
+        """
+    )
+    env = offline_env(tmp_path, OPENAI_API_KEY=key)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert key in (tmp_path / "before.log").read_text()  # the filter is what keeps it out
+    log = (tmp_path / "logs" / "run.log").read_text()
+    assert "Using API Base: http://127.0.0.1:9/v1/chat/completions; API Key: [redacted]" in log
+    assert "keys of others: [redacted] and [redacted]" in log
+    assert "RuntimeError: request failed with key [redacted]" in log
+    [line_with_key] = [line for line in log.splitlines() if key in line]
+    assert line_with_key.endswith(f"after uninstall: {key}")  # uninstalling gives logging back
+    assert "sk-proj-" not in log and "AIzaSy" not in log

@@ -14,6 +14,11 @@ model builders in ``vlmeval.config.supported_VLM``, and every class as an attrib
     torchrun --nproc-per-node=2 "$(command -v vlmeval)" --data MedFMRobust-VQA-Lite --model medgemma
 
 See docs/vlmeval.md for the dataset names, the ``--config`` arguments and the result files.
+
+VLMEvalKit logs the key of its API models ("Using API Base: ...; API Key: sk-...") into
+``<work-dir>/logs/*.log``; ``main()`` first installs a logging filter that redacts keys (those in
+the environment, those of our models, and anything shaped like ``sk-...`` / ``AIza...``) on the root
+logger, VLMEvalKit's loggers and their handlers, and on every record as it is made.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ REQUIRED_ATTRIBUTES = (
 )
 
 MARK = "_medfm_robust"  # class attribute that tells our classes from VLMEvalKit's
+LOGGERS = ("vlmeval",)  # VLMEvalKit's logger tree (vlmeval.smp.log.ROOT_LOGGER_NAME)
 
 
 class VLMEvalKitMissing(MedFMRobustError, ImportError):
@@ -247,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     each process its GPUs through CUDA_VISIBLE_DEVICES before it imports torch. Registration then
     fills the registries its module code imported, and its ``main()`` runs.
     """
+    from ..redaction import install_log_redaction, uninstall_log_redaction
+
+    install_log_redaction(LOGGERS)  # before run.py logs anything
     argv = list(sys.argv[1:] if argv is None else argv)
     saved = sys.argv
     try:
@@ -269,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved
+        uninstall_log_redaction()  # a caller in the same process gets its logging back as it was
     return 0
 
 
