@@ -17,6 +17,28 @@ def _console():
     return Console()
 
 
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table: drawn by rich on a terminal; piped, one tab-separated line per row, names whole.
+
+    A terminal table wraps long names to fit its width; piped output (``| grep``, ``> file``) is
+    read by programs, so every row stays on one line with a header line of column names.
+    """
+    if not click.get_text_stream("stdout").isatty():
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(" ".join(str(cell).split()) for cell in row))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(str(cell)) for cell in row))  # names are text, never markup
+    _console().print(table)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -108,20 +130,21 @@ def corruptions_list(modality: str | None, family: str | None, as_json: bool) ->
     if as_json:
         _echo_json([_corruption_summary(c) for c in items])
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(items)} corruptions" + (f" for {modality}" if modality else ""))
-    for col in ("name", "family", "modalities", "severity 1 .. 5", "plugin"):
-        table.add_column(col)
-    for c in items:
-        table.add_row(
+    rows = [
+        [
             c.name,
             c.family,
             ", ".join(c.modalities) or "any",
             _table_text(c.severity_params),
             c.plugin or "",
-        )
-    _console().print(table)
+        ]
+        for c in items
+    ]
+    _print_table(
+        f"{len(items)} corruptions" + (f" for {modality}" if modality else ""),
+        ["name", "family", "modalities", "severity 1 .. 5", "plugin"],
+        rows,
+    )
 
 
 def _table_text(params: tuple[Any, ...]) -> str:
@@ -193,20 +216,19 @@ def corruptions_suites(as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(data)} suites")
-    for col in ("suite", "modality", "base", "modality-specific", "plugin"):
-        table.add_column(col)
-    for d in data:
-        table.add_row(
+    rows = [
+        [
             d["suite"],
             d["modality"],
             str(len(d["base"])),
             ", ".join(d["modality_specific"]),
             d["plugin"],
-        )
-    _console().print(table)
+        ]
+        for d in data
+    ]
+    _print_table(
+        f"{len(data)} suites", ["suite", "modality", "base", "modality-specific", "plugin"], rows
+    )
 
 
 # --------------------------------------------------------------------------- tasks
@@ -230,21 +252,22 @@ def tasks_list(kind: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json([_task_summary(c) for c in cards])
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(cards)} tasks")
-    for col in ("task", "kind", "datasets", "severities", "mode", "needs data"):
-        table.add_column(col, overflow="fold")
-    for c in cards:
-        table.add_row(
+    rows = [
+        [
             c.name,
             c.kind,
             ", ".join(d.name for d in c.datasets),
             ",".join(map(str, c.severities)),
             c.severity_mode,
             "yes" if c.needs_data_root else "no (embedded)",
-        )
-    _console().print(table)
+        ]
+        for c in cards
+    ]
+    _print_table(
+        f"{len(cards)} tasks",
+        ["task", "kind", "datasets", "severities", "mode", "needs data"],
+        rows,
+    )
 
 
 def _task_summary(card: Any) -> dict[str, Any]:
@@ -376,15 +399,17 @@ def models_list(kind: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} models")
-    for col in ("name", "kind", "default", "aliases", "needs"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        needs = f"\\[{r['extra']}]" if r["extra"] else ""
-        table.add_row(r["name"], r["kind"], r["default_id"] or "", ", ".join(r["aliases"]), needs)
-    _console().print(table)
+    lines = [
+        [
+            r["name"],
+            r["kind"],
+            r["default_id"] or "",
+            ", ".join(r["aliases"]),
+            f"[{r['extra']}]" if r["extra"] else "",
+        ]
+        for r in rows
+    ]
+    _print_table(f"{len(rows)} models", ["name", "kind", "default", "aliases", "needs"], lines)
 
 
 @models.command("show")
@@ -925,18 +950,13 @@ def plugins(as_json: bool) -> None:
     if as_json:
         _echo_json({"plugins": rows, "failures": failures})
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} plugins")
-    table.add_column("plugin", overflow="fold")
-    table.add_column("registered", overflow="fold")
+    table = []
     for row in rows:
         parts = [f"{kind} ({len(row[kind])}): {_short(row[kind])}" for kind in KINDS if row[kind]]
-        table.add_row(row["plugin"], "\n".join(parts) or "-")
-    console = _console()
-    console.print(table)
+        table.append([row["plugin"], "; ".join(parts) or "-"])
+    _print_table(f"{len(rows)} plugins", ["plugin", "registered"], table)
     for f in registry.failures:
-        console.print(f"[red]failed[/red] {f}")
+        click.echo(f"failed: {f}")
 
 
 def _short(names: list[str], limit: int = 4) -> str:

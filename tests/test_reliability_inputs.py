@@ -503,3 +503,80 @@ def test_preview_of_a_known_modality_still_works(images):
     )
     assert done.returncode == 0, done.stderr
     assert load_image(images / "g.png").array.shape[0] > 16
+
+
+# ---------------------------------------------------------------------- piped listings keep whole lines
+
+
+def _piped_rows(*args: str) -> list[list[str]]:
+    done = medfm(*args)  # stdout is a pipe, COLUMNS=80
+    assert done.returncode == 0, done.stderr
+    return [line.split("\t") for line in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("listing", "key"),
+    [
+        (["tasks", "list"], "task"),
+        (["models", "list"], "name"),
+        (["corruptions", "list"], "name"),
+        (["corruptions", "suites"], "suite"),
+    ],
+)
+def test_piped_lists_keep_one_item_per_line_with_whole_names(listing, key):
+    import json
+
+    names = [item[key] for item in json.loads(medfm(*listing, "--json").stdout)]
+    header, *rows = _piped_rows(*listing)
+    assert header[0] == key
+    assert [row[0] for row in rows] == names
+    assert all(len(row) == len(header) for row in rows)
+
+
+def test_the_longest_task_name_survives_grep():
+    done = subprocess.run(
+        f"{sys.executable} -m medfm_robust_plugin tasks list | grep MedFMRobust-Mini-Seg-Lite",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=120,
+    )
+    assert done.stdout.startswith("MedFMRobust-Mini-Seg-Lite\tsegmentation\t")
+
+
+def test_plugins_piped_is_one_line_per_plugin():
+    import json
+
+    listed = json.loads(medfm("plugins", "--json").stdout)["plugins"]
+    header, *rows = _piped_rows("plugins")
+    assert header == ["plugin", "registered"]
+    assert [row[0] for row in rows] == [p["plugin"] for p in listed]
+
+
+def test_a_terminal_still_gets_a_drawn_table():
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "200"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "medfm_robust_plugin", "tasks", "list"],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=120)
+    os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "MedFMRobust-Mini-Seg-Lite" in text and "\t" not in text
+    assert "━" in text or "─" in text  # rich's box lines
