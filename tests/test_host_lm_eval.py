@@ -1,4 +1,4 @@
-"""The lm-evaluation-harness host: generated task YAML, the real lm-eval on our tasks, reports.
+"""The lm-evaluation-harness host: task YAML built at run time, the real lm-eval on our tasks, reports.
 
 lm-eval runs through its own command line (``medfm-robust lm-eval`` hands the arguments to it) on
 the embedded Mini suite: against a fake OpenAI server on 127.0.0.1 (``local-chat-completions``), on
@@ -17,33 +17,43 @@ import pytest
 from click.testing import CliRunner
 
 from medfm_robust_plugin.hosts.lm_eval import (
-    TASKS_DIR,
     card_corruptions,
     generate_tasks,
     host_cards,
     task_prefix,
+    tasks_dir,
 )
 
 from .fake_api_servers import FakeOpenAIServer
+from .plugin_helpers import add_entry_point_plugin
 
 LITE = "medfm_robust_mini_vqa_lite"
 CARD = "MedFMRobust-Mini-VQA-Lite"
 
 
-def test_generated_task_files_match_the_task_cards():
-    generated = generate_tasks()
+def test_task_folder_is_built_from_the_registry_once_per_card_set(tmp_path):
+    first = tasks_dir(root=tmp_path)
+    files = generate_tasks()
     on_disk = {
-        path.relative_to(TASKS_DIR).as_posix(): path.read_text(encoding="utf-8")
-        for path in TASKS_DIR.glob("medfm_robust*/*")
+        path.relative_to(first).as_posix(): path.read_text(encoding="utf-8")
+        for path in first.glob("medfm_robust*/*")
     }
-    stale = sorted(set(on_disk) - set(generated))
-    missing = sorted(set(generated) - set(on_disk))
-    changed = sorted(k for k in generated if k in on_disk and on_disk[k] != generated[k])
-    assert not (stale or missing or changed), (
-        "the lm-eval task files drifted from the task cards; run "
-        f"`python -m medfm_robust_plugin.hosts.lm_eval` (stale {stale[:3]}, missing {missing[:3]}, "
-        f"changed {changed[:3]})"
-    )
+    assert on_disk == files
+    stamp = (first / "medfm_robust_vqa" / "medfm_robust_vqa_clean.yaml").stat().st_mtime_ns
+    assert tasks_dir(root=tmp_path) == first  # the same cards: the same folder, not rewritten
+    assert (first / "medfm_robust_vqa" / "medfm_robust_vqa_clean.yaml").stat().st_mtime_ns == stamp
+    fewer = [c for c in host_cards() if "Mini" in c.name]
+    other = tasks_dir(fewer, root=tmp_path)
+    assert other != first and other.parent == first.parent
+    assert sorted(p.name for p in other.iterdir()) == sorted(task_prefix(c.name) for c in fewer)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_no_generated_task_file_is_kept_in_the_package():
+    import medfm_robust_plugin.hosts as hosts
+
+    folder = Path(hosts.__file__).parent
+    assert not [p for p in folder.rglob("*") if p.name.endswith(("yaml", "yml"))]
 
 
 def test_every_language_task_card_has_a_group_and_the_mini_grid_is_complete():
@@ -91,7 +101,7 @@ def results_of(out: Path) -> dict:
 def test_index_has_groups_subgroups_tasks_and_severity_tags():
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=str(TASKS_DIR))
+    manager = TaskManager(include_path=str(tasks_dir()))
     names = set(manager.all_tasks)
     assert {LITE, f"{LITE}_clean", f"{LITE}_gaussian_noise", f"{LITE}_gaussian_noise_s3"} <= names
     assert f"{LITE}_s3" in manager.all_tags
@@ -342,3 +352,67 @@ def test_our_medgemma_class_runs_a_tiny_gemma3_checkpoint(tmp_path):
         ]
     )
     assert results_of(tmp_path / "out")[f"{LITE}_clean"]["sample_len"] == 2
+
+
+LAB_PLUGIN = """
+import dataclasses
+
+from medfm_robust_plugin import hookimpl
+from medfm_robust_plugin.resources import bundled_files
+from medfm_robust_plugin.tasks import Sampling, load_card_file
+
+
+@hookimpl
+def register_tasks(register):
+    (path,) = [p for p in bundled_files("tasks") if p.name == "MedFMRobust-Mini-VQA.yaml"]
+    base = next(c for c in load_card_file(path) if c.name == "MedFMRobust-Mini-VQA")
+    register(
+        dataclasses.replace(
+            base,
+            name="Lab-CT-VQA",
+            severities=(2,),
+            corruptions=("gaussian_noise", "ct_ring_artifact"),
+            sampling=Sampling(per_group=2, seed=0),
+        )
+    )
+"""
+
+
+@needs_lm_eval
+def test_a_plugin_task_card_runs_through_lm_eval(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDFM_ROBUST_CACHE", str(tmp_path / "cache"))
+    add_entry_point_plugin(tmp_path / "site", "lab", "lab_tasks_plugin", LAB_PLUGIN)
+    from medfm_robust_plugin.tasks import get_task
+
+    card = get_task("Lab-CT-VQA")
+    assert task_prefix(card.name) in {task_prefix(c.name) for c in host_cards()}
+    run_lm_eval(
+        [
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=baseline:majority",
+            "--tasks",
+            "lab_ct_vqa",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    results = results_of(tmp_path / "out")
+    expected = {
+        "lab_ct_vqa_clean",
+        "lab_ct_vqa_gaussian_noise_s2",
+        "lab_ct_vqa_ct_ring_artifact_s2",
+    }
+    assert expected <= set(results)
+    assert not [n for n in results if n.endswith(("_s1", "_s3"))]
+    # its folder is the one the command printed, in the cache the environment names
+    assert tasks_dir().parent == tmp_path / "cache" / "lm_eval_tasks"
+    from medfm_robust_plugin.hosts.lm_eval_results import read_output
+
+    ((task, model), records), *others = read_output(tmp_path / "out").items()
+    assert not others and (task, model) == ("Lab-CT-VQA", "baseline:majority")
+    ct_ring = [r for r in records if r["corruption"] == "ct_ring_artifact"]
+    assert ct_ring and {r["modality"] for r in ct_ring} == {"ct"}
+    assert {r["severity"] for r in records if r["corruption"]} == {2}

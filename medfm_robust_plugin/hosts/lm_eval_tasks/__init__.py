@@ -1,5 +1,5 @@
-"""lm-eval task YAML generated from the task cards (pass this folder to ``--include_path``).
+"""The functions lm-eval task YAML names with ``!function`` (``conditions``).
 
-The YAML files are written by ``medfm_robust_plugin.hosts.lm_eval.write_tasks`` and must not be
-edited by hand; ``conditions`` holds the functions they name with ``!function``.
+The YAML itself is built at run time from the registered task cards into a cache folder
+(``medfm_robust_plugin.hosts.lm_eval.tasks_dir``); nothing generated lives in the package.
 """
