@@ -534,9 +534,10 @@ def _metal_centres(sites: np.ndarray, draws: np.ndarray) -> np.ndarray:
     channels="gray",
     domain="physical",
     # Radius of each metal object in mm: clips, dental fillings and screws (2-4), rods and
-    # plates, up to the head of a hip prosthesis (10-14).
+    # plates, up to the head of a hip prosthesis (10-14; the largest femoral heads are 36 mm
+    # across, the end of the range).
     severity_params=[2.1, 4.0, 5.7, 7.6, 10.3],
-    param_range=(0.0, 16.0),
+    param_range=(0.0, 18.0),
     reference=BOAS + " (metal artifacts); " + HSIEH + ", ch. 7",
 )
 def ct_metal_streaks(
@@ -611,9 +612,11 @@ BONE_HARDENING = 20.0
     domain="physical",
     # beta of the measured projection p - beta (p_w^2 + 20 p_b^2): at 0.0015 a 36 x 28 cm
     # abdomen's centre falls by ~10 HU (a residue after water correction), at 0.01 by ~65 HU; the
-    # dark bands between bones (skull base, pelvis) grow with it.
+    # dark bands between bones (skull base, pelvis) grow with it. The end of the range, 0.05, is a
+    # low-kVp beam whose bone hardening is not corrected at all: the dark streaks between the
+    # petrous bones of a head then reach a few hundred HU (Hsieh ch. 7, Boas & Fleischmann 2012).
     severity_params=[0.0015, 0.003, 0.005, 0.0075, 0.01],
-    param_range=(0.0, 0.025),
+    param_range=(0.0, 0.05),
     reference=HSIEH + ", ch. 7 (beam hardening); " + BOAS + " (cupping)",
 )
 def ct_beam_hardening(
@@ -654,7 +657,7 @@ def attenuation_share(share: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 PROFILE_ANGLES = 720  # views over a full rotation for the radial profile of the rings
 DETECTOR_PITCH_MM = 0.6  # detector channel width at the isocentre
-MAX_DEFECTIVE_CHANNELS = 5
+MAX_DEFECTIVE_CHANNELS = 128
 
 
 @corruption(
@@ -663,29 +666,34 @@ MAX_DEFECTIVE_CHANNELS = 5
     modalities=MODALITIES,
     channels="gray",
     domain="physical",
-    # Largest relative gain error of the few miscalibrated channels: 0.5 % just shows in a narrow
-    # brain window, several percent (a failing channel) makes strong rings (Hsieh ch. 7).
-    severity_params=[0.005, 0.015, 0.03, 0.05, 0.08],
-    param_range=(0.0, 0.15),
+    # (largest relative gain error of the miscalibrated channels, how many channels). 0.5 % on
+    # two channels just shows in a narrow brain window, several percent (a failing channel) makes
+    # strong rings (Hsieh ch. 7). The strong levels are a calibration gone stale: gains drift with
+    # the detector's temperature and radiation damage channel by channel, so a drifted detector
+    # shows dozens of rings over the whole field, not one ring brighter. Full strength, 128
+    # channels off by up to 10 %, is a detector that should not be scanning.
+    severity_params=[(0.005, 2.0), (0.015, 3.0), (0.03, 5.0), (0.05, 12.0), (0.08, 24.0)],
+    param_range=((0.0, 2.0), (0.1, float(MAX_DEFECTIVE_CHANNELS))),
     reference=HSIEH + ", ch. 7 (ring artifacts); " + BOAS + " (rings)",
 )
 def ct_ring_artifact(
     image: np.ndarray,
-    gain_error: float,
+    param: tuple[float, float],
     rng: np.random.Generator,
     context: ImageContext | None = None,
 ):
-    """Ring artifacts: concentric rings about the isocentre from a few miscalibrated channels.
+    """Ring artifacts: concentric rings about the isocentre from miscalibrated channels.
 
     A detector channel whose gain differs from its calibration adds the same offset
     -log(1 + error) to its reading at every view; it sees, over the rotation, the circle of
-    pixels at its distance from the isocentre, so FBP turns it into a ring (Hsieh ch. 7). Two to
-    ``MAX_DEFECTIVE_CHANNELS`` channels within the image's inscribed circle get an error of up to
-    ``gain_error``. The isocentre is the centre of the reconstruction grid, the image's centre. A
-    sinogram constant over angle reconstructs as a radially symmetric image, so the filtered
-    channel offsets are back-projected once along a radius and laid out by distance (mm) from the
-    centre, at the image's own resolution.
+    pixels at its distance from the isocentre, so FBP turns it into a ring (Hsieh ch. 7).
+    ``param`` is (gain error, channels): that many channels within the image's inscribed circle
+    (the last one fading in) get an error of up to the gain error. The isocentre is the centre of
+    the reconstruction grid, the image's centre. A sinogram constant over angle reconstructs as a
+    radially symmetric image, so the filtered channel offsets are back-projected once along a
+    radius and laid out by distance (mm) from the centre, at the image's own resolution.
     """
+    gain_error, count = param
     values = image[..., 0]
     meta = context.meta if context is not None else {}
     scale = hounsfield_scale(values, meta.get("dtype"), context.units if context else None)
@@ -693,16 +701,17 @@ def ct_ring_artifact(
     h, w = hu.shape
     dy, dx = pixel_spacing_of((h, w), context)
     channels = int(np.ceil(np.hypot(h * dy, w * dx) / DETECTOR_PITCH_MM)) + 3
-    count = int(rng.integers(2, MAX_DEFECTIVE_CHANNELS + 1))
     inscribed = 0.5 * min(h * dy, w * dx) / DETECTOR_PITCH_MM
-    offsets_from_centre = rng.uniform(0.0, 0.9 * inscribed, MAX_DEFECTIVE_CHANNELS)[:count]
+    offsets_from_centre = rng.uniform(0.0, 0.9 * inscribed, MAX_DEFECTIVE_CHANNELS)
     errors = rng.choice([-1.0, 1.0], MAX_DEFECTIVE_CHANNELS) * rng.uniform(
         0.5, 1.0, MAX_DEFECTIVE_CHANNELS
     )
+    weights = np.clip(count - np.arange(MAX_DEFECTIVE_CHANNELS), 0.0, 1.0)
     offsets = np.zeros(channels, np.float32)
     middle = (channels - 1) / 2.0
     bins = np.rint(middle + offsets_from_centre).astype(int)
-    offsets[bins] = -gain_error * errors[:count]  # -log(1 + error), linearised: errors are small
+    # -log(1 + error), linearised: errors are small; two channels may share a bin
+    np.add.at(offsets, bins, -gain_error * errors * weights)
     filtered = ramp_filter(offsets[None, :], DETECTOR_PITCH_MM)[0]
 
     u = detector_coordinates(channels)
@@ -719,7 +728,9 @@ def ct_ring_artifact(
         1000.0 / (WATER_MU_PER_MM * DETECTOR_PITCH_MM)
     )
     clean = Slice(hu, scale, working_geometry((h, w), (dy, dx)), np.empty(0, np.float32))
-    draws = {"ring_radii_mm": np.round(offsets_from_centre * DETECTOR_PITCH_MM, 2)}
+    # every drawn channel, in the order they join as the count grows (the record is the same at
+    # every strength)
+    draws = {"ring_radii_mm": np.round(offsets_from_centre * DETECTOR_PITCH_MM, 1)}
     return to_caller(hu + rings_hu.astype(np.float32), clean), draws
 
 
