@@ -496,9 +496,10 @@ def add_kspace_spikes(
     domain="physical",
     channels="gray",
     # Spike amplitude relative to the k-space centre, which is also the stripe amplitude relative
-    # to the image's mean signal.
+    # to the image's mean signal. The end of the range, half the centre, is a discharge that
+    # drives the receiver towards saturation (a spike can outshine the centre; Zaitsev et al.).
     severity_params=[0.025, 0.045, 0.062, 0.08, 0.105],
-    param_range=(0.0, 0.3),
+    param_range=(0.0, 0.5),
     reference=ZAITSEV + "; " + SMITH_NAYAK + " (spike / herringbone); MONAI KSpaceSpikeNoise",
 )
 def mri_kspace_spike(image: np.ndarray, relative_amplitude: float, rng: np.random.Generator):
@@ -526,8 +527,10 @@ def mri_kspace_spike(image: np.ndarray, relative_amplitude: float, rng: np.rando
 
 # --------------------------------------------------------------------------- undersampling
 
-# Always-acquired centre: 16 lines over the 256 mm reference field (fastMRI's 8x masks: ~15).
+# Always-acquired centre: 16 lines over the 256 mm reference field (fastMRI's 8x masks: ~15) at
+# the default table's mild levels; stronger levels acquire a smaller centre (below).
 CENTRE_RESOLUTION_MM = REFERENCE_FOV_MM / 16
+MIN_CENTRE_LINES = 4  # the fewest centre lines of a mask: the mean and the coarsest shape
 DENSITY_JITTER = 0.35  # width of the band where lines are kept at random (fraction of half k-space)
 
 
@@ -563,16 +566,19 @@ def undersampling_mask(
     modalities=MODALITIES,
     domain="physical",
     channels="gray",
-    # Acceleration R of the lines outside the fully sampled centre, as in accelerated /
-    # compressed-sensing scans (a 256-line image: 136, 76, 56, 38 and 28 lines in all).
-    severity_params=[2.0, 4.0, 6.0, 11.0, 20.0],
-    param_range=(1.0, 32.0),
+    # (acceleration R of the lines outside the fully sampled centre, centre lines per 256 mm of
+    # field), as in accelerated / compressed-sensing scans. fastMRI's masks shrink the centre as
+    # R grows (8 % of the lines at 4x, 4 % at 8x); the strong end, R 32 around a 6-line centre, is
+    # a highly accelerated scan whose compressed-sensing reconstruction failed (a 256-line image:
+    # 136, 76, 54, 34 and 24 lines in all along the table).
+    severity_params=[(2.0, 16.0), (4.0, 16.0), (6.0, 14.0), (11.0, 12.0), (20.0, 12.0)],
+    param_range=((1.0, 16.0), (32.0, 6.0)),
     reference="Lustig, Donoho & Pauly, Magn Reson Med 58:1182-1195 (2007); "
     "Zbontar et al., fastMRI, arXiv:1811.08839 (2018)",
 )
 def mri_undersampling_aliasing(
     image: np.ndarray,
-    acceleration: float,
+    param: tuple[float, float],
     rng: np.random.Generator,
     context: ImageContext | None = None,
 ):
@@ -582,15 +588,17 @@ def mri_undersampling_aliasing(
     sensing) reconstruction that restores them, the zero-filled image shows incoherent aliasing
     and blur along the phase-encode axis (Lustig et al. 2007). The mask is variable-density
     random: a fully sampled centre, then one in R of the other lines, sparser towards the edges.
-    The centre is 16 lines per 256 mm of field (at least ``MIN_KEPT_LINES``): an
-    absolute low-resolution image that a small matrix keeps as a large one does, where a
+    ``param`` is (R, centre lines per 256 mm of field): the centre is an absolute low-resolution
+    image (at least ``MIN_CENTRE_LINES``) that a small matrix keeps as a large one does, where a
     fraction of a 64-pixel image's lines would leave three.
     """
+    acceleration, centre_lines = param
     axis = int(rng.integers(2))
     n = image.shape[axis]
     line_scores = rng.random(n)
     fov = field_of_view_mm(image.shape[:2], context)[axis]
-    centre = lines_for_field(CENTRE_RESOLUTION_MM, n, fov)
+    wanted = int(round(fov * centre_lines / REFERENCE_FOV_MM))
+    centre = int(min(n, max(wanted, MIN_CENTRE_LINES)))
     mask = undersampling_mask(line_scores, acceleration, centre)
     kept = mask[:, None] if axis == 0 else mask[None, :]
     out = on_signal(image, lambda signal: to_magnitude(np.where(kept, to_kspace(signal), 0)))
