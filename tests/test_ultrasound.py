@@ -148,7 +148,7 @@ def test_speckle_spread_is_the_same_in_bright_and_dark_tissue_of_a_real_scan(lin
 def test_shadowing_darkens_below_the_reflector_and_leaves_tissue_above_alone():
     clean = phantom("ultrasound", 128, 0).image.astype(np.float32) / 255
     one_reflector = ultrasound.ultrasound_acoustic_shadowing.function
-    out, draws = one_reflector(clean[..., None], (0.9, 1.0), np.random.default_rng(5))
+    out, draws = one_reflector(clean[..., None], (0.9, 1.0, 1.0), np.random.default_rng(5))
     out = out[..., 0]
     scan = ultrasound.detect_scan(clean)
     [reflector] = draws["reflectors"]
@@ -163,7 +163,7 @@ def test_shadows_run_radially_from_the_apex_of_a_sector_scan(sector_scan):
     echo = grey(sector_scan)
     scan = ultrasound.detect_scan(echo)
     one_reflector = ultrasound.ultrasound_acoustic_shadowing.function
-    out, draws = one_reflector(echo[..., None], (1.0, 1.0), np.random.default_rng(3))
+    out, draws = one_reflector(echo[..., None], (1.0, 1.0, 1.0), np.random.default_rng(3))
     [reflector] = draws["reflectors"]
     lost = (echo - out[..., 0]) > 0.02
     depth = scan.depth

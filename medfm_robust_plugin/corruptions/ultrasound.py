@@ -26,6 +26,7 @@ SZABO = "Szabo, Diagnostic Ultrasound Imaging: Inside Out, 2nd ed. 2014"
 DYNAMIC_RANGE_DB = 60.0  # displayed dynamic range of a B-mode image (typically 40-70 dB)
 REFERENCE_SIZE = 256  # speckle grain and line widths are set for this many pixels across
 MAX_REFLECTORS = 6
+MAX_SHADOW_WIDTH = 4.0  # widest reflector: 16-48 % of the field (a rib close to the probe, gas)
 # Standard deviation of 20 log10 of a Rayleigh amplitude: (20 / ln 10) * pi / sqrt(24) dB, whatever
 # the mean echo (Burckhardt 1978; Wagner et al. 1983): log compression turns speckle additive.
 RAYLEIGH_LOG_STD_DB = 20.0 / math.log(10.0) * math.pi / math.sqrt(24.0)
@@ -329,9 +330,12 @@ def _inside(geometry: ScanGeometry, corrupted: np.ndarray, echo: np.ndarray) -> 
     modalities=MODALITIES,
     channels="gray",
     # (spread of the added log-compressed speckle, dB; grain size relative to the resolution cell).
-    # Fully developed speckle alone spreads 5.6 dB.
+    # Fully developed speckle alone spreads 5.6 dB; with few scatterers per resolution cell it is
+    # K-distributed, with a longer dark tail and a larger log spread (Jakeman & Pusey 1976;
+    # Shankar 2001). The grain grows with the wavelength: a 2.5 MHz phased array's resolution cell
+    # is ~3.5 times a 9 MHz linear array's, the end of the range.
     severity_params=[(2.0, 1.0), (3.0, 1.15), (4.5, 1.3), (6.5, 1.5), (9.0, 1.8)],
-    param_range=((0.0, 1.0), (12.0, 2.2)),
+    param_range=((0.0, 1.0), (16.0, 3.5)),
     reference="Burckhardt, Speckle in ultrasound B-mode scans, IEEE Trans. Sonics Ultrason. 1978; "
     "Wagner et al., Statistics of speckle in ultrasound B-scans, IEEE Trans. Sonics Ultrason. "
     "1983; " + SZABO + " (speckle statistics, log compression)",
@@ -360,13 +364,22 @@ def ultrasound_speckle(image: np.ndarray, param: tuple[float, float], rng: np.ra
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    # (fraction of the echo lost behind each reflector, number of reflectors such as ribs or stones)
-    severity_params=[(0.55, 1.2), (0.7, 2.0), (0.85, 3.0), (0.95, 4.0), (1.0, 6.0)],
-    param_range=((0.0, 1.0), (1.0, MAX_REFLECTORS)),
+    # (fraction of the echo lost behind each reflector, number of reflectors such as ribs or
+    # stones, their width relative to a small stone's). Strong levels are wide reflectors: ribs
+    # 1-2 cm wide across an intercostal view, a gas-filled bowel loop that blanks most of the
+    # field behind it.
+    severity_params=[
+        (0.55, 1.2, 1.0),
+        (0.7, 2.0, 1.0),
+        (0.85, 3.0, 1.3),
+        (0.95, 4.0, 1.7),
+        (1.0, 6.0, 2.2),
+    ],
+    param_range=((0.0, 1.0, 1.0), (1.0, MAX_REFLECTORS, MAX_SHADOW_WIDTH)),
     reference=SZABO + " (reflection, attenuation, acoustic shadowing artifact)",
 )
 def ultrasound_acoustic_shadowing(
-    image: np.ndarray, param: tuple[float, float], rng: np.random.Generator
+    image: np.ndarray, param: tuple[float, float, float], rng: np.random.Generator
 ):
     """Acoustic shadowing: dark bands along the scan lines below strongly reflecting objects.
 
@@ -374,9 +387,10 @@ def ultrasound_acoustic_shadowing(
     brightly and the scan lines behind it carry little energy: a dark band that follows the scan
     lines of the detected geometry (vertical for a linear array, radial from the apex for a
     sector) starts below it (Szabo). Tissue above a reflector is untouched. ``param`` is (echo
-    loss, how many of the drawn reflectors show; the last one fades in).
+    loss, how many of the drawn reflectors show, the last one fading in; how much wider than a
+    small stone they are: 4-12 % of the field at 1).
     """
-    loss, count = param
+    loss, count, width = param
     echo = image[..., 0]
     scan = detect_scan(echo)
     reflectors = rng.uniform(0.0, 1.0, (MAX_REFLECTORS, 4))  # depth, scan line, width, thickness
@@ -389,7 +403,7 @@ def ultrasound_acoustic_shadowing(
             continue
         depth = scan.depth_range[0] + (0.12 + 0.5 * depth_u) * scan.depth_span
         line = scan.lateral_range[0] + (0.1 + 0.8 * line_u) * scan.lateral_span
-        half_width = (0.04 + 0.08 * width_u) * scan.lateral_span / 2  # in scan-line units
+        half_width = width * (0.04 + 0.08 * width_u) * scan.lateral_span / 2  # scan-line units
         thickness = max((0.01 + 0.02 * thick_u) * scan.depth_span, 1.0)
         edge = max(0.25 * half_width, 0.5 * scan.one_pixel(depth))  # soft sides, >= half a pixel
         across = _smoothstep((half_width - np.abs(scan.lateral - line)) / edge)
@@ -453,9 +467,11 @@ def ultrasound_reverberation(
     modalities=MODALITIES,
     channels="gray",
     # Gain deficit at the deepest echo, dB: TGC set for 0.3 instead of 0.5 dB/cm/MHz loses
-    # 0.2 x 2 ways x 5 MHz x 6 cm = 12 dB at 6 cm depth.
+    # 0.2 x 2 ways x 5 MHz x 6 cm = 12 dB at 6 cm depth. The end of the range, 60 dB (the
+    # display's whole dynamic range), is a deep abdominal scan, 15 cm at 5 MHz, with TGC set for
+    # 0.3 instead of 0.7 dB/cm/MHz: the deepest echoes go black.
     severity_params=[4.0, 8.0, 12.0, 17.0, 23.0],
-    param_range=(0.0, 40.0),
+    param_range=(0.0, 60.0),
     reference=SZABO + " (attenuation; time-gain compensation)",
 )
 def ultrasound_gain_attenuation(image: np.ndarray, loss_db: float, rng: np.random.Generator):
