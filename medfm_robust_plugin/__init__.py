@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CorruptionOutputError,
     DuplicateRegistrationError,
     ImageReadError,
     InvalidImageError,
+    ItemTimeoutError,
     MedFMRobustError,
+    OutputDirBusyError,
     PluginError,
     SeverityError,
     UnknownCorruptionError,
@@ -40,10 +43,13 @@ _LAZY = {
 __all__ = [
     "__version__",
     "hookimpl",
+    "CorruptionOutputError",
     "DuplicateRegistrationError",
     "ImageReadError",
     "InvalidImageError",
+    "ItemTimeoutError",
     "MedFMRobustError",
+    "OutputDirBusyError",
     "PluginError",
     "SeverityError",
     "UnknownCorruptionError",

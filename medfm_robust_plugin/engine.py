@@ -15,6 +15,7 @@ import numpy as np
 from . import image as img
 from .corruptions.spec import Corruption, ImageContext
 from .errors import (
+    CorruptionOutputError,
     InvalidImageError,
     MedFMRobustError,
     SeverityError,
@@ -306,20 +307,11 @@ def _apply(
         raise
     except Exception as exc:
         raise MedFMRobustError(
-            f"{describe_source(source)}: corruption '{spec.name}' (plugin '{spec.plugin}') failed "
+            f"{describe_source(source)}: corruption '{spec.name}' ({_plugin_of(spec)}) failed "
             f"on a {array.dtype} image of shape {array.shape}: {type(exc).__name__}: {exc}"
         ) from exc
     out, draws = returned if isinstance(returned, tuple) else (returned, None)
-    out = np.asarray(out)
-    if out.dtype != np.uint8 or work_in.dtype != np.uint8:
-        out = out.astype(np.float32, copy=False)
-    if out.ndim == 2:
-        out = out[..., None]
-    if out.shape != work_in.shape:
-        raise InvalidImageError(
-            f"{describe_source(source)}: corruption '{spec.name}' (plugin '{spec.plugin}') returned "
-            f"shape {out.shape} for input {work_in.shape}; a corruption must keep the shape"
-        )
+    out = _checked_output(spec, out, work_in, layout.valid_range, source, array)
     out = img.restore_channels(out, undo, work)
     if out.dtype == np.uint8:
         values = out  # an 8-bit function's own result, already in the caller's dtype and range
@@ -333,6 +325,73 @@ def _apply(
     else:
         values = out
     return img.merge(values, alpha, layout), draws
+
+
+# How far a result may reach past its domain's range, in spans of that range. Results are clipped
+# to the range afterwards, so noise may overshoot; values further out mean a corruption working in
+# the wrong units (0-255 where [0, 1] was given) or a numerical blow-up.
+OUTPUT_RANGE_SPANS = 64.0
+
+
+def _checked_output(
+    spec: Corruption,
+    returned: Any,
+    work_in: np.ndarray,
+    valid: tuple[float, float],
+    source: object | None,
+    array: np.ndarray,
+) -> np.ndarray:
+    """A corruption's result as the engine works on it (uint8 or float32), once it is known to be
+    an image: same shape as given, finite, within its domain's range. Checked before any
+    conversion, because converting NaN to an integer type silently makes it 0 or 255."""
+
+    def fail(problem: str) -> CorruptionOutputError:
+        return CorruptionOutputError(
+            f"{describe_source(source)}: corruption '{spec.name}' ({_plugin_of(spec)}) returned "
+            f"{problem} for a {array.dtype} image of shape {array.shape}; the item is not usable. "
+            "Fix the corruption, or leave its plugin out (MEDFM_ROBUST_PLUGINS=name1,name2)"
+        )
+
+    try:
+        out = np.asarray(returned)
+    except Exception as exc:
+        raise fail(f"something that is not an array ({type(exc).__name__}: {exc})") from None
+    if out.dtype.kind not in "buif":
+        raise fail(f"values of type {out.dtype}, not real numbers")
+    if out.ndim == 2:
+        out = out[..., None]
+    if out.shape != work_in.shape:
+        raise fail(f"shape {out.shape} for input {work_in.shape}; a corruption must keep the shape")
+    if out.dtype == np.uint8 and work_in.dtype == np.uint8:
+        return out  # 8-bit in, 8-bit out: nothing can be out of range
+    out = out.astype(np.float32, copy=False)
+    if not out.size:
+        return out
+    low, high = float(out.min()), float(out.max())  # NaN and inf show in the extremes
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+        raise fail(f"{bad} non-finite values (NaN or inf) among {out.size}")
+    if spec.domain == "unit":
+        valid = (0.0, 1.0)
+    lo, hi = valid
+    if np.isfinite(lo) and np.isfinite(hi):
+        span = (hi - lo) * OUTPUT_RANGE_SPANS
+        if low < lo - span or high > hi + span:
+            raise fail(
+                f"values from {low:g} to {high:g}, far outside its {spec.domain} domain's range "
+                f"{lo:g} to {hi:g}"
+            )
+    return out
+
+
+def _plugin_of(spec: Corruption) -> str:
+    """Which plugin registered ``spec``, for messages."""
+    plugin = spec.plugin
+    if plugin is None:
+        registry = get_registry()
+        if registry.items["corruptions"].get(spec.name) is spec:
+            plugin = registry.owners["corruptions"].get(spec.name)
+    return f"plugin '{plugin}'" if plugin else "registered by no plugin"
 
 
 def corrupt_batch(

@@ -34,6 +34,18 @@ class DuplicateRegistrationError(PluginError):
     """Two plugins registered the same name for the same kind of thing."""
 
 
+class CorruptionOutputError(MedFMRobustError, ValueError):
+    """A corruption returned an unusable image: NaN or inf, another shape, values out of range."""
+
+
+class ItemTimeoutError(MedFMRobustError, TimeoutError):
+    """One item (a corrupted view or a model call) ran past the per-item time limit."""
+
+
+class OutputDirBusyError(MedFMRobustError):
+    """Another process is writing into the same output directory."""
+
+
 def describe_source(source: object | None) -> str:
     """How an input is named in error messages: a sample id, a path, or a generic label."""
     if source is None or source == "":
