@@ -405,25 +405,12 @@ def dataset_classes() -> list[type]:
 
 # --------------------------------------------------------------------------- robustified datasets
 
-# Name fragments of VLMEvalKit datasets -> the modality whose suite fits them.
-MODALITY_HINTS = (
-    ("pathvqa", "pathology"),
-    ("patho", "pathology"),
-    ("derm", "dermoscopy"),
-    ("isic", "dermoscopy"),
-    ("chest", "xray"),
-    ("xray", "xray"),
-    ("x-ray", "xray"),
-    ("fundus", "fundus"),
-    ("endo", "endoscopy"),
-    ("kvasir", "endoscopy"),
-    ("ultrasound", "ultrasound"),
-)
-
 
 def guess_modality(name: str) -> str | None:
-    lowered = name.lower()
-    return next((m for fragment, m in MODALITY_HINTS if fragment in lowered), None)
+    """The modality whose suite fits a VLMEvalKit dataset, from its name (None: unknown)."""
+    from ..modalities import modality_from_dataset_name
+
+    return modality_from_dataset_name(name)
 
 
 def corruptions_for_modality(modality: str | None) -> list[Any]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..hookspecs import hookimpl
 from ..image import LUMA
-from ..modalities import label
+from ..modalities import first_named_modality, label
 from .base import Capabilities, Generation, ModelError, ModelSpec, VLMItem
 from .segmenters import image_array, rgb_values
 
@@ -287,18 +287,6 @@ class MajorityBaseline(_InstantVLM):
 
 # Template caption -------------------------------------------------------------------------
 
-# How a prompt names each modality (keys of medfm_robust_plugin.modalities).
-MODALITY_WORDS: dict[str, re.Pattern[str]] = {
-    "ct": re.compile(r"\bCT\b|computed tomography", re.I),
-    "mri": re.compile(r"\bMRI?\b|magnetic resonance", re.I),
-    "xray": re.compile(r"\bx-?ray|radiograph", re.I),
-    "ultrasound": re.compile(r"ultrasound|sonograph|\bB-mode\b", re.I),
-    "endoscopy": re.compile(r"endoscop|colonoscop|gastroscop", re.I),
-    "dermoscopy": re.compile(r"dermoscop|dermatoscop", re.I),
-    "pathology": re.compile(r"patholog|histolog|\bH&E\b", re.I),
-    "fundus": re.compile(r"fundus|retinal photograph", re.I),
-    "oct": re.compile(r"\bOCT\b|optical coherence", re.I),
-}
 DARK_BELOW, BRIGHT_ABOVE = 0.35, 0.65  # mean grey level on [0, 1]
 LOW_CONTRAST_BELOW, HIGH_CONTRAST_ABOVE = 0.12, 0.25  # grey standard deviation on [0, 1]
 STATISTICS_SIZE = 256  # pixels a side sampled for the statistics
@@ -307,10 +295,7 @@ COLOUR_SPREAD = 8 / 255  # mean channel difference above which an RGB image coun
 
 def named_modality(prompt: str) -> str | None:
     """The modality key that the prompt names first, or None."""
-    found = [
-        (m.start(), key) for key, pattern in MODALITY_WORDS.items() if (m := pattern.search(prompt))
-    ]
-    return min(found)[1] if found else None
+    return first_named_modality(prompt)
 
 
 def describe_image(image: np.ndarray) -> tuple[str, str, str]:
