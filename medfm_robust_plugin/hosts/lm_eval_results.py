@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedFMRobustError
+from ..jsonl import read_jsonl, write_json, write_jsonl
 
 RESULTS_GLOB = "results_*.json"
 SAMPLES_PREFIX = "samples_"
@@ -118,13 +119,10 @@ def read_folder(folder: str | Path) -> dict[tuple[str, str], list[dict[str, Any]
     model = _model_name(folder)
     runs: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for path in _sample_files(folder):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                record = sample_to_record(json.loads(line), model)
-                if record is not None:
-                    runs[(record["task"], model)][record["key"]] = record
+        for logged in read_jsonl(path):  # a line cut short by a killed lm-eval is skipped
+            record = sample_to_record(logged, model)
+            if record is not None:
+                runs[(record["task"], model)][record["key"]] = record
     return {run: list(records.values()) for run, records in runs.items()}
 
 
@@ -162,16 +160,14 @@ def single_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def write_run_dirs(path: str | Path, out: str | Path) -> list[Path]:
     """Write each (card, model) of an lm-eval output as a run folder ``out/<task>/<model>``."""
-    from ..runner import CONFIG, RECORDS, _json_default, _slug
+    from ..runner import CONFIG, RECORDS, _slug
 
     written = []
     for (task, model), records in sorted(read_output(path).items()):
         run_dir = Path(out) / _slug(task) / _slug(model)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with (run_dir / RECORDS).open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, default=_json_default) + "\n")
+        write_jsonl(run_dir / RECORDS, records)
         config = {"task": task, "model": model, "host": "lm-eval", "source": str(path)}
-        (run_dir / CONFIG).write_text(json.dumps({"fingerprint": None, "config": config}, indent=2))
+        write_json(run_dir / CONFIG, {"fingerprint": None, "config": config})
         written.append(run_dir)
     return written

@@ -7,13 +7,13 @@ mCE unless another is named.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import write_json
 from . import plots, tables
 from .runs import ReportError, RunData, load_run
 
@@ -118,7 +118,7 @@ def build_report(
             for r in runs
         ],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(out / "summary.json", summary)  # strict JSON: NaN written as null
     paths.files["json"] = out / "summary.json"
     (out / "report.md").write_text(_markdown(sections, out))
     paths.files["markdown"] = out / "report.md"
