@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from .time_limit import DEFAULT_ITEM_TIMEOUT
+
 SEVERITY_HELP = "1 (mildest) to 5 (strongest); a fraction such as 2.5 interpolates the table"
 
 
@@ -686,6 +688,23 @@ def _write_preview(
     )
 
 
+_item_timeout_option = click.option(
+    "--item-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_ITEM_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time one item may take: a corrupted view (in its worker process) or a model call "
+    "(per item of the batch). Past it the item is recorded as failed and the run goes on. 0: no limit.",
+)
+_wait_option = click.option(
+    "--wait",
+    is_flag=True,
+    help="When another process is writing into the output directory, wait for it to finish "
+    "instead of stopping.",
+)
+
+
 @main.command()
 @click.option(
     "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
@@ -698,7 +717,15 @@ def _write_preview(
     default="folder",
     show_default=True,
 )
-@click.option("--num-proc", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option(
+    "--num-proc",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes making the items (0: this process, without the item time limit).",
+)
+@_item_timeout_option
+@_wait_option
 @click.option("--limit", type=int, help="Only the first N samples.")
 @click.option(
     "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
@@ -714,6 +741,8 @@ def materialize(
     out: str,
     fmt: str,
     num_proc: int,
+    item_timeout: float,
+    wait: bool,
     limit: int | None,
     names: str | None,
     severities: str | None,
@@ -742,7 +771,13 @@ def materialize(
         with Progress(*columns, console=_console()) as bar:
             job = bar.add_task(f"materialize {plan.card.name}", total=total)
             result = run_materialize(
-                plan, out, fmt, num_proc, progress=lambda n: bar.advance(job, n)
+                plan,
+                out,
+                fmt,
+                num_proc,
+                progress=lambda n: bar.advance(job, n),
+                wait=wait,
+                item_timeout=item_timeout or None,
             )
     except MedFMRobustError as exc:
         _fail(str(exc))
@@ -792,8 +827,14 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--batch-size", type=int, help="Items per model call (default: the model's).")
 @click.option(
-    "--workers", default=2, show_default=True, type=int, help="Threads preparing corrupted views."
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes preparing corrupted views (0: this process, without their time limit).",
 )
+@_item_timeout_option
+@_wait_option
 @click.option("--max-new-tokens", default=256, show_default=True, type=int)
 @click.option(
     "--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini)."
@@ -823,6 +864,8 @@ def run(
     severity_mode: str | None,
     batch_size: int | None,
     workers: int,
+    item_timeout: float,
+    wait: bool,
     max_new_tokens: int,
     judge: str | None,
     model_option: tuple[str, ...],
@@ -854,6 +897,8 @@ def run(
             batch_size=batch_size,
             workers=workers,
             judge=judge,
+            item_timeout=item_timeout or None,
+            wait=wait,
         )
         job = Run(config, allow_config_change=allow_config_change)
         if dry_run:

@@ -1,20 +1,24 @@
 """Write a task's clean and corrupted samples to disk, for tools that want files.
 
-Streaming: work items flow through a process pool and each finished item is appended to
-``manifest.jsonl`` at once, so memory does not grow with the dataset and an interrupted run resumes
-where it stopped. Items are written under ``items/`` in the image's own dtype; ``--format tsv``
-(VLMEvalKit style) and ``--format hf`` (``datasets.load_from_disk``) are exported from them.
+Streaming: each (sample, condition) item is made and written by a worker process and appended to
+``manifest.jsonl`` as soon as it is done, so memory does not grow with the dataset, an interrupted
+run resumes where it stopped, and an item that runs past the per-item time limit is recorded in
+``errors.jsonl`` while the others go on. One process writes into an output directory at a time
+(see ``outdir``). Items are written under ``items/<dataset>/<sample>/<condition>`` in the image's
+own dtype, with names that never collide (``path_part``); ``--format tsv`` (VLMEvalKit style) and
+``--format hf`` (``datasets.load_from_disk``) are exported from them.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +27,10 @@ import numpy as np
 
 from .data.sample import Sample
 from .errors import MedFMRobustError
-from .jsonl import read_jsonl
+from .jsonl import JsonlAppender, read_jsonl, write_json
+from .outdir import OutputDirLock
 from .tasks import Condition, TaskCard
+from .time_limit import DEFAULT_ITEM_TIMEOUT, ItemPool, Outcome
 from .views import CorruptedViews
 
 FORMATS = ("folder", "tsv", "hf")
@@ -88,29 +94,33 @@ def _init_worker(plan: Plan, out: str) -> None:
     )
 
 
-def _work_items(
-    plan: Plan, samples: list[Sample], done: set[str]
-) -> Iterator[tuple[int, tuple[int, ...]]]:
-    """One job per sample with its unfinished conditions, so that a worker loads each clean image once."""
+Job = tuple[int, int, str]  # (sample index, condition position, item key): small to send
+
+
+def _work_items(plan: Plan, samples: list[Sample], done: set[str]) -> Iterator[Job]:
+    """One job per unfinished item, so that a slow or hanging item holds back nothing else."""
     for index, sample in enumerate(samples):
-        pending = tuple(
-            position
-            for position, (condition, _) in enumerate(_conditions(plan, sample))
-            if item_key(sample, condition) not in done
-        )
-        if pending:
-            yield index, pending
+        for position, (condition, _) in enumerate(_conditions(plan, sample)):
+            key = item_key(sample, condition)
+            if key not in done:
+                yield index, position, key
 
 
 def item_key(sample: Sample, condition: Condition) -> str:
     return f"{sample.dataset}/{sample.id}/{condition.key}"
 
 
-def _write_sample(job: tuple[int, tuple[int, ...]]) -> list[dict[str, Any]]:
+def _write_job(job: Job) -> dict[str, Any]:
     plan: Plan = _worker["plan"]
-    sample = _worker["samples"][job[0]]
-    conditions = _conditions(plan, sample)
-    return [_write_item(sample, *conditions[position]) for position in job[1]]
+    index, position, key = job
+    sample = _worker["samples"][index]
+    condition, spec = _conditions(plan, sample)[position]
+    if item_key(sample, condition) != key:
+        raise MedFMRobustError(
+            f"item {key}: this worker loaded the task's samples in another order "
+            f"(found {item_key(sample, condition)}); the dataset loader must be deterministic"
+        )
+    return _write_item(sample, condition, spec)
 
 
 def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, Any]:
@@ -123,29 +133,70 @@ def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, An
         view = views.get(sample, condition, corruption=spec)
         image = view.image
         suffix = ".png" if image.dtype in (np.uint8, np.uint16) else ".tif"
-        relative = (
-            Path("items") / _safe(sample.dataset) / _safe(sample.id) / f"{condition.key}{suffix}"
-        )
-        path = out / relative
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        save_image(tmp, np.ascontiguousarray(image))
-        os.replace(tmp, path)
+        folder = sample_folder(sample)
+        relative = folder / f"{path_part(condition.key)}{suffix}"
         record: dict[str, Any] = {
             "key": key,
             **view.record(),
             "image": str(relative),
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "sha256": _write_atomic(out / relative, np.ascontiguousarray(image), save_image),
             "ssim": (view.params or {}).get("ssim"),  # on the presented image
             "window": list(views.window(sample)),
         }
         if condition.is_clean and sample.mask is not None:
-            mask_rel = Path("items") / _safe(sample.dataset) / _safe(sample.id) / "mask.png"
-            save_image(out / mask_rel, sample.load_mask().astype(np.uint8) * 255)
-            record["mask"] = str(mask_rel)
+            mask = sample.load_mask().astype(np.uint8) * 255
+            record["mask_sha256"] = _write_atomic(out / folder / "mask.png", mask, save_image)
+            record["mask"] = str(folder / "mask.png")
         record["label"] = _label(sample)
         return record
     except Exception as exc:  # recorded, and the run goes on
-        return {"key": key, "error": f"{type(exc).__name__}: {exc}", "sample_id": sample.id}
+        return _failure(sample, condition, f"{type(exc).__name__}: {exc}")
+
+
+def _failure(sample: Sample, condition: Condition, error: str) -> dict[str, Any]:
+    return {
+        "key": item_key(sample, condition),
+        "error": error,
+        "sample_id": sample.id,
+        "condition": condition.key,
+    }
+
+
+def _write_atomic(path: Path, image: np.ndarray, save_image: Any) -> str:
+    """Write ``image`` to ``path`` through a temporary file; return the SHA-256 of what is there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        save_image(tmp, image)
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def sample_folder(sample: Sample) -> Path:
+    """Where a sample's items go: ``items/<dataset>/<sample id>``, one folder per (dataset, id)."""
+    return Path("items") / path_part(sample.dataset) / path_part(sample.id)
+
+
+_PLAIN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
+
+
+def path_part(name: object) -> str:
+    """A file or folder name for ``name`` that no other name gets.
+
+    Plain names (lowercase letters, digits, ``_ . -``; up to 80 characters) stay as they are.
+    Any other name keeps a readable prefix and gets ``~`` and a hash of the exact name: ``~`` never
+    occurs in a plain name, so ``dup/x`` (``dup_x~<hash>``) and ``dup_x`` stay apart, and so do
+    ``Case1`` and ``case1`` on file systems that ignore case.
+    """
+    text = str(name)
+    if _PLAIN.fullmatch(text) and not text.endswith("."):
+        return text
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80].strip(".") or "_"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{readable}~{digest}"
 
 
 def _label(sample: Sample) -> dict[str, Any]:
@@ -161,10 +212,6 @@ def _label(sample: Sample) -> dict[str, Any]:
     }
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
-
-
 def read_manifest(out: Path) -> Iterator[dict[str, Any]]:
     """The manifest's records, streamed. Each finished item has exactly one: a record is appended
     once, when its file is in place, and a rerun skips keys already there."""
@@ -177,12 +224,33 @@ def materialize(
     fmt: str = "folder",
     num_proc: int = 1,
     progress: Any = None,
+    *,
+    wait: bool = False,
+    item_timeout: float | None = DEFAULT_ITEM_TIMEOUT,
 ) -> dict[str, Any]:
-    """Write every (sample, condition) of ``plan`` under ``out``; return counts."""
+    """Write every (sample, condition) of ``plan`` under ``out``; return counts.
+
+    ``num_proc`` worker processes make the items, each under ``item_timeout`` seconds (None: no
+    limit); ``num_proc=0`` works in this process, without the time limit. When another process is
+    writing into ``out``, this one refuses (``OutputDirBusyError`` naming it) or, with ``wait``,
+    waits for it to finish.
+    """
     if fmt not in FORMATS:
         raise MedFMRobustError(f"format '{fmt}' is unknown; use one of {', '.join(FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    command = f"medfm-robust materialize --task {plan.card.name}"
+    with OutputDirLock(out, command, wait=wait):
+        return _materialize(plan, out, fmt, num_proc, progress, item_timeout)
+
+
+def _materialize(
+    plan: Plan,
+    out: Path,
+    fmt: str,
+    num_proc: int,
+    progress: Any,
+    item_timeout: float | None,
+) -> dict[str, Any]:
     settings_path = out / SETTINGS
     settings = plan.settings()
     if settings_path.exists():
@@ -193,25 +261,31 @@ def materialize(
                 "use another --out, or delete it to start over"
             )
     else:
-        settings_path.write_text(json.dumps(settings, indent=2))
+        write_json(settings_path, settings)
 
     done = {r["key"] for r in read_manifest(out)}
     samples = _samples(plan)
     jobs = _work_items(plan, samples, done)
-    written = failed = 0
+    written = failed = timed_out = 0
     with (
-        (out / MANIFEST).open("a", encoding="utf-8") as manifest,
-        (out / ERRORS).open("a") as errors,
+        JsonlAppender(out / MANIFEST) as manifest,
+        JsonlAppender(out / ERRORS) as errors,
+        contextlib.closing(_run(plan, out, samples, jobs, num_proc, item_timeout)) as records,
     ):
-        for record in _run(plan, out, jobs, num_proc):
-            target = errors if "error" in record else manifest
-            target.write(json.dumps(record, default=str) + "\n")
-            target.flush()
+        for record, late in records:
+            (errors if "error" in record else manifest).write(record)
             failed += "error" in record
             written += "error" not in record
+            timed_out += late
             if progress is not None:
                 progress(1)
-    result = {"written": written, "failed": failed, "skipped_done": len(done), "out": str(out)}
+    result = {
+        "written": written,
+        "failed": failed,
+        "timed_out": timed_out,
+        "skipped_done": len(done),
+        "out": str(out),
+    }
     if fmt == "tsv":
         result["tsv"] = str(export_tsv(out, plan))
     elif fmt == "hf":
@@ -224,17 +298,38 @@ def count_items(plan: Plan) -> int:
 
 
 def _run(
-    plan: Plan, out: Path, jobs: Iterator[tuple[int, tuple[int, ...]]], num_proc: int
-) -> Iterator[dict[str, Any]]:
-    if num_proc <= 1:
+    plan: Plan,
+    out: Path,
+    samples: list[Sample],
+    jobs: Iterable[Job],
+    num_proc: int,
+    item_timeout: float | None,
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """(record, timed out) per item, as items finish."""
+    if num_proc <= 0:  # in this process: no worker start-up, and no time limit
         _init_worker(plan, str(out))
-        for records in map(_write_sample, jobs):
-            yield from records
+        for job in jobs:
+            yield _write_job(job), False
         return
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(plan, str(out))) as pool:
-        for records in pool.imap(_write_sample, jobs, chunksize=2):
-            yield from records
+
+    pool = ItemPool(
+        num_proc,
+        _write_job,
+        initializer=_init_worker,
+        initargs=(plan, str(out)),
+        timeout=item_timeout or None,
+        describe=lambda job: f"item {job[2]}",
+    )
+    with pool:
+        for outcome in pool.map_unordered(jobs):
+            yield _outcome_record(plan, samples, outcome), outcome.timed_out
+
+
+def _outcome_record(plan: Plan, samples: list[Sample], outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is None:
+        return outcome.value
+    sample = samples[outcome.job[0]]
+    return _failure(sample, _conditions(plan, sample)[outcome.job[1]][0], outcome.error)
 
 
 # ---------------------------------------------------------------------- exports

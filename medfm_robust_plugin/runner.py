@@ -2,8 +2,15 @@
 
 Every (sample, condition) becomes one JSON line in ``records.jsonl``, appended and flushed as soon as
 it is scored, so nothing finished is lost. A rerun of the same command skips finished records (and the
-API response cache makes a retried call free); a changed configuration is refused unless asked.
-Corrupted views are prepared by worker threads ahead of the model, so inference never waits on them.
+API response cache makes a retried call free); a changed configuration is refused unless asked, and
+a second process writing into the same run directory is refused (or waits, with ``wait``).
+
+Corrupted views are prepared by worker processes ahead of the model, each under the per-item time
+limit (``item_timeout``), and reach the model as they finish: a slow or hanging corruption fails
+alone and holds back no other item; clean images are read in this process meanwhile. Model calls
+run in this process under a watchdog with the same limit per item (see ``time_limit``).
+``workers=0`` prepares every view here, in order: no process start-up, but no time limit on
+corruptions either.
 """
 
 from __future__ import annotations
@@ -13,8 +20,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from .data.sample import Sample
-from .errors import MedFMRobustError
-from .jsonl import read_jsonl
+from .errors import ItemTimeoutError, MedFMRobustError
+from .jsonl import JsonlAppender, json_default, read_jsonl, write_json
 from .models.base import ModelUnavailableError
+from .outdir import OutputDirLock
 from .tasks import Condition, Sampling, TaskCard, get_task, select
+from .time_limit import DEFAULT_ITEM_TIMEOUT, ItemPool, call_with_time_limit
 from .views import CorruptedViews, View
 
 RECORDS = "records.jsonl"
@@ -51,8 +59,10 @@ class RunConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 256
     batch_size: int | None = None  # default: the model's max_batch
-    workers: int = 2  # threads preparing corrupted views ahead of the model
+    workers: int = 2  # processes preparing corrupted views ahead of the model (0: this process)
     judge: str | None = None  # a model that reads VQA answers the rules cannot (accuracy_judge)
+    item_timeout: float | None = DEFAULT_ITEM_TIMEOUT  # s per view, per item of a model call
+    wait: bool = False  # wait for another process writing into the run directory, not refuse
 
     def fingerprint(self, card: TaskCard) -> dict[str, Any]:
         """What must match for a rerun to resume (paths and performance knobs excluded)."""
@@ -149,7 +159,15 @@ class Run:
         path = self.run_dir / CONFIG
         fingerprint = self.config.fingerprint(self.card)
         if path.exists():
-            previous = json.loads(path.read_text())["fingerprint"]
+            previous = json.loads(path.read_text())["fingerprint"] or {}
+            for name in ("task", "model"):
+                if previous.get(name) not in (None, fingerprint[name]):
+                    # one folder per (task, model): another name here means two names that map
+                    # to one folder, whose records must never mix
+                    raise RunError(
+                        f"'{self.run_dir}' holds the run of {name} '{previous[name]}', not "
+                        f"'{fingerprint[name]}' (both names map to this folder); use another --out"
+                    )
             if previous != fingerprint and not self.allow_config_change:
                 changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
                 raise RunError(
@@ -157,11 +175,7 @@ class Run:
                     f"{', '.join(changed)}); use another --out, or pass --allow-config-change to continue it"
                 )
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {"fingerprint": fingerprint, "config": asdict(self.config)}, indent=2, default=str
-            )
-        )
+        write_json(path, {"fingerprint": fingerprint, "config": asdict(self.config)})
 
     def plan(self) -> dict[str, Any]:
         """What a run would do, without calling the model: for --dry-run."""
@@ -196,6 +210,14 @@ class Run:
         model: Any,
         progress: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> RunResult:
+        """Run every pending item through ``model``, holding the run directory meanwhile."""
+        command = f"medfm-robust run --task {self.card.name} --model {self.config.model}"
+        with OutputDirLock(self.run_dir, command, wait=self.config.wait):
+            return self._execute(model, progress)
+
+    def _execute(
+        self, model: Any, progress: Callable[[int, dict[str, Any]], None] | None
+    ) -> RunResult:
         self.check_config()
         from .metrics.base import get_metric
 
@@ -217,10 +239,9 @@ class Run:
             or 1
         )
         written = failed = 0
-        with (self.run_dir / RECORDS).open("a", encoding="utf-8") as out:
+        with JsonlAppender(self.run_dir / RECORDS, default=_json_default) as out:
             for record in self._records(model, metrics, views, pending, batch_size):
-                out.write(json.dumps(record, default=_json_default) + "\n")
-                out.flush()
+                out.write(record)
                 failed += record["error"] is not None
                 written += record["error"] is None
                 if progress is not None:
@@ -236,7 +257,11 @@ class Run:
         pending: list[WorkItem],
         batch_size: int,
     ) -> Iterator[dict[str, Any]]:
-        for batch in _batches(self._prepared(views, pending), batch_size):
+        if self.config.workers <= 0:
+            batches = _batches((_prepare(views, item) for item in pending), batch_size)
+        else:
+            batches = self._ready_batches(views, pending, batch_size)
+        for batch in batches:
             ready = [(item, view, seconds) for item, view, seconds, error in batch if error is None]
             for item, _, seconds, error in batch:
                 if error is not None:
@@ -248,11 +273,26 @@ class Run:
     def _scored(
         self, model: Any, metrics: Sequence[Any], views: CorruptedViews, ready: list[tuple]
     ):
-        """Predict a batch; when it fails, predict its items one by one so one bad item fails alone."""
+        """Predict a batch; when it fails, predict its items one by one so one bad item fails alone.
+
+        A call past the time limit (``item_timeout`` per item) fails its whole batch at once:
+        asking again item by item would wait as long again for each.
+        """
+        limit = self.config.item_timeout * len(ready) if self.config.item_timeout else None
         try:
             started = time.perf_counter()
-            outputs = self._predict(model, views, ready)
+            outputs = call_with_time_limit(
+                lambda: self._predict(model, views, ready),
+                limit,
+                f"the model call for {len(ready)} item(s) ({ready[0][0].key}, ...)",
+            )
             share = (time.perf_counter() - started) / len(ready)
+        except ItemTimeoutError as exc:
+            for item, view, seconds in ready:
+                yield self._record(
+                    item, view, None, metrics, error=_describe(exc), prep_seconds=seconds
+                )
+            return
         except Exception as exc:
             stop = isinstance(exc, ModelUnavailableError)  # no further item can succeed
             outcomes = getattr(exc, "outcomes", None)
@@ -284,44 +324,48 @@ class Run:
                 item, view, output, metrics, model_seconds=share, prep_seconds=seconds
             )
 
-    def _prepared(self, views: CorruptedViews, pending: list[WorkItem]) -> Iterator[tuple]:
-        """Views computed by worker threads, in order, a bounded distance ahead of the model."""
+    def _ready_batches(
+        self, views: CorruptedViews, pending: list[WorkItem], size: int
+    ) -> Iterator[list[tuple]]:
+        """Batches of up to ``size`` prepared items, of whatever is ready: none waits to fill.
 
-        def prepare(item: WorkItem) -> tuple:
-            started = time.perf_counter()
-            try:
-                view = views.get(item.sample, item.condition, corruption=item.spec)
-                return item, view, time.perf_counter() - started, None
-            except Exception as exc:
-                return item, None, time.perf_counter() - started, _describe(exc)
+        Clean views are read here by one thread; corrupted views come from worker processes
+        under the time limit, a bounded distance ahead of the model.
+        """
+        index = {item.key: i for i, item in enumerate(self.work())}
+        clean = [item for item in pending if item.spec is None]
+        jobs = [(index[item.key], item.key) for item in pending if item.spec is not None]
+        by_key = {item.key: item for item in pending}
+        feed = _Feed(capacity=max(size * 2, self.config.workers * 4))
 
-        workers = max(1, self.config.workers)
-        if workers == 1:
-            yield from map(prepare, pending)
-            return
-        ahead: queue.Queue = queue.Queue(maxsize=workers * 8)
-        stop = threading.Event()
+        def clean_views() -> Iterable[tuple]:
+            return (_prepare(views, item) for item in clean)
 
-        def feed() -> None:
-            with ThreadPoolExecutor(workers) as pool:
-                for result in pool.map(prepare, pending):
-                    while not stop.is_set():
-                        try:
-                            ahead.put(result, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            ahead.put(None)
+        def corrupted_views() -> Iterable[tuple]:
+            pool = ItemPool(
+                self.config.workers,
+                _compute_view,
+                initializer=_init_view_worker,
+                initargs=(self.config,),
+                timeout=self.config.item_timeout or None,
+                describe=lambda job: f"the view {job[1]}",
+            )
+            with pool:
+                for outcome in pool.map_unordered(jobs, cancel=feed.stop):
+                    item = by_key[outcome.job[1]]
+                    if outcome.error is not None:
+                        yield item, None, outcome.seconds, outcome.error
+                        continue
+                    image, params, seed, key = outcome.value
+                    view = View(item.sample, item.condition, image, seed, params, key)
+                    yield item, view, outcome.seconds, None
 
-        feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
-        try:
-            while (result := ahead.get()) is not None:
-                yield result
-        finally:
-            stop.set()
+        if clean:
+            feed.add(clean_views)
+        if jobs:
+            feed.add(corrupted_views)
+        with feed:
+            yield from feed.batches(size)
 
     def _predict(self, model: Any, views: CorruptedViews, ready: list[tuple]) -> list[Any]:
         if self.card.kind == "segmentation":
@@ -404,6 +448,103 @@ class Run:
         return record
 
 
+def _prepare(views: CorruptedViews, item: WorkItem) -> tuple:
+    """(item, view, seconds, error) for one item, made in this process."""
+    started = time.perf_counter()
+    try:
+        view = views.get(item.sample, item.condition, corruption=item.spec)
+        return item, view, time.perf_counter() - started, None
+    except Exception as exc:
+        return item, None, time.perf_counter() - started, _describe(exc)
+
+
+# One state per view worker process, set by its initializer.
+_view_worker: dict[str, Any] = {}
+
+
+def _init_view_worker(config: RunConfig) -> None:
+    run = Run(config)
+    _view_worker["work"] = run.work()
+    _view_worker["views"] = CorruptedViews(
+        global_seed=config.seed, mode=run.card.severity_mode, memory_items=16
+    )
+
+
+def _compute_view(job: tuple[int, str]) -> tuple[Any, Any, Any, str]:
+    """(image, params, seed, view key) of one work item, computed in a worker process."""
+    position, key = job
+    item: WorkItem = _view_worker["work"][position]
+    if item.key != key:
+        raise MedFMRobustError(
+            f"{key}: this worker process planned other items (found {item.key}); "
+            "the task's dataset loader must list samples in the same order every time"
+        )
+    view = _view_worker["views"].get(item.sample, item.condition, corruption=item.spec)
+    return np.asarray(view.image), view.params, view.seed, view.key
+
+
+class _Feed:
+    """Prepared items from several sources (each on its own thread) through one bounded queue."""
+
+    _DONE = object()
+
+    def __init__(self, capacity: int) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, capacity))
+        self.stop = threading.Event()
+        self._sources: list[Callable[[], Iterable[tuple]]] = []
+
+    def add(self, source: Callable[[], Iterable[tuple]]) -> None:
+        self._sources.append(source)
+
+    def __enter__(self) -> _Feed:
+        for source in self._sources:
+            threading.Thread(target=self._run, args=(source,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+
+    def _run(self, source: Callable[[], Iterable[tuple]]) -> None:
+        try:
+            for result in source():
+                if not self._put(result):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+        finally:
+            self._put(self._DONE)
+
+    def _put(self, value: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def batches(self, size: int) -> Iterator[list[tuple]]:
+        running = len(self._sources)
+        while running:
+            batch: list[tuple] = []
+            value = self.queue.get()
+            while True:
+                if value is self._DONE:
+                    running -= 1
+                elif isinstance(value, BaseException):
+                    raise value
+                else:
+                    batch.append(value)
+                if len(batch) >= size or not running:
+                    break
+                try:
+                    value = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+
+
 def _batches(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
     batch: list[tuple] = []
     for item in items:
@@ -419,12 +560,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+_json_default = json_default  # the name other modules import
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -475,5 +611,5 @@ def write_summary(run_dir: Path, card: TaskCard) -> dict[str, Any] | None:
         return None
     metrics = [get_metric(name) for name in card.metrics]
     summary = summarize(records, metrics).to_dict()
-    (Path(run_dir) / SUMMARY).write_text(json.dumps(summary, indent=2, default=_json_default))
+    write_json(Path(run_dir) / SUMMARY, summary)
     return summary

@@ -116,7 +116,7 @@ def test_a_failing_sample_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch)
     )
     bad.modality = good[0].modality
     monkeypatch.setattr(mat, "_samples", lambda p: [good[0], bad, good[1]])
-    result = mat.materialize(plan(limit=None), tmp_path)
+    result = mat.materialize(plan(limit=None), tmp_path, num_proc=0)  # the patch is in-process
     errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
     per_sample = len(mat._conditions(plan(), bad))
     assert result["failed"] == len(errors) == per_sample > 1
