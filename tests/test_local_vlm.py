@@ -444,7 +444,7 @@ def test_converted_llava_med_computes_what_the_original_does(tmp_path, tuned_tow
     from safetensors.torch import load_file
     from transformers import CLIPVisionModel
 
-    from medfm_robust_plugin.models.local_vlm import convert_llava_med
+    from medfm_robust_plugin.models.llava_med_convert import convert_llava_med
 
     from .tiny_models import build_tiny_llava_med_original
 
@@ -482,7 +482,7 @@ def test_converted_llava_med_computes_what_the_original_does(tmp_path, tuned_tow
 
 
 def test_converting_anything_but_llava_med_is_refused(tmp_path, llava_dir):
-    from medfm_robust_plugin.models.local_vlm import convert_llava_med
+    from medfm_robust_plugin.models.llava_med_convert import convert_llava_med
 
     with pytest.raises(ModelError, match="llava_mistral"):
         convert_llava_med(llava_dir, tmp_path / "out")
