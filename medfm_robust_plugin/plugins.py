@@ -9,6 +9,7 @@ that plugin, never of the command. For a duplicate name the first registration i
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import DuplicateRegistrationError, PluginError
+from .errors import DuplicateRegistrationError, MedFMRobustError, PluginError
 
 ENTRY_POINT_GROUP = "medfm_robust"
 PLUGINS_ENV = "MEDFM_ROBUST_PLUGINS"
@@ -91,6 +92,7 @@ class Registry:
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
     aliases: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    invalid: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
     plugins: list[str] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
 
@@ -160,12 +162,16 @@ def _plugin_manager(failures: list[PluginFailure]) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for module_name in BUILTIN_PLUGINS:
+        # Our own modules import plainly: a broken installation is an error, never a missing name.
         try:
-            pm.register(importlib.import_module(module_name), name=module_name)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a broken built-in must not hide the others
-            failures.append(PluginFailure(module_name, "import", _describe(exc)))
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise BuiltinImportError(
+                f"medfm-robust is not installed completely: its module '{module_name}' cannot be "
+                f"imported ({_describe(exc)}); reinstall it (pip install --force-reinstall "
+                "medfm-robust-plugin) or install what is missing"
+            ) from exc
+        pm.register(module, name=module_name)
     for ep in _selected_entry_points():
         try:
             plugin = ep.load()
@@ -181,6 +187,10 @@ def _plugin_manager(failures: list[PluginFailure]) -> pluggy.PluginManager:
         except BaseException as exc:  # e.g. a hookimpl with a wrong signature
             failures.append(PluginFailure(ep.name, "registration", _describe(exc)))
     return pm
+
+
+class BuiltinImportError(MedFMRobustError, ImportError):
+    """One of the package's own modules cannot be imported (a dependency is missing or broken)."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -226,7 +236,60 @@ def build_registry() -> Registry:
                 raise
             except BaseException as exc:
                 registry.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+    _check_cards(registry)
     return registry
+
+
+def _check_cards(registry: Registry) -> None:
+    """Drop task cards that name a suite, corruption, metric or dataset nothing registered.
+
+    The card's plugin gets a failure naming the card and what is missing, and ``get_task`` raises
+    that message: a misspelt suite never runs a task clean-only.
+    """
+    for name in list(registry.items["tasks"]):
+        card = registry.items["tasks"][name]
+        problems = card_problems(card, registry)
+        if problems:
+            message = f"task '{name}' names {'; '.join(problems)}"
+            registry.invalid["tasks"][name] = message
+            del registry.items["tasks"][name]
+            plugin = registry.owners["tasks"].get(name, "?")
+            registry.failures.append(PluginFailure(plugin, "register_tasks", message))
+
+
+def card_problems(card: Any, registry: Registry) -> list[str]:
+    """What a task card names that the registry does not have (empty when the card is whole)."""
+
+    def unknown(kind: str, names: Iterable[str]) -> list[str]:
+        known = set(registry.items[kind]) | set(registry.aliases[kind])
+        return sorted({n for n in names if n not in known})
+
+    suites = card.suites
+    named_suites = (
+        list(suites.values())
+        if isinstance(suites, dict)
+        else []
+        if suites == "by_modality"
+        else [suites]
+    )
+    checks = [
+        ("suites", "suite", named_suites),
+        ("corruptions", "corruption", card.corruptions or ()),
+        ("metrics", "metric", card.metrics),
+        ("datasets", "dataset", [ref.name for ref in card.datasets]),
+    ]
+    problems = []
+    for kind, what, names in checks:
+        known = sorted(registry.items[kind])
+        for name in unknown(kind, names):
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = (
+                f"did you mean {', '.join(map(repr, close))}?"
+                if close
+                else f"none of the {len(known)} registered {what}s is close"
+            )
+            problems.append(f"unknown {what} '{name}' ({hint})")
+    return problems
 
 
 _lock = threading.Lock()

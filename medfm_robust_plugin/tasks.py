@@ -408,6 +408,11 @@ def get_task(name: str) -> TaskCard:
     registry = get_registry()
     names = registry.names("tasks")
     match = next((n for n in names if n.lower() == name.lower()), None)
+    invalid = next(
+        (m for n, m in registry.invalid["tasks"].items() if n.lower() == name.lower()), None
+    )
+    if match is None and invalid is not None:
+        raise TaskError(invalid)
     if match is None:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust tasks list`"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,9 +10,12 @@ from medfm_robust_plugin.plugins import reset_registry
 
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch):
-    """Every test sees the plugins as its environment declares them."""
+    """Every test sees the plugins as its environment declares them (entry points a test adds to
+    sys.path leave with it)."""
+    path = list(sys.path)
     reset_registry()
     yield
+    sys.path[:] = path
     reset_registry()
 
 
