@@ -18,6 +18,7 @@ while the run records its items as failed and goes on.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -59,7 +60,9 @@ def _worker_main(
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
     compute: Callable[[Any], Any],
+    parent: int,
 ) -> None:
+    _end_with_parent(parent)
     try:
         if initializer is not None:
             initializer(*initargs)
@@ -84,6 +87,24 @@ def _worker_main(
             conn.send(message)
         except Exception as exc:  # e.g. a value that does not pickle
             conn.send(("done", None, f"{type(exc).__name__}: {exc}", message[3]))
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have the kernel end this worker when its parent dies (Linux): a parent killed with SIGKILL
+    runs no clean-up, and a worker stuck in a hanging item would otherwise run on forever."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
 
 
 # ---------------------------------------------------------------------- parent side
@@ -143,7 +164,7 @@ class ItemPool:
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_worker_main,
-            args=(child, self.initializer, self.initargs, self.compute),
+            args=(child, self.initializer, self.initargs, self.compute, os.getpid()),
             daemon=True,
             name="medfm-robust-item-worker",
         )
@@ -194,11 +215,12 @@ class ItemPool:
                         except StopIteration:
                             exhausted = True
                             break
-                        worker.conn.send(job)
                         worker.job, worker.busy = job, True
                         worker.deadline = (
                             time.monotonic() + self.timeout if self.timeout else float("inf")
                         )
+                        with contextlib.suppress(OSError):  # a worker that just died: seen below
+                            worker.conn.send(job)
                 busy = [w for w in self._workers if w.busy]
                 if exhausted and not busy:
                     return
@@ -210,7 +232,7 @@ class ItemPool:
         from multiprocessing.connection import wait
 
         now = time.monotonic()
-        deadlines = [w.deadline for w in self._workers if w.busy]
+        deadlines = [w.deadline for w in self._workers if w.busy and w.deadline < float("inf")]
         deadlines += [w.started_at + START_TIMEOUT for w in self._workers if not w.ready]
         if longest is not None:
             deadlines.append(now + longest)
@@ -260,7 +282,11 @@ class ItemPool:
         self._stop_worker(worker)
         self.restarts += 1
         if not worker.ready:
-            raise MedFMRobustError(f"a worker process exited while starting (exit code {code})")
+            raise MedFMRobustError(
+                f"a worker process exited while starting (exit code {code}). A script that starts "
+                'a run must do so under `if __name__ == "__main__":` (workers re-import it); '
+                "or use --workers 0 (run) / --num-proc 0 (materialize) to work in one process"
+            )
         if not worker.busy:
             return []
         return [

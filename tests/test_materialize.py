@@ -72,10 +72,14 @@ def test_changed_settings_are_refused(tmp_path):
 
 
 def test_two_processes_write_the_same_bytes(tmp_path):
+    """In this process, in one worker, in two workers without a time limit: the same files."""
+    mat.materialize(plan(), tmp_path / "here", num_proc=0)
     mat.materialize(plan(), tmp_path / "one")
-    mat.materialize(plan(), tmp_path / "two", num_proc=2)
-    hashes = [{r["key"]: r["sha256"] for r in manifest(tmp_path / d)} for d in ("one", "two")]
-    assert hashes[0] == hashes[1]
+    mat.materialize(plan(), tmp_path / "two", num_proc=2, item_timeout=None)
+    folders = ("here", "one", "two")
+    hashes = [{r["key"]: r["sha256"] for r in manifest(tmp_path / d)} for d in folders]
+    assert len(hashes[0]) == mat.count_items(plan())
+    assert hashes[0] == hashes[1] == hashes[2]
 
 
 def test_tsv_is_vlmeval_style(tmp_path):

@@ -499,6 +499,8 @@ def test_a_hanging_model_call_fails_its_batch_and_the_run_goes_on(tmp_path, plug
 def _pool_job(job):
     kind, value = job
     if kind == "hang":
+        if value:
+            Path(value).write_text(str(os.getpid()))
         time.sleep(3600)
     if kind == "exit":
         os._exit(3)
@@ -517,6 +519,47 @@ def test_item_pool_stops_hangs_survives_crashes_and_keeps_order_of_finishing():
     assert "exited (exit code 3)" in outcomes[("exit", 0)].error
     assert outcomes[("raise", 7)].error == "ValueError: bad value 7"
     assert pool.restarts == 2
+
+
+ORPHANING_PARENT = """
+import sys
+from medfm_robust_plugin.time_limit import ItemPool
+from tests.test_reliability_runs import _pool_job
+
+with ItemPool(1, _pool_job, timeout=None) as pool:
+    list(pool.map_unordered([("hang", sys.argv[1])]))
+"""
+
+
+def test_a_worker_ends_with_its_killed_parent(tmp_path):
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHANING_PARENT, str(pid_file)],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+    finally:
+        parent.kill()  # SIGKILL: no clean-up of its own runs
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, f"worker {worker} outlived its killed parent"
+        time.sleep(0.1)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
 
 
 def test_call_with_time_limit():
