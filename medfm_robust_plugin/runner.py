@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,10 @@ class Run:
         if config.severity_mode:
             self.card = self.card.with_overrides(severity_mode=config.severity_mode)
         self.run_dir = Path(config.out) / _slug(self.card.name) / _slug(config.model)
+        if config.item_timeout is not None and not config.item_timeout >= 0:
+            raise RunError(
+                f"item_timeout {config.item_timeout!r} must be seconds >= 0 (0 or None: no limit)"
+            )
         self.allow_config_change = allow_config_change
         self._samples: list[Sample] | None = None
 
@@ -346,7 +350,8 @@ class Run:
                 self.config.workers,
                 _compute_view,
                 initializer=_init_view_worker,
-                initargs=(self.config,),
+                # what plans the items: nothing of the model (its options may hold clients)
+                initargs=(replace(self.config, model_options={}, judge=None),),
                 timeout=self.config.item_timeout or None,
                 describe=lambda job: f"the view {job[1]}",
             )
