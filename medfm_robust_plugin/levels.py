@@ -103,8 +103,8 @@ def tune_levels(
     Each level uses its own seeds (those the table is checked and run with): a coarse grid of
     strengths from the previous level's up to 1 brackets the target, and the bracket is halved. A
     level whose band lies below what full strength reaches is unreachable within the corruption's
-    ``param_range``: it gets full strength (spread above the last reachable level, so the table
-    still rises) and is reported.
+    ``param_range``: it is reported, and takes a strength that keeps the table rising
+    (``_fill_unreachable``); the levels after it are still searched.
     """
     bands = bands or PAPER_BANDS
     modality = references[0].modality
@@ -162,16 +162,33 @@ def _refine(median_at, left: float, right: float, target: float) -> float:
 
 
 def _fill_unreachable(strengths: list[float]) -> list[float]:
-    """Levels beyond reach take strengths rising evenly from the last reachable one to 1."""
+    """Strengths for the levels beyond reach, so that the table still rises.
+
+    Levels after the last reachable one rise evenly from it to 1. An unreachable level between
+    reachable ones (each level has its own seeds, so a later level may reach its band where an
+    earlier one does not) takes a strength evenly between its neighbours, and the reachable
+    levels after it keep theirs.
+    """
     filled = list(strengths)
-    missing = [i for i, s in enumerate(filled) if math.isnan(s)]
-    if not missing:
-        return filled
-    start = missing[0]
-    last = filled[start - 1] if start > 0 else 0.0
-    count = len(filled) - start
-    for j in range(count):
-        filled[start + j] = last + (1.0 - last) * (j + 1) / count
+    n = len(filled)
+    i = 0
+    while i < n:
+        if not math.isnan(filled[i]):
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and math.isnan(filled[j + 1]):
+            j += 1
+        last = filled[i - 1] if i > 0 else 0.0
+        count = j - i + 1
+        if j + 1 < n:
+            following = filled[j + 1]
+            for k in range(count):
+                filled[i + k] = last + (following - last) * (k + 1) / (count + 1)
+        else:
+            for k in range(count):
+                filled[i + k] = last + (1.0 - last) * (k + 1) / count
+        i = j + 1
     return filled
 
 

@@ -78,6 +78,13 @@ def test_unreachable_levels_rise_to_full_strength():
     assert filled == pytest.approx([0.1, 0.3, 0.65, 1.0])
 
 
+def test_a_level_out_of_reach_between_reachable_ones_keeps_the_later_levels():
+    """Each level has its own seeds: level 3 may reach its band where level 2 does not."""
+    nan = float("nan")
+    filled = _fill_unreachable([0.2, nan, 0.6, nan, nan])
+    assert filled == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+
+
 def test_parameters_are_rounded_as_in_a_table():
     spec = next(c for c in medical_corruptions("dermoscopy") if c.name == "dermoscopy_hair")
     assert isinstance(param_at(spec, 0.37), int)  # a hair count stays whole
