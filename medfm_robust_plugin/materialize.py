@@ -335,6 +335,20 @@ def _outcome_record(plan: Plan, samples: list[Sample], outcome: Outcome) -> dict
 # ---------------------------------------------------------------------- exports
 
 
+def _in_plan_order(records: Iterable[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
+    """Records in the plan's order (sample, then condition), whatever order workers finished in,
+    so that an export's row indices are the same on every run; keys the plan lacks go last."""
+    order = {
+        item_key(sample, condition): rank
+        for rank, (sample, condition) in enumerate(
+            (sample, condition)
+            for sample in _samples(plan)
+            for condition, _ in _conditions(plan, sample)
+        )
+    }
+    return sorted(records, key=lambda r: order.get(r["key"], len(order)))
+
+
 def export_tsv(out: Path, plan: Plan) -> Path:
     """A VLMEvalKit-style TSV: index, base64 PNG of what a model sees, question, options, answer."""
     import csv
@@ -372,7 +386,7 @@ def export_tsv(out: Path, plan: Plan) -> Path:
                 "condition",
             ]
         )
-        for index, record in enumerate(read_manifest(out)):
+        for index, record in enumerate(_in_plan_order(read_manifest(out), plan)):
             image = load_image(out / record["image"]).array
             ok, png = cv2.imencode(".png", cv2.cvtColor(shown(record, image), cv2.COLOR_RGB2BGR))
             label = record.get("label", {})

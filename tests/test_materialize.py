@@ -80,6 +80,9 @@ def test_two_processes_write_the_same_bytes(tmp_path):
     hashes = [{r["key"]: r["sha256"] for r in manifest(tmp_path / d)} for d in folders]
     assert len(hashes[0]) == mat.count_items(plan())
     assert hashes[0] == hashes[1] == hashes[2]
+    # rows of an export follow the plan, not the order two workers finished in
+    tsv = [mat.export_tsv(tmp_path / d, plan()).read_text() for d in ("here", "two")]
+    assert tsv[0] == tsv[1]
 
 
 def test_tsv_is_vlmeval_style(tmp_path):
