@@ -71,7 +71,9 @@ class RunConfig:
             "card": _card_digest(card),
             "model": self.model,
             "model_options": {
-                k: v for k, v in sorted(self.model_options.items()) if "key" not in k.lower()
+                k: _without_credentials(v)
+                for k, v in sorted(self.model_options.items())
+                if "key" not in k.lower()
             },
             "corruptions": self.corruptions,
             "severities": self.severities,
@@ -81,6 +83,23 @@ class RunConfig:
             "max_new_tokens": self.max_new_tokens,
             "judge": self.judge,
         }
+
+
+def _without_credentials(value: Any) -> Any:
+    """A URL option as it may be written down: no ``user:password@``, no secret query values."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(value)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [
+            (k, "[redacted]" if any(w in k.lower() for w in ("key", "token", "secret")) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _card_digest(card: TaskCard) -> str:

@@ -291,3 +291,14 @@ def test_judge_reads_answers_the_rules_cannot(tmp_path, plugin, monkeypatch):
 
 def _answer(job, record):
     return next(s.answer for s in job.samples() if s.id == record["sample_id"])
+
+
+def test_config_json_keeps_no_credentials_of_a_url_option():
+    from medfm_robust_plugin.runner import _without_credentials
+
+    assert (
+        _without_credentials("https://user:s3cret@proxy.example:8443/v1?api_key=sk-abc&x=1")
+        == "https://proxy.example:8443/v1?api_key=%5Bredacted%5D&x=1"
+    )
+    assert _without_credentials("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    assert _without_credentials(7) == 7
