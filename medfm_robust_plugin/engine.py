@@ -206,6 +206,13 @@ def corrupt(
         units=units,
     )
     if mode == "ssim":
+        from .ssim import WIN
+
+        if min(array.shape[:2]) < WIN:
+            raise SeverityError(
+                f"{source or 'image'}: severity mode 'ssim' measures SSIM in {WIN} x {WIN} windows, "
+                f"and the image is {array.shape[0]} x {array.shape[1]}; use mode='table'"
+            )
         return _corrupt_calibrated(
             array, pil_mode, spec, severity, seed, return_params, context, bands, source
         )
@@ -248,9 +255,10 @@ def apply_corruption(
     if draws:
         params["draws"] = _jsonable(draws)
     if measure:
-        from .ssim import presented_ssim
+        from .ssim import WIN, presented_ssim
 
-        params["ssim"] = round(presented_ssim(out, array, context.window), 6)
+        small = min(array.shape[:2]) < WIN  # no SSIM window fits: recorded as unmeasured
+        params["ssim"] = None if small else round(presented_ssim(out, array, context.window), 6)
     return out, params
 
 

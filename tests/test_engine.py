@@ -148,3 +148,16 @@ def test_a_failing_corruption_is_reported_with_sample_and_plugin():
 
     with pytest.raises(MedFMRobustError, match="must keep the shape"):
         corrupt(np.zeros((16, 16), np.uint8), shrinks)
+
+
+def test_images_smaller_than_an_ssim_window_are_named_in_ssim_mode_and_unmeasured_in_table_mode():
+    import numpy as np
+
+    from medfm_robust_plugin import corrupt
+    from medfm_robust_plugin.errors import SeverityError
+
+    tiny = np.full((5, 6), 120, np.uint8)
+    with pytest.raises(SeverityError, match=r"tiny.png: .*5 x 6; use mode='table'"):
+        corrupt(tiny, "gaussian_noise", 2, mode="ssim", sample_id="tiny.png")
+    out, params = corrupt(tiny, "gaussian_noise", 2, return_params=True)
+    assert out.shape == tiny.shape and params["ssim"] is None
