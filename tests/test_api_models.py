@@ -24,12 +24,8 @@ import pytest
 from PIL import Image
 
 from medfm_robust_plugin.models import ModelError, VisionLanguageModel, load_model, resolve
-from medfm_robust_plugin.models.api_support import (
-    PRICES,
-    cost_usd,
-    parse_retry_after,
-    price_for,
-)
+from medfm_robust_plugin.models.api_prices import PRICES, cost_usd, price_for
+from medfm_robust_plugin.models.api_retry import parse_retry_after
 
 from .fake_api_servers import (
     LOOPBACK,
@@ -926,7 +922,7 @@ def test_spellings_of_one_endpoint_share_the_cache(
 
 
 def test_endpoint_normalisation() -> None:
-    from medfm_robust_plugin.models.api_support import normalise_endpoint
+    from medfm_robust_plugin.models.api_cache import normalise_endpoint
 
     assert normalise_endpoint("HTTPS://API.OpenAI.com:443/v1/") == "https://api.openai.com/v1"
     assert normalise_endpoint("http://LocalHost:80/v1") == "http://localhost/v1"
@@ -939,7 +935,7 @@ def test_endpoint_normalisation() -> None:
 def test_caches_written_without_the_endpoint_are_read_only_when_shared(
     fake_openai_server: FakeOpenAIServer, tmp_path: Path
 ) -> None:
-    from medfm_robust_plugin.models.api_support import ResponseCache, cache_key
+    from medfm_robust_plugin.models.api_cache import ResponseCache, cache_key
 
     model = load_model("gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path)
     png = model._request(([image(0)], "q"), None, {}).images_png[0]

@@ -16,7 +16,7 @@ Where they connect:
 Keys come only from the environment and are never logged, cached, or shown in errors or reprs;
 a server that echoes the key in an answer gets ``[redacted]`` written instead.
 Both providers share one implementation of caching, retries, concurrency and cost accounting
-(``api_support.APIVisionLanguageModel``); the SDKs' own retries are switched off so that ours are
+(``api_base.APIVisionLanguageModel``); the SDKs' own retries are switched off so that ours are
 the only ones.
 
 Defaults: 120 s per request (10 s of it to connect, OpenAI); 5 retries per item with backoff from
@@ -33,14 +33,8 @@ import os
 from typing import Any
 
 from ..hookspecs import hookimpl
-from .api_support import (
-    DEFAULT_CONNECT_TIMEOUT,
-    APIFailure,
-    APIVisionLanguageModel,
-    EmptyAnswer,
-    option_number,
-    parse_retry_after,
-)
+from .api_base import DEFAULT_CONNECT_TIMEOUT, APIVisionLanguageModel, option_number
+from .api_retry import APIFailure, EmptyAnswer, parse_retry_after
 from .base import ModelError, ModelSpec
 
 logger = logging.getLogger(__name__)

@@ -1,40 +1,43 @@
-"""What every API vision-language model shares: images as PNG, a response cache on disk, retries
-with backoff that honour ``Retry-After``, a thread pool over the items of a call, and token/cost
-accounting against a price table.
+"""What every API vision-language model shares: a thread pool over the items of a call, the
+response cache, bounded retries, and token/cost accounting.
 
 A provider (``api.py``) only says how one request is sent and how its errors read; everything here
-is provider-neutral and imports no SDK.
+is provider-neutral and imports no SDK. The parts live by concern: ``api_prices`` (list prices),
+``api_images`` (PNG encoding), ``api_cache`` (the response cache), ``api_retry`` (failures,
+backoff, retry budget, circuit breaker) and ``api_usage`` (running totals).
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import json
 import logging
-import math
 import os
-import random
-import re
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..redaction import redact as redact_secrets
 from ..redaction import register_secret
+from .api_cache import ResponseCache, cache_key, default_cache_dir, normalise_endpoint
+from .api_images import encode_png, image_list, image_size
+from .api_prices import PRICES_AS_OF, cost_usd, price_for
+from .api_retry import (
+    SERVER_LEVEL_STATUSES,
+    APIFailure,
+    CircuitBreaker,
+    EmptyAnswer,
+    RetryBudget,
+    RetryPolicy,
+)
+from .api_usage import APIUsage, text_tokens
 from .base import (
     Capabilities,
     Generation,
     GenerationError,
-    ImageInput,
     ModelError,
     ModelUnavailableError,
     VLMItem,
@@ -42,422 +45,10 @@ from .base import (
 
 logger = logging.getLogger(__name__)
 
-# ----------------------------------------------------------------------------------------------
-# Prices
-# ----------------------------------------------------------------------------------------------
-
-PRICES_AS_OF = "2025-07"  # when the list prices below were read from the providers' pricing pages
-
-
-@dataclass(frozen=True)
-class Price:
-    """List price in USD per 1M tokens; ``long_*`` apply when a prompt exceeds ``long_context``."""
-
-    input: float
-    output: float
-    long_context: int | None = None
-    long_input: float | None = None
-    long_output: float | None = None
-
-
-# Standard (non-batch, non-cached-input) list prices, USD per 1M tokens, as published by OpenAI
-# (openai.com/api/pricing) and Google (ai.google.dev/gemini-api/docs/pricing) in PRICES_AS_OF.
-# Prices change: check the providers' pages before budgeting a run. Gemini output includes
-# thinking tokens. A dated snapshot (gpt-4o-2024-08-06, gemini-2.5-flash-001) takes its family's
-# price unless it has its own row.
-PRICES: dict[str, Price] = {
-    "gpt-4o": Price(input=2.50, output=10.00),
-    "gpt-4o-2024-05-13": Price(input=5.00, output=15.00),
-    "gpt-4o-mini": Price(input=0.15, output=0.60),
-    "gemini-2.5-flash": Price(input=0.30, output=2.50),
-    "gemini-2.5-flash-lite": Price(input=0.10, output=0.40),
-    "gemini-2.5-pro": Price(
-        input=1.25, output=10.00, long_context=200_000, long_input=2.50, long_output=15.00
-    ),
-}
-
-_SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{3}|latest)$")
-
-
-def price_for(model: str) -> Price | None:
-    """The list price of ``model`` (a dated snapshot falls back to its family), or None."""
-    model = model.removeprefix("models/")
-    if model in PRICES:
-        return PRICES[model]
-    family = _SNAPSHOT_SUFFIX.sub("", model)
-    return PRICES.get(family)
-
-
-def cost_usd(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    """What one call cost at list price; None when the model has no price in ``PRICES``."""
-    price = price_for(model)
-    if price is None:
-        return None
-    n_in, n_out = input_tokens or 0, output_tokens or 0
-    per_in, per_out = price.input, price.output
-    if price.long_context is not None and n_in > price.long_context:
-        per_in, per_out = price.long_input or per_in, price.long_output or per_out
-    return (n_in * per_in + n_out * per_out) / 1_000_000
-
-
-# ----------------------------------------------------------------------------------------------
-# Images
-# ----------------------------------------------------------------------------------------------
-
-
-def as_rgb_uint8(image: ImageInput) -> np.ndarray:
-    """An H x W x 3 uint8 array from a PIL image or a uint8 array (gray is repeated, alpha dropped)."""
-    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL, without importing it
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ModelError(
-            f"API models take uint8 images (H x W x 3, 0-255); got dtype {array.dtype}. "
-            "Convert with medfm_robust_plugin.image before calling the model."
-        )
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
-        raise ModelError(f"API models take H x W x 3 images; got shape {array.shape}")
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
-    return np.ascontiguousarray(array[..., :3])
-
-
-def encode_png(image: ImageInput) -> bytes:
-    """Lossless PNG bytes of an RGB image (what the APIs receive and what the cache key hashes)."""
-    import cv2
-
-    rgb = as_rgb_uint8(image)
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise ModelError(f"could not PNG-encode an image of shape {rgb.shape}")
-    return buffer.tobytes()
-
-
-def image_list(images: Any) -> list[ImageInput]:
-    """The images of an item: a sequence of images, or one image given alone."""
-    if isinstance(images, np.ndarray) or hasattr(images, "convert"):
-        return [images]
-    return list(images)
-
-
-def image_size(image: ImageInput) -> tuple[int, int]:
-    """(width, height) without encoding anything."""
-    if hasattr(image, "size") and not isinstance(image, np.ndarray):
-        width, height = image.size
-        return int(width), int(height)
-    shape = np.shape(image)
-    return int(shape[1]), int(shape[0])
-
-
-# ----------------------------------------------------------------------------------------------
-# Response cache
-# ----------------------------------------------------------------------------------------------
-
-CACHE_ENV = "MEDFM_ROBUST_CACHE"
-
-
-def default_cache_dir() -> Path:
-    """``$MEDFM_ROBUST_CACHE/responses``, else ``$XDG_CACHE_HOME`` or ``~/.cache``, + ``medfm-robust/responses``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "responses"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "medfm-robust" / "responses"
-
-
-def normalise_endpoint(url: str) -> str:
-    """An endpoint as the cache key sees it: scheme, host, port and path; host and scheme lowercased,
-    default ports and a trailing slash dropped, no credentials, query or fragment.
-
-    ``HTTP://LocalHost:80/v1/`` and ``http://localhost/v1`` are one endpoint.
-    """
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url.strip())
-    scheme = (parts.scheme or "https").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # an IPv6 address goes back in brackets
-        host = f"[{host}]"
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    path = parts.path.rstrip("/")
-    return f"{scheme}://{host}{path}"
-
-
-def cache_key(
-    provider: str,
-    model: str,
-    system: str | None,
-    prompt: str,
-    image_hashes: Sequence[str],
-    settings: Mapping[str, Any],
-    endpoint: str | None = None,
-) -> str:
-    """sha256 of everything that decides an answer (never the API key, never the image bytes).
-
-    ``endpoint`` (a normalised base URL) keeps the answers of one model id served by two servers
-    apart; None gives the key that every endpoint shares, which is also the key of caches written
-    before endpoints were part of it.
-    """
-    payload: dict[str, Any] = {
-        "version": 1,
-        "provider": provider,
-        "model": model,
-        "system": system,
-        "prompt": prompt,
-        "images": list(image_hashes),
-        "settings": dict(sorted(settings.items())),
-    }
-    if endpoint is not None:
-        payload["version"] = 2
-        payload["endpoint"] = endpoint
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-class ResponseCache:
-    """One JSON file per request key under ``root/<key[:2]>/<key>.json``: answer text and tokens.
-
-    The key includes the endpoint, so that one model id served by two servers (two quantisations,
-    vLLM and Ollama, a proxy) never shares answers, unless a model is built with
-    ``share_cache_across_endpoints=true`` (which also reads caches written before the endpoint was
-    part of the key).
-
-    Files are written to a temporary name and renamed into place, so a reader in any process sees
-    either nothing or a whole record; two processes writing one key write the same answer.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser()
-
-    def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        path = self.path(key)
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            logger.warning("ignoring unreadable cached response %s (%s)", path, exc)
-            return None
-        return record if isinstance(record, dict) and "text" in record else None
-
-    def put(self, key: str, record: Mapping[str, Any]) -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(dict(record), handle, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-# ----------------------------------------------------------------------------------------------
-# Retries
-# ----------------------------------------------------------------------------------------------
-
-# Statuses that a repeat cannot fix: bad request, bad key, no access, no such model, invalid body.
-FATAL_STATUSES = frozenset({400, 401, 403, 404, 422})
-
-
-def is_retryable_status(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-@dataclass(frozen=True)
-class APIFailure:
-    """How a provider's exception reads: HTTP status (None for a network error) and server hints."""
-
-    status: int | None
-    message: str
-    retry_after: float | None = None
-    empty: bool = False  # an answer came, without text
-
-    @property
-    def retryable(self) -> bool:
-        return not self.empty and (self.status is None or is_retryable_status(self.status))
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        try:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter; a server's Retry-After wins."""
-
-    max_retries: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    max_retry_after: float = 300.0  # a longer requested wait means a spent quota: fail instead
-
-    def backoff(self, retry: int) -> float:
-        """Wait before retry number ``retry`` (1-based) when the server names no time."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter spreads the threads of one run
-
-
-class RetryBudget:
-    """The retries one run may spend across all its items, so that a server failing most requests
-    cannot multiply them: each retry takes one, each answer received earns back a tenth of one (up
-    to the full budget), so that a long run with a few failures here and there never runs out."""
-
-    EARNED_PER_ANSWER = 0.1
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._left = float(size)
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self._left < 1:
-                return False
-            self._left -= 1
-            return True
-
-    def earn(self) -> None:
-        with self._lock:
-            self._left = min(float(self.size), self._left + self.EARNED_PER_ANSWER)
-
-    @property
-    def left(self) -> float:
-        return self._left
-
-
-# Failures that say the server (or our key for it) is not working, rather than that one request
-# was bad: they count towards the circuit breaker.
-SERVER_LEVEL_STATUSES = frozenset({401, 403, 404})
-
-
-class CircuitBreaker:
-    """Opens after ``threshold`` requests in a row fail with a timeout, a network error, a 5xx, a
-    429 or a refused key / unknown model (401, 403, 404); any answer closes the streak. Once open
-    it stays open: nothing more is sent and the run stops (0 turns the breaker off)."""
-
-    def __init__(self, threshold: int) -> None:
-        self.threshold = threshold
-        self.streak = 0
-        self.last: APIFailure | None = None
-        self._open = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        return self._open.is_set()
-
-    def answered(self) -> None:
-        with self._lock:
-            self.streak = 0
-
-    def failed(self, failure: APIFailure) -> bool:
-        """Count one failed request; True when this one opened the breaker."""
-        if not (failure.retryable or failure.status in SERVER_LEVEL_STATUSES):
-            self.answered()  # the server answered; the request was at fault
-            return False
-        with self._lock:
-            self.streak += 1
-            self.last = failure
-            if self.threshold and self.streak >= self.threshold and not self._open.is_set():
-                self._open.set()
-                return True
-        return False
-
-    def wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the breaker opens meanwhile."""
-        self._open.wait(seconds)
-
-
-class EmptyAnswer(Exception):
-    """A reply without answer text (OpenAI ``content: null``, a Gemini reply with no text part);
-    carries the tokens it was billed for."""
-
-    def __init__(
-        self, reason: str, input_tokens: int | None = None, output_tokens: int | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
-
 
 def redact(text: str, secret: str | None = None) -> str:
     """``text`` without ``secret`` or any other key this process knows (``[redacted]`` instead)."""
     return redact_secrets(text, [secret])
-
-
-# ----------------------------------------------------------------------------------------------
-# Usage
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class APIUsage(Mapping[str, Any]):
-    """Running totals of one model object: calls made, answers from the cache, tokens, dollars.
-
-    Read as attributes (``model.usage.cost_usd``) or as a mapping (``model.usage["cost_usd"]``).
-    """
-
-    calls: int = 0
-    cached: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    unpriced_calls: int = 0  # calls of a model that has no row in PRICES (counted as $0)
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.__dataclass_fields__)
-
-    def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
-
-
-def text_tokens(text: str | None) -> int:
-    """About four characters per token (English and most tokenizers)."""
-    return math.ceil(len(text or "") / 4)
-
-
-# ----------------------------------------------------------------------------------------------
-# The shared model
-# ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -596,7 +187,7 @@ class APIVisionLanguageModel:
         self.key_env = "the API key variable"  # set by a provider: the variable's name, for hints
         if price_for(model_id) is None:
             logger.info(
-                "%s has no list price in medfm_robust_plugin.models.api_support.PRICES; "
+                "%s has no list price in medfm_robust_plugin.models.api_prices.PRICES; "
                 "its calls are counted as $0",
                 self.name,
             )
