@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic_files import write_atomic
 from .corruptions.spec import Corruption
 from .data.sample import Sample
 from .engine import _jsonable, corrupt, get_corruption, sample_seed
@@ -220,7 +221,7 @@ class CorruptedViews:
         folder = Path(folder) if folder is not None else self._need_cache_dir() / "png"
         path = folder / view.key[:2] / f"{view.key}.png"
         if not path.exists():
-            _atomic_write(path, self.png_bytes(view))
+            write_atomic(path, self.png_bytes(view))
         return path
 
     # ------------------------------------------------------------------ caches
@@ -259,7 +260,7 @@ class CorruptedViews:
         if to_disk and self.cache_dir is not None:
             buffer = io.BytesIO()
             np.savez(buffer, image=image, params=np.array(json.dumps(params)))
-            _atomic_write(self._disk_path(key), buffer.getvalue())
+            write_atomic(self._disk_path(key), buffer.getvalue())
 
     def _remember(self, key: str, image: np.ndarray, params: dict[str, Any] | None) -> None:
         with self._lock:
@@ -291,16 +292,3 @@ def _read_clean(sample: Sample) -> tuple[np.ndarray, dict[str, Any]]:
         if sample.meta.get(key) is not None:
             info[key] = sample.meta[key]
     return image, info
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

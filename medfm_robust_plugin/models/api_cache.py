@@ -7,10 +7,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ..atomic_files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +112,5 @@ class ResponseCache:
         return record if isinstance(record, dict) and "text" in record else None
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(dict(record), handle, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        data = json.dumps(dict(record), ensure_ascii=False).encode("utf-8")
+        write_atomic(self.path(key), data, prefix=f".{key[:8]}-", suffix=".tmp")
