@@ -18,7 +18,7 @@ from medfm_robust_plugin.ssim import ssim
 from medfm_robust_plugin.suites import load_suite_file
 
 UNIT = (0.0, 1.0)  # flat test images keep their grey levels instead of being stretched to [0, 1]
-OCT_ONLY = [c.name for c in fundus.FUNDUS_CORRUPTIONS if c.modalities == ("oct",)]
+OCT_ONLY = [c.name for c in fundus.CORRUPTIONS if c.modalities == ("oct",)]
 
 
 def retina(seed: int = 0, size: int = 128) -> np.ndarray:

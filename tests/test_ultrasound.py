@@ -14,7 +14,7 @@ from medfm_robust_plugin.data.phantoms import phantom
 from medfm_robust_plugin.image import load_image, luma
 
 UNIT = (0.0, 1.0)  # flat test images keep their grey levels instead of being stretched to [0, 1]
-NAMES = [c.name for c in ultrasound.ULTRASOUND_CORRUPTIONS]
+NAMES = [c.name for c in ultrasound.CORRUPTIONS]
 
 
 def flat(level: float, shape: tuple[int, int] = (128, 128)) -> np.ndarray:

@@ -147,7 +147,7 @@ def test_window_level_shift_clips_more_as_the_window_narrows():
     assert clipped[0] < clipped[1] < clipped[2]
 
 
-@pytest.mark.parametrize("name", [c.name for c in xray.XRAY_CORRUPTIONS])
+@pytest.mark.parametrize("name", [c.name for c in xray.CORRUPTIONS])
 def test_a_grey_rgb_radiograph_stays_grey(name):
     grey = phantom("xray", 64, 0).image
     rgb = np.repeat((grey / 16).astype(np.uint8)[..., None], 3, axis=2)

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from scipy import fft, ndimage
 
-from ..hookspecs import hookimpl
+from .registering import registers
 from .spec import Corruption, ImageContext, corruption
 
 FAMILY = "ct"
@@ -773,12 +773,12 @@ def ct_window_level_shift(image: np.ndarray, error: tuple[float, float], rng: np
 # --------------------------------------------------------------------------- registration
 
 
-def ct_corruptions() -> list[Corruption]:
-    """Every corruption defined in this module, in definition order."""
-    return [v for v in globals().values() if isinstance(v, Corruption)]
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in ct_corruptions():
-        register(item)
+CORRUPTIONS: tuple[Corruption, ...] = (
+    ct_low_dose_noise,
+    ct_photon_starvation,
+    ct_metal_streaks,
+    ct_beam_hardening,
+    ct_ring_artifact,
+    ct_window_level_shift,
+)
+register_corruptions = registers(CORRUPTIONS)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hookspecs import hookimpl
 from . import overlays
+from .registering import registers
 from .spec import Corruption, corruption
 
 FAMILY = "dermoscopy"
@@ -227,9 +227,4 @@ CORRUPTIONS: tuple[Corruption, ...] = (
     dermoscopy_gel_bubbles,
     dermoscopy_ruler_marks,
 )
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in CORRUPTIONS:
-        register(item)
+register_corruptions = registers(CORRUPTIONS)

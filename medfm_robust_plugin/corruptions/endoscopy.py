@@ -13,9 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..hookspecs import hookimpl
 from ..image import luma
 from . import overlays
+from .registering import registers
 from .spec import Corruption, corruption
 
 FAMILY = "endoscopy"
@@ -259,9 +259,4 @@ CORRUPTIONS: tuple[Corruption, ...] = (
     endoscopy_lens_fog,
     endoscopy_motion_smear,
 )
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in CORRUPTIONS:
-        register(item)
+register_corruptions = registers(CORRUPTIONS)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..hookspecs import hookimpl
+from .registering import registers
 from .spec import Corruption, corruption
 from .ultrasound import speckle_amplitude
 
@@ -391,7 +391,7 @@ def fundus_speckle(image: np.ndarray, weight: float, rng: np.random.Generator):
     return image * factor[..., None]
 
 
-FUNDUS_CORRUPTIONS: list[Corruption] = [
+CORRUPTIONS: tuple[Corruption, ...] = (
     fundus_shadow,
     fundus_vessel_shadow,
     fundus_blink,
@@ -400,10 +400,5 @@ FUNDUS_CORRUPTIONS: list[Corruption] = [
     fundus_uneven_illumination,
     fundus_haze,
     fundus_speckle,
-]
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in FUNDUS_CORRUPTIONS:
-        register(item)
+)
+register_corruptions = registers(CORRUPTIONS)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from scipy import fft
 
-from ..hookspecs import hookimpl
+from .registering import registers
 from .spec import Corruption, ImageContext, corruption
 
 FAMILY = "mri"
@@ -608,12 +608,13 @@ def mri_undersampling_aliasing(
 # --------------------------------------------------------------------------- registration
 
 
-def mri_corruptions() -> list[Corruption]:
-    """Every corruption defined in this module, in definition order."""
-    return [v for v in globals().values() if isinstance(v, Corruption)]
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in mri_corruptions():
-        register(item)
+CORRUPTIONS: tuple[Corruption, ...] = (
+    mri_rician_noise,
+    mri_bias_field,
+    mri_ghosting,
+    mri_motion,
+    mri_gibbs_ringing,
+    mri_kspace_spike,
+    mri_undersampling_aliasing,
+)
+register_corruptions = registers(CORRUPTIONS)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..hookspecs import hookimpl
 from . import overlays
+from .registering import registers
 from .spec import Corruption, corruption
 
 FAMILY = "pathology"
@@ -358,9 +358,4 @@ CORRUPTIONS: tuple[Corruption, ...] = (
     pathology_pen_marks,
     pathology_out_of_focus,
 )
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in CORRUPTIONS:
-        register(item)
+register_corruptions = registers(CORRUPTIONS)

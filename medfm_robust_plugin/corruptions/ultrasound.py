@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..hookspecs import hookimpl
+from .registering import registers
 from .spec import Corruption, corruption
 
 FAMILY = "ultrasound"
@@ -491,15 +491,10 @@ def ultrasound_gain_attenuation(image: np.ndarray, loss_db: float, rng: np.rando
     return _inside(scan, out, echo), {"depth_exponent": exponent, "scan": scan.record()}
 
 
-ULTRASOUND_CORRUPTIONS: list[Corruption] = [
+CORRUPTIONS: tuple[Corruption, ...] = (
     ultrasound_speckle,
     ultrasound_acoustic_shadowing,
     ultrasound_reverberation,
     ultrasound_gain_attenuation,
-]
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in ULTRASOUND_CORRUPTIONS:
-        register(item)
+)
+register_corruptions = registers(CORRUPTIONS)

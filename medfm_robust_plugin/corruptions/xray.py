@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..hookspecs import hookimpl
+from .registering import registers
 from .spec import Corruption, corruption
 
 FAMILY = "xray"
@@ -236,17 +236,12 @@ def xray_window_level_shift(
     return np.clip(out, 0.0, 1.0), {"direction": direction}
 
 
-XRAY_CORRUPTIONS: list[Corruption] = [
+CORRUPTIONS: tuple[Corruption, ...] = (
     xray_scatter,
     xray_under_exposure,
     xray_over_exposure,
     xray_quantum_noise,
     xray_grid_lines,
     xray_window_level_shift,
-]
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in XRAY_CORRUPTIONS:
-        register(item)
+)
+register_corruptions = registers(CORRUPTIONS)

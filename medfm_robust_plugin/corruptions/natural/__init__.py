@@ -6,22 +6,15 @@ Modules: ``noise``, ``blur``, ``weather``, ``digital``, ``geometric``.
 
 from __future__ import annotations
 
-from ...hookspecs import hookimpl
+from ..registering import registers
 from ..spec import Corruption
 from . import blur, digital, geometric, noise, weather
 
-MODULES = (noise, blur, weather, digital, geometric)
-
-
-def natural_corruptions() -> list[Corruption]:
-    """Every corruption defined in this family's modules, in module order."""
-    found: list[Corruption] = []
-    for module in MODULES:
-        found.extend(v for v in vars(module).values() if isinstance(v, Corruption))
-    return found
-
-
-@hookimpl
-def register_corruptions(register):
-    for item in natural_corruptions():
-        register(item)
+CORRUPTIONS: tuple[Corruption, ...] = (
+    noise.CORRUPTIONS
+    + blur.CORRUPTIONS
+    + weather.CORRUPTIONS
+    + digital.CORRUPTIONS
+    + geometric.CORRUPTIONS
+)
+register_corruptions = registers(CORRUPTIONS)

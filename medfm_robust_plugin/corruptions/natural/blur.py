@@ -14,7 +14,7 @@ import math
 import cv2
 import numpy as np
 
-from ..spec import corruption
+from ..spec import Corruption, corruption
 
 FAMILY = "natural"
 IMAGENET_C = "Hendrycks & Dietterich 2019 (ImageNet-C)"
@@ -352,3 +352,12 @@ def _offsets(draws: np.ndarray, max_delta: int) -> np.ndarray:
     scaled >>= 16
     scaled -= max_delta
     return scaled
+
+
+CORRUPTIONS: tuple[Corruption, ...] = (
+    gaussian_blur,
+    defocus_blur,
+    zoom_blur,
+    motion_blur,
+    glass_blur,
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..spec import corruption
+from ..spec import Corruption, corruption
 
 FAMILY = "natural"
 IMAGENET_C = "Hendrycks & Dietterich 2019 (ImageNet-C)"
@@ -234,3 +234,13 @@ def elastic_transform(image: np.ndarray, alpha: float, rng: np.random.Generator)
         image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
     return warped.reshape(image.shape)
+
+
+CORRUPTIONS: tuple[Corruption, ...] = (
+    brightness,
+    contrast,
+    saturate,
+    pixelate,
+    jpeg_compression,
+    elastic_transform,
+)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..spec import corruption
+from ..spec import Corruption, corruption
 
 FAMILY = "natural"
 SOURCE = "MedFM-Robust base corruptions; Hendrycks & Dietterich 2019 (ImageNet-P perturbations)"
@@ -109,3 +109,10 @@ def translation(image: np.ndarray, fraction: float, rng: np.random.Generator) ->
     shift_y = float(fraction) * height * np.sin(heading)
     matrix = np.array([[1.0, 0.0, shift_x], [0.0, 1.0, shift_y]])
     return _warp(image, matrix)
+
+
+CORRUPTIONS: tuple[Corruption, ...] = (
+    rotation,
+    scale,
+    translation,
+)

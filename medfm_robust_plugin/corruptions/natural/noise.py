@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import corruption
+from ..spec import Corruption, corruption
 
 FAMILY = "natural"
 IMAGENET_C = "Hendrycks & Dietterich 2019 (ImageNet-C)"
@@ -136,3 +136,12 @@ def _flip_to_extremes(image: np.ndarray, draws: np.ndarray, amount: float) -> np
     out = image.copy()
     np.copyto(out, draws & np.uint32(1), where=flipped)
     return out
+
+
+CORRUPTIONS: tuple[Corruption, ...] = (
+    gaussian_noise,
+    shot_noise,
+    impulse_noise,
+    speckle_noise,
+    salt_pepper_noise,
+)

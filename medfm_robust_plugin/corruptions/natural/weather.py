@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..spec import corruption
+from ..spec import Corruption, corruption
 
 FAMILY = "natural"
 IMAGENET_C = "Hendrycks & Dietterich 2019 (ImageNet-C)"
@@ -389,3 +389,11 @@ def frost(image: np.ndarray, param: tuple[float, float], rng: np.random.Generato
     texture = _frost_texture(image.shape[0], image.shape[1], rng)
     ice = cv2.merge([texture * np.float32(tint) for tint in FROST_TINT])
     return cv2.addWeighted(image, float(kept), ice, float(added), 0.0)
+
+
+CORRUPTIONS: tuple[Corruption, ...] = (
+    snow,
+    fog,
+    spatter,
+    frost,
+)
