@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from .data.sample import Sample
 from .errors import MedFMRobustError
 from .jsonl import JsonlAppender, read_jsonl, write_json
 from .outdir import OutputDirLock
-from .tasks import Condition, TaskCard
+from .plan import EvaluationPlan, WorkItem
 from .time_limit import DEFAULT_ITEM_TIMEOUT, ItemPool, Outcome
 from .views import CorruptedViews
 
@@ -39,26 +38,20 @@ ERRORS = "errors.jsonl"
 SETTINGS = "materialize.json"
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What to write: the task, which samples and conditions, how severities are set."""
+# What to write: the task, which samples and conditions, how severities are set (see ``plan``).
+Plan = EvaluationPlan
 
-    card: TaskCard
-    data_root: str | None = None
-    limit: int | None = None
-    corruptions: tuple[str, ...] | None = None
-    severities: tuple[int, ...] | None = None
-    seed: int = 0
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "task": self.card.name,
-            "limit": self.limit,
-            "corruptions": list(self.corruptions) if self.corruptions else None,
-            "severities": list(self.severities or self.card.severities),
-            "severity_mode": self.card.severity_mode,
-            "seed": self.seed,
-        }
+def plan_settings(plan: Plan) -> dict[str, Any]:
+    """What a materialization folder was written with; a rerun into it must match."""
+    return {
+        "task": plan.card.name,
+        "limit": plan.limit,
+        "corruptions": list(plan.corruptions) if plan.corruptions else None,
+        "severities": list(plan.levels),
+        "severity_mode": plan.mode,
+        "seed": plan.seed,
+    }
 
 
 # One state per worker process, set by the pool initializer.
@@ -66,32 +59,20 @@ _worker: dict[str, Any] = {}
 
 
 def _samples(plan: Plan) -> list[Sample]:
-    """The task's samples; ``limit`` keeps a stratified, seeded subset (every modality stays)."""
-    from .tasks import Sampling, select
-
-    samples = plan.card.load(plan.data_root).samples
-    if plan.limit is None:
-        return samples
-    return select(samples, Sampling(size=plan.limit, seed=plan.card.sampling.seed))
+    """The plan's samples; ``limit`` keeps a stratified, seeded subset (every modality stays)."""
+    return plan.samples()
 
 
-def _conditions(plan: Plan, sample: Sample) -> list[tuple[Condition, Any]]:
-    levels = plan.severities or plan.card.severities
-    specs = plan.card.corruptions_for(sample.modality)
-    if plan.corruptions is not None:
-        specs = [s for s in specs if s.name in plan.corruptions]
-    return [(Condition(None, None), None)] + [
-        (Condition(s.name, k), s) for s in specs for k in levels
-    ]
+def _conditions(plan: Plan, sample: Sample) -> list[WorkItem]:
+    """The items of one sample, in the plan's order."""
+    return plan.items_of(sample)
 
 
 def _init_worker(plan: Plan, out: str) -> None:
     _worker["plan"] = plan
     _worker["out"] = Path(out)
     _worker["samples"] = _samples(plan)
-    _worker["views"] = CorruptedViews(
-        global_seed=plan.seed, mode=plan.card.severity_mode, memory_items=4
-    )
+    _worker["views"] = plan.views(memory_items=4)
 
 
 Job = tuple[int, int, str]  # (sample index, condition position, item key): small to send
@@ -100,43 +81,37 @@ Job = tuple[int, int, str]  # (sample index, condition position, item key): smal
 def _work_items(plan: Plan, samples: list[Sample], done: set[str]) -> Iterator[Job]:
     """One job per unfinished item, so that a slow or hanging item holds back nothing else."""
     for index, sample in enumerate(samples):
-        for position, (condition, _) in enumerate(_conditions(plan, sample)):
-            key = item_key(sample, condition)
-            if key not in done:
-                yield index, position, key
-
-
-def item_key(sample: Sample, condition: Condition) -> str:
-    return f"{sample.dataset}/{sample.id}/{condition.key}"
+        for position, item in enumerate(_conditions(plan, sample)):
+            if item.key not in done:
+                yield index, position, item.key
 
 
 def _write_job(job: Job) -> dict[str, Any]:
     plan: Plan = _worker["plan"]
     index, position, key = job
-    sample = _worker["samples"][index]
-    condition, spec = _conditions(plan, sample)[position]
-    if item_key(sample, condition) != key:
+    item = _conditions(plan, _worker["samples"][index])[position]
+    if item.key != key:
         raise MedFMRobustError(
             f"item {key}: this worker loaded the task's samples in another order "
-            f"(found {item_key(sample, condition)}); the dataset loader must be deterministic"
+            f"(found {item.key}); the dataset loader must be deterministic"
         )
-    return _write_item(sample, condition, spec)
+    return _write_item(item)
 
 
-def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, Any]:
+def _write_item(item: WorkItem) -> dict[str, Any]:
     from .image import save_image
 
     out: Path = _worker["out"]
     views: CorruptedViews = _worker["views"]
-    key = item_key(sample, condition)
+    sample, condition = item.sample, item.condition
     try:
-        view = views.get(sample, condition, corruption=spec)
+        view = views.get(sample, condition, corruption=item.spec)
         image = view.image
         suffix = ".png" if image.dtype in (np.uint8, np.uint16) else ".tif"
         folder = sample_folder(sample)
         relative = folder / f"{path_part(condition.key)}{suffix}"
         record: dict[str, Any] = {
-            "key": key,
+            "key": item.key,
             **view.record(),
             "image": str(relative),
             "sha256": _write_atomic(out / relative, np.ascontiguousarray(image), save_image),
@@ -150,15 +125,15 @@ def _write_item(sample: Sample, condition: Condition, spec: Any) -> dict[str, An
         record["label"] = _label(sample)
         return record
     except Exception as exc:  # recorded, and the run goes on
-        return _failure(sample, condition, f"{type(exc).__name__}: {exc}")
+        return _failure(item, f"{type(exc).__name__}: {exc}")
 
 
-def _failure(sample: Sample, condition: Condition, error: str) -> dict[str, Any]:
+def _failure(item: WorkItem, error: str) -> dict[str, Any]:
     return {
-        "key": item_key(sample, condition),
+        "key": item.key,
         "error": error,
-        "sample_id": sample.id,
-        "condition": condition.key,
+        "sample_id": item.sample.id,
+        "condition": item.condition.key,
     }
 
 
@@ -252,7 +227,7 @@ def _materialize(
     item_timeout: float | None,
 ) -> dict[str, Any]:
     settings_path = out / SETTINGS
-    settings = plan.settings()
+    settings = plan_settings(plan)
     if settings_path.exists():
         previous = json.loads(settings_path.read_text())
         if previous != settings:
@@ -329,7 +304,7 @@ def _outcome_record(plan: Plan, samples: list[Sample], outcome: Outcome) -> dict
     if outcome.error is None:
         return outcome.value
     sample = samples[outcome.job[0]]
-    return _failure(sample, _conditions(plan, sample)[outcome.job[1]][0], outcome.error)
+    return _failure(_conditions(plan, sample)[outcome.job[1]], outcome.error)
 
 
 # ---------------------------------------------------------------------- exports
@@ -338,14 +313,7 @@ def _outcome_record(plan: Plan, samples: list[Sample], outcome: Outcome) -> dict
 def _in_plan_order(records: Iterable[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
     """Records in the plan's order (sample, then condition), whatever order workers finished in,
     so that an export's row indices are the same on every run; keys the plan lacks go last."""
-    order = {
-        item_key(sample, condition): rank
-        for rank, (sample, condition) in enumerate(
-            (sample, condition)
-            for sample in _samples(plan)
-            for condition, _ in _conditions(plan, sample)
-        )
-    }
+    order = {item.key: rank for rank, item in enumerate(plan.items(_samples(plan)))}
     return sorted(records, key=lambda r: order.get(r["key"], len(order)))
 
 

@@ -32,7 +32,9 @@ from .errors import ItemTimeoutError, MedFMRobustError
 from .jsonl import JsonlAppender, json_default, read_jsonl, write_json
 from .models.base import ModelUnavailableError
 from .outdir import OutputDirLock
-from .tasks import Condition, Sampling, TaskCard, get_task, select
+from .plan import EvaluationPlan, WorkItem
+from .records import Record, normalized
+from .tasks import TaskCard
 from .time_limit import DEFAULT_ITEM_TIMEOUT, ItemPool, call_with_time_limit
 from .views import CorruptedViews, View
 
@@ -113,17 +115,6 @@ def _slug(text: str) -> str:
 
 
 @dataclass
-class WorkItem:
-    sample: Sample
-    condition: Condition
-    spec: Any  # the suite's Corruption (None when clean)
-
-    @property
-    def key(self) -> str:
-        return f"{self.sample.dataset}/{self.sample.id}/{self.condition.key}"
-
-
-@dataclass
 class RunResult:
     run_dir: Path
     written: int
@@ -137,39 +128,31 @@ class Run:
 
     def __init__(self, config: RunConfig, allow_config_change: bool = False) -> None:
         self.config = config
-        self.card = get_task(config.task)
-        if config.severity_mode:
-            self.card = self.card.with_overrides(severity_mode=config.severity_mode)
+        self.evaluation = EvaluationPlan.from_card(
+            config.task,
+            data_root=config.data_root,
+            limit=config.limit,
+            corruptions=config.corruptions,
+            severities=config.severities,
+            seed=config.seed,
+            severity_mode=config.severity_mode,
+        )
+        self.card = self.evaluation.card
         self.run_dir = Path(config.out) / _slug(self.card.name) / _slug(config.model)
         if config.item_timeout is not None and not config.item_timeout >= 0:
             raise RunError(
                 f"item_timeout {config.item_timeout!r} must be seconds >= 0 (0 or None: no limit)"
             )
         self.allow_config_change = allow_config_change
-        self._samples: list[Sample] | None = None
 
     # ------------------------------------------------------------------ planning
 
     def samples(self) -> list[Sample]:
-        if self._samples is None:
-            loaded = self.card.load(self.config.data_root).samples
-            if self.config.limit is not None:
-                loaded = select(
-                    loaded, Sampling(size=self.config.limit, seed=self.card.sampling.seed)
-                )
-            self._samples = loaded
-        return self._samples
+        return self.evaluation.samples()
 
     def work(self) -> list[WorkItem]:
-        levels = self.config.severities or list(self.card.severities)
-        items = []
-        for sample in self.samples():
-            items.append(WorkItem(sample, Condition(None, None), None))
-            for spec in self.card.corruptions_for(sample.modality):
-                if self.config.corruptions and spec.name not in self.config.corruptions:
-                    continue
-                items.extend(WorkItem(sample, Condition(spec.name, k), spec) for k in levels)
-        return items
+        """Every item of the run, in the plan's order."""
+        return list(self.evaluation.items())
 
     def finished_keys(self) -> set[str]:
         """Keys with a record that did not fail (failed ones are retried on a rerun)."""
@@ -217,7 +200,7 @@ class Run:
 
     def prompts(self, limit: int | None = None) -> list[tuple[list[Any], str]]:
         """The (images, prompt) requests of the pending items (clean images stand in for sizes)."""
-        views = CorruptedViews(global_seed=self.config.seed, mode=self.card.severity_mode)
+        views = self.evaluation.views()
         requests = []
         for item in self.work()[:limit]:
             image = views.display(views.get(item.sample))
@@ -254,7 +237,7 @@ class Run:
         pending = [item for item in self.work() if item.key not in done]
         if hasattr(model, "fit"):
             model.fit([s for s in self.samples()])
-        views = CorruptedViews(global_seed=self.config.seed, mode=self.card.severity_mode)
+        views = self.evaluation.views()
         self._views = views
         batch_size = (
             self.config.batch_size
@@ -264,9 +247,9 @@ class Run:
         written = failed = 0
         with JsonlAppender(self.run_dir / RECORDS, default=_json_default) as out:
             for record in self._records(model, metrics, views, pending, batch_size):
-                out.write(record)
-                failed += record["error"] is not None
-                written += record["error"] is None
+                out.write(record.to_dict())
+                failed += record.failed
+                written += not record.failed
                 if progress is not None:
                     progress(1, getattr(model, "usage", {}) or {})
         summary = write_summary(self.run_dir, self.card)
@@ -279,7 +262,7 @@ class Run:
         views: CorruptedViews,
         pending: list[WorkItem],
         batch_size: int,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Record]:
         if self.config.workers <= 0:
             batches = _batches((_prepare(views, item) for item in pending), batch_size)
         else:
@@ -295,7 +278,7 @@ class Run:
 
     def _scored(
         self, model: Any, metrics: Sequence[Any], views: CorruptedViews, ready: list[tuple]
-    ):
+    ) -> Iterator[Record]:
         """Predict a batch; when it fails, predict its items one by one so one bad item fails alone.
 
         A call past the time limit (``item_timeout`` per item) fails its whole batch at once:
@@ -414,61 +397,43 @@ class Run:
         error: str | None = None,
         model_seconds: float = 0.0,
         prep_seconds: float = 0.0,
-    ) -> dict[str, Any]:
-        sample = item.sample
-        record: dict[str, Any] = {
-            "key": item.key,
-            "task": self.card.name,
-            "model": self.config.model,
-            "sample_id": sample.id,
-            "dataset": sample.dataset,
-            "modality": sample.modality,
-            "condition": item.condition.key,
-            "corruption": item.condition.corruption,
-            "severity": item.condition.severity,
-            "family": item.spec.family if item.spec is not None else None,
-            "seed": view.seed if view is not None else None,
-            "params": view.params if view is not None else None,
-            "ssim": None,
-            "prediction": None,
-            "state": {},
-            "score": {},
-            "tokens": None,
-            "cost_usd": None,
-            "cached": None,
-            "seconds": {"view": round(prep_seconds, 6), "model": round(model_seconds, 6)},
-            "error": error,
-        }
+    ) -> Record:
+        record = Record.of(
+            item,
+            task=self.card.name,
+            model=self.config.model,
+            seed=view.seed if view is not None else None,
+            params=view.params if view is not None else None,
+            seconds={"view": round(prep_seconds, 6), "model": round(model_seconds, 6)},
+            error=error,
+        )
         if view is not None and view.params is not None:
-            record["ssim"] = view.params.get("ssim")  # measured on the presented image
+            record.ssim = view.params.get("ssim")  # measured on the presented image
         if error is not None or output is None:
             return record
         if self.card.kind == "segmentation":
             prediction = np.asarray(output, dtype=bool)
-            record["prediction"] = {
-                "mask_rle": mask_to_rle(prediction),
-                "area": int(prediction.sum()),
-            }
+            record.prediction = {"mask_rle": mask_to_rle(prediction), "area": int(prediction.sum())}
         else:
             prediction = getattr(output, "text", output)
-            record["prediction"] = prediction
-            record["tokens"] = {
+            record.prediction = prediction
+            record.tokens = {
                 "input": getattr(output, "input_tokens", None),
                 "output": getattr(output, "output_tokens", None),
             }
-            record["cost_usd"] = getattr(output, "cost_usd", None)
-            record["cached"] = getattr(output, "cached", None)
+            record.cost_usd = getattr(output, "cost_usd", None)
+            record.cached = getattr(output, "cached", None)
         try:
             for metric in metrics:
-                state = metric.score(prediction, sample)
-                record["state"][metric.name] = state
+                state = metric.score(prediction, item.sample)
+                record.state[metric.name] = state
                 value = metric.per_sample(state)
                 # a corpus metric has no per-sample number (NaN): JSON gets null, not a NaN token
-                record["score"][metric.name] = None if value != value else value
+                record.score[metric.name] = None if value != value else value
         except ModelUnavailableError:
             raise  # a judge model whose server stopped answering stops the run
         except Exception as exc:
-            record["error"] = f"scoring failed: {_describe(exc)}"
+            record.error = f"scoring failed: {_describe(exc)}"
         return record
 
 
@@ -489,9 +454,7 @@ _view_worker: dict[str, Any] = {}
 def _init_view_worker(config: RunConfig) -> None:
     run = Run(config)
     _view_worker["work"] = run.work()
-    _view_worker["views"] = CorruptedViews(
-        global_seed=config.seed, mode=run.card.severity_mode, memory_items=16
-    )
+    _view_worker["views"] = run.evaluation.views(memory_items=16)
 
 
 def _compute_view(job: tuple[int, str]) -> tuple[Any, Any, Any, str]:
@@ -610,8 +573,9 @@ def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
 
 
 def read_records(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """The records of a run, in the order they were written."""
-    return read_jsonl(Path(run_dir) / RECORDS)
+    """The records of a run, in the order they were written, as this version writes them
+    (records written before the ``schema`` field read as schema 1)."""
+    return (normalized(raw) for raw in read_jsonl(Path(run_dir) / RECORDS))
 
 
 def latest_records(run_dir: Path) -> list[dict[str, Any]]:
