@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .application import apply_corruption, image_context
 from .corruptions.spec import Corruption, ImageContext
 from .errors import SeverityError
 
@@ -74,7 +75,6 @@ class StrengthProbe:
     seen: dict[float, tuple[float, np.ndarray, dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .engine import image_context
         from .image import as_array
 
         if self.context is None:
@@ -87,8 +87,6 @@ class StrengthProbe:
     def __call__(self, strength: float) -> float:
         strength = float(min(max(strength, 0.0), 1.0))
         if strength not in self.seen:
-            from .engine import apply_corruption
-
             param = self.corruption.param_for(strength=strength)
             out, params = apply_corruption(
                 self.array, self.corruption, param, self.seed, self.context, self.source

@@ -26,6 +26,22 @@ class SeverityError(MedFMRobustError, ValueError):
     """A severity outside 1-5 or a strength outside [0, 1]."""
 
 
+class SuiteError(MedFMRobustError, ValueError):
+    """A suite file that cannot be used as written, or an unknown suite."""
+
+
+class TaskError(MedFMRobustError, ValueError):
+    """A task card that cannot be used as written, or an unknown task."""
+
+
+class MetricError(MedFMRobustError, ValueError):
+    """A metric that cannot score what it was given, or an unknown metric."""
+
+
+class ModelError(MedFMRobustError):
+    """A model that cannot be built or called as asked, or an unknown model."""
+
+
 class PluginError(MedFMRobustError):
     """A plugin broke a registration rule (for example two plugins registering one name)."""
 

@@ -26,15 +26,20 @@ from typing import Any
 
 import yaml
 
-from .errors import MedFMRobustError
+from .errors import SuiteError
 from .hookspecs import hookimpl
+from .lookup import get_corruption, get_suite, suite_for_modality
 from .resources import bundled_files
 
 SUITES_ENV = "MEDFM_ROBUST_SUITES"
-
-
-class SuiteError(MedFMRobustError, ValueError):
-    """A suite file that cannot be used as written."""
+__all__ = [
+    "Suite",
+    "SuiteEntry",
+    "SuiteError",
+    "get_suite",
+    "load_suite_file",
+    "suite_for_modality",
+]
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,6 @@ class Suite:
         return [self.corruption(e.name) for e in self.entries]
 
     def corruption(self, name: str) -> Any:
-        from .engine import get_corruption
-
         entry = next((e for e in self.entries if e.name == name), None)
         if entry is None:
             raise SuiteError(f"suite '{self.name}' has no corruption '{name}'")
@@ -156,28 +159,6 @@ def user_suite_files() -> list[Path]:
             raise SuiteError(f"{SUITES_ENV} names '{folder}', which is not a directory")
         files.extend(sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")))
     return files
-
-
-def get_suite(name: str) -> Suite:
-    """The registered suite ``name``."""
-    from .plugins import get_registry
-
-    registry = get_registry()
-    try:
-        return registry.get("suites", name)
-    except KeyError:
-        known = ", ".join(registry.names("suites")) or "none"
-        raise SuiteError(f"unknown suite '{name}'; known suites: {known}") from None
-
-
-def suite_for_modality(modality: str) -> Suite | None:
-    """The suite whose modality is ``modality`` (the one named after it when several are)."""
-    from .plugins import get_registry
-
-    registry = get_registry()
-    matches = [s for s in registry.items["suites"].values() if s.modality == modality]
-    named = [s for s in matches if s.name == modality]
-    return (named or matches or [None])[0]
 
 
 @hookimpl

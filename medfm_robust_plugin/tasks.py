@@ -18,15 +18,13 @@ import numpy as np
 import yaml
 
 from .data.sample import TASK_KINDS, LoadResult, Sample, Skipped
-from .errors import MedFMRobustError
+from .errors import SuiteError, TaskError
 from .hookspecs import hookimpl
+from .lookup import get_suite
+from .lookup import get_task as get_task  # handed on: tasks.get_task is public
 from .resources import bundled_files
 
 CLEAN = "clean"
-
-
-class TaskError(MedFMRobustError, ValueError):
-    """A task card that cannot be used as written, or an unknown task."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +141,6 @@ class TaskCard:
 
     def corruptions_for(self, modality: str) -> list[Any]:
         """The corruptions a sample of ``modality`` is run under (the suite's, restricted if asked)."""
-        from .suites import SuiteError, get_suite
-
         name = self.suite_name(modality)
         if name is None:
             return []
@@ -397,27 +393,6 @@ def load_card_file(path: str | Path) -> list[TaskCard]:
     """The task(s) one card file defines."""
     path = Path(path)
     return parse_card(read_card_data(path), str(path))
-
-
-def get_task(name: str) -> TaskCard:
-    """The registered task ``name`` (case-insensitive); the error lists close names."""
-    import difflib
-
-    from .plugins import get_registry
-
-    registry = get_registry()
-    names = registry.names("tasks")
-    match = next((n for n in names if n.lower() == name.lower()), None)
-    invalid = next(
-        (m for n, m in registry.invalid["tasks"].items() if n.lower() == name.lower()), None
-    )
-    if match is None and invalid is not None:
-        raise TaskError(invalid)
-    if match is None:
-        close = difflib.get_close_matches(name, names, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust tasks list`"
-        raise TaskError(f"unknown task '{name}'; {hint}")
-    return registry.get("tasks", match)
 
 
 @hookimpl

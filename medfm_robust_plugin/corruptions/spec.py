@@ -105,11 +105,6 @@ class Corruption:
             self.severity_params[index], self.severity_params[index + 1], fraction, self.name
         )
 
-    def __call__(self, image: Any, severity: float = 3, seed: int = 0, **kwargs: Any) -> Any:
-        from ..engine import corrupt
-
-        return corrupt(image, self, severity=severity, seed=seed, **kwargs)
-
     def __repr__(self) -> str:
         return f"<Corruption {self.name} family={self.family} plugin={self.plugin}>"
 

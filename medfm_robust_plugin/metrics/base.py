@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import MedFMRobustError
+from ..errors import MetricError
+from ..lookup import get_metric
 
-
-class MetricError(MedFMRobustError, ValueError):
-    """A metric that cannot score what it was given."""
+__all__ = ["Metric", "MetricError", "get_metric"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +45,3 @@ class Metric:
 
     def per_sample(self, state: Any) -> float:
         return float(self.value(state) if self.value is not None else state)
-
-
-def get_metric(name: str) -> Metric:
-    from ..plugins import get_registry
-
-    registry = get_registry()
-    try:
-        return registry.get("metrics", name)
-    except KeyError:
-        known = ", ".join(registry.names("metrics")) or "none"
-        raise MetricError(f"unknown metric '{name}'; known metrics: {known}") from None

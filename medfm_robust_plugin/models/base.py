@@ -15,14 +15,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import MedFMRobustError
+from ..errors import ModelError
+from ..lookup import resolve_model
 
 ImageInput = Any  # numpy array (H x W x 3 uint8 for VLMs) or PIL image
 VLMItem = tuple[Sequence[ImageInput], str]  # (images, prompt)
-
-
-class ModelError(MedFMRobustError):
-    """A model that cannot be built or called as asked."""
 
 
 class GenerationError(ModelError):
@@ -169,24 +166,7 @@ def _unexpected_keyword(exc: TypeError) -> str | None:
 
 def resolve(name: str) -> tuple[ModelSpec, str | None]:
     """The spec and model id a model name stands for (aliases followed, prefixes split)."""
-    from ..plugins import get_registry
-
-    registry = get_registry()
-    seen = set()
-    while name in registry.aliases["models"] and name not in seen:
-        seen.add(name)
-        name = registry.aliases["models"][name]
-    if name in registry.items["models"]:
-        return registry.items["models"][name], None
-    head, sep, rest = name.partition(":")
-    if sep and head in registry.items["models"] and registry.items["models"][head].prefix:
-        return registry.items["models"][head], rest
-    import difflib
-
-    known = registry.names("models") + sorted(registry.aliases["models"])
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else "run `medfm-robust models list`"
-    raise ModelError(f"unknown model '{name}'; {hint}")
+    return resolve_model(name)
 
 
 def load_model(name: str, **options: Any) -> Any:

@@ -1,0 +1,111 @@
+"""Every lookup by name in the registry, in one place: corruptions, suites, tasks, metrics, models.
+
+Each returns the registered item or raises the package's error for that kind with the close names.
+This module stands above ``plugins`` (which holds the registry) and below everything that looks
+things up (engine, suites, tasks, hosts, CLI), so that no lookup needs an import back up.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from .corruptions.spec import Corruption
+from .errors import MetricError, ModelError, SuiteError, TaskError, UnknownCorruptionError
+from .plugins import get_registry
+
+
+def _close(name: str, known: list[str], fallback: str) -> str:
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    return f"did you mean {', '.join(close)}?" if close else fallback
+
+
+def get_corruption(name: str | Corruption) -> Corruption:
+    """The registered corruption called ``name``; the error suggests close names."""
+    if isinstance(name, Corruption):
+        return name
+    registry = get_registry()
+    try:
+        return registry.get("corruptions", name)
+    except KeyError:
+        hint = _close(name, registry.names("corruptions"), "run `medfm-robust corruptions list`")
+        raise UnknownCorruptionError(f"unknown corruption '{name}'; {hint}") from None
+
+
+def list_corruptions(modality: str | None = None, family: str | None = None) -> list[Corruption]:
+    """Registered corruptions, optionally those of a modality and/or a family.
+
+    For a modality with a suite, the suite decides (with its own severity tables); otherwise the
+    corruptions that declare the modality, and those that declare none, are listed.
+    """
+    suite = suite_for_modality(modality) if modality else None
+    if suite is not None:
+        found = suite.corruptions()
+    else:
+        registry = get_registry()
+        items = [registry.items["corruptions"][n] for n in registry.names("corruptions")]
+        found = [c for c in items if c.applies_to(modality)]
+    return [c for c in found if family is None or c.family == family]
+
+
+def get_suite(name: str) -> Any:
+    """The registered suite ``name``."""
+    registry = get_registry()
+    try:
+        return registry.get("suites", name)
+    except KeyError:
+        known = ", ".join(registry.names("suites")) or "none"
+        raise SuiteError(f"unknown suite '{name}'; known suites: {known}") from None
+
+
+def suite_for_modality(modality: str) -> Any | None:
+    """The suite whose modality is ``modality`` (the one named after it when several are)."""
+    registry = get_registry()
+    matches = [s for s in registry.items["suites"].values() if s.modality == modality]
+    named = [s for s in matches if s.name == modality]
+    return (named or matches or [None])[0]
+
+
+def get_task(name: str) -> Any:
+    """The registered task ``name`` (case-insensitive); the error lists close names, or says why
+    a card of that name was refused (it names a suite, corruption, metric or dataset nothing has)."""
+    registry = get_registry()
+    names = registry.names("tasks")
+    match = next((n for n in names if n.lower() == name.lower()), None)
+    if match is not None:
+        return registry.get("tasks", match)
+    refused = registry.invalid["tasks"]
+    reason = next((m for n, m in refused.items() if n.lower() == name.lower()), None)
+    if reason is not None:
+        raise TaskError(reason)
+    raise TaskError(
+        f"unknown task '{name}'; {_close(name, names, 'run `medfm-robust tasks list`')}"
+    )
+
+
+def get_metric(name: str) -> Any:
+    """The registered metric ``name``."""
+    registry = get_registry()
+    try:
+        return registry.get("metrics", name)
+    except KeyError:
+        known = ", ".join(registry.names("metrics")) or "none"
+        raise MetricError(f"unknown metric '{name}'; known metrics: {known}") from None
+
+
+def resolve_model(name: str) -> tuple[Any, str | None]:
+    """The model spec and model id a name stands for (aliases followed, ``prefix:id`` split)."""
+    registry = get_registry()
+    seen = set()
+    while name in registry.aliases["models"] and name not in seen:
+        seen.add(name)
+        name = registry.aliases["models"][name]
+    if name in registry.items["models"]:
+        return registry.items["models"][name], None
+    head, sep, rest = name.partition(":")
+    if sep and head in registry.items["models"] and registry.items["models"][head].prefix:
+        return registry.items["models"][head], rest
+    known = registry.names("models") + sorted(registry.aliases["models"])
+    raise ModelError(
+        f"unknown model '{name}'; {_close(name, known, 'run `medfm-robust models list`')}"
+    )
