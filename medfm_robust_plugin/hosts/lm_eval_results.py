@@ -3,9 +3,9 @@
 ``lm_eval ... --output_path OUT --log_samples`` writes ``OUT/<model>/results_<time>.json`` and one
 ``samples_<task>_<time>.jsonl`` per task. Each logged sample carries the document of our condition
 task (sample, dataset, modality, condition, corruption, severity, family, seed), the model's answer
-and the per-sample state of every card metric, which is all a record needs (see
-``runner.Run._record``). The corruption parameters and SSIM are not in lm-eval's logs: they stay
-null (``medfm-robust materialize`` or our runner records them).
+and the per-sample state of every card metric, which is all a ``records.Record`` needs. The
+corruption parameters and SSIM are not in lm-eval's logs: they stay null (``medfm-robust
+materialize`` or our runner records them).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def _sample_files(folder: Path) -> list[Path]:
 def sample_to_record(logged: dict[str, Any], model: str) -> dict[str, Any] | None:
     """One logged lm-eval sample as a MedFM-Robust record; None when it is not one of our tasks."""
     from ..metrics.base import get_metric
+    from ..records import Record
     from ..tasks import get_task
 
     doc = logged.get("doc") or {}
@@ -78,39 +79,30 @@ def sample_to_record(logged: dict[str, Any], model: str) -> dict[str, Any] | Non
     prediction = responses[0]
     while isinstance(prediction, list):  # resps nest one list per request
         prediction = prediction[0] if prediction else ""
-    record: dict[str, Any] = {
-        "key": doc["key"],
-        "task": card.name,
-        "model": model,
-        "sample_id": doc["sample_id"],
-        "dataset": doc["dataset"],
-        "modality": doc["modality"],
-        "condition": doc["condition"],
-        "corruption": doc.get("corruption"),
-        "severity": doc.get("severity"),
-        "family": doc.get("family"),
-        "seed": doc.get("seed"),
-        "params": None,
-        "ssim": None,
-        "prediction": prediction,
-        "state": {},
-        "score": {},
-        "tokens": None,
-        "cost_usd": None,
-        "cached": None,
-        "seconds": None,
-        "error": None,
-        "host": "lm-eval",
-    }
+    record = Record(
+        key=doc["key"],
+        task=card.name,
+        model=model,
+        sample_id=doc["sample_id"],
+        dataset=doc["dataset"],
+        modality=doc["modality"],
+        condition=doc["condition"],
+        corruption=doc.get("corruption"),
+        severity=doc.get("severity"),
+        family=doc.get("family"),
+        seed=doc.get("seed"),
+        prediction=prediction,
+        host="lm-eval",
+    )
     for name in card.metrics:
         if name not in logged:
-            record["error"] = f"lm-eval's log has no '{name}' for this sample"
+            record.error = f"lm-eval's log has no '{name}' for this sample"
             continue
         state = logged[name]
-        record["state"][name] = state
+        record.state[name] = state
         value = get_metric(name).per_sample(state)
-        record["score"][name] = None if math.isnan(value) else value
-    return record
+        record.score[name] = None if math.isnan(value) else value
+    return record.to_dict()
 
 
 def read_folder(folder: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]:

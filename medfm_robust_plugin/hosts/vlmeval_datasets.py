@@ -2,8 +2,9 @@
 
 Imported by ``hosts.vlmeval.register()`` only, once VLMEvalKit is known to be importable.
 
-One row per (sample, condition): clean first, then every corruption of the sample's modality suite
-at every severity, grouped by sample so that VLMEvalKit's ``--limit N`` keeps whole samples. A row
+One row per item of the evaluation plan (``plan.EvaluationPlan``): clean first, then every corruption
+of the sample's modality suite at every severity, grouped by sample so that VLMEvalKit's
+``--limit N`` keeps whole samples. A row
 carries ``condition``, ``corruption``, ``severity``, ``modality``, ``sample_id`` (the clean sample)
 and ``source_dataset`` but no image: the image is made by the view layer when VLMEvalKit asks for
 it (``build_prompt`` / ``dump_image``) and written once as a content-addressed PNG.
@@ -18,15 +19,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from vlmeval.dataset.image_base import ImageBaseDataset
 from vlmeval.dataset.image_mcq import ImageMCQDataset
 from vlmeval.smp import dump, get_intermediate_file_path, load
 
+from ..data.sample import Sample
 from ..errors import MedFMRobustError
 from ..metrics.base import get_metric
-from ..tasks import CLEAN, CLEAN_CONDITION, Condition, Sampling, TaskCard, get_task, select
+from ..plan import EvaluationPlan, WorkItem, condition_grid, item_key, limit_samples
+from ..records import Record
+from ..tasks import CLEAN, CLEAN_CONDITION, Condition, TaskCard, get_task
 from ..views import CorruptedViews
 
 CLEAN_SEVERITY = 0  # what a clean row carries in the ``severity`` column
@@ -62,22 +65,6 @@ def condition_columns(condition: Condition) -> dict[str, Any]:
         "corruption": condition.corruption or NO_CORRUPTION,
         "severity": condition.severity or CLEAN_SEVERITY,
     }
-
-
-def chosen_conditions(
-    conditions: list[Condition],
-    corruptions: list[str] | None,
-    severities: list[int] | None,
-) -> list[Condition]:
-    return [
-        c
-        for c in conditions
-        if c.is_clean
-        or (
-            (corruptions is None or c.corruption in corruptions)
-            and (severities is None or c.severity in severities)
-        )
-    ]
 
 
 def as_list(value: Any, cast: type = str) -> list[Any] | None:
@@ -212,17 +199,20 @@ class MedFMRobustRows:
                 f"{type(self).__name__} takes {'/'.join(self.KINDS)} tasks; '{card.name}' is a "
                 f"{card.kind} task"
             )
-        if severity_mode:
-            card = card.with_overrides(severity_mode=severity_mode)
-        self.card: TaskCard = card
-        self.corruption_choice = as_list(corruptions)
-        self.severity_choice = as_list(severities, int)
-        self.sample_count = int(samples) if samples else None
-        self.data_root = data_root
-        self.views = CorruptedViews(global_seed=int(seed), mode=card.severity_mode)
-        self.global_seed = int(seed)
+        self.plan = EvaluationPlan.from_card(
+            card,
+            data_root=data_root,
+            limit=int(samples) if samples else None,
+            corruptions=as_list(corruptions),
+            severities=as_list(severities, int),
+            seed=int(seed),
+            severity_mode=severity_mode,
+        )
+        self.card: TaskCard = self.plan.card
+        self.views = self.plan.views()
+        self.global_seed = self.plan.seed
         self._samples: dict[tuple[str, str], Any] = {}
-        self._specs: dict[tuple[str, str], Any] = {}
+        self._items: dict[str, WorkItem] = {}
         ImageBaseDataset.__init__(self, dataset=dataset, skip_noimg=False)
 
     @classmethod
@@ -230,41 +220,28 @@ class MedFMRobustRows:
         return card_names(cls.KINDS)
 
     def load_data(self, dataset: str) -> pd.DataFrame:
-        samples = self.card.load(self.data_root).samples
-        if self.sample_count is not None:
-            samples = select(
-                samples, Sampling(size=self.sample_count, seed=self.card.sampling.seed)
-            )
-        unknown = set(self.corruption_choice or ()) - {
-            spec.name for s in samples for spec in self.card.corruptions_for(s.modality)
-        }
+        unknown = self.plan.unknown_corruptions()
         if unknown:
             raise MedFMRobustDatasetError(
-                f"{dataset}: corruptions {sorted(unknown)} are in no suite of its samples; see "
+                f"{dataset}: corruptions {unknown} are in no suite of its samples; see "
                 "`medfm-robust suites list`"
             )
         rows = []
-        for sample in samples:
+        for item in self.plan.items():
+            sample = item.sample
             self._samples[(sample.dataset, sample.id)] = sample
-            for spec in self.card.corruptions_for(sample.modality):
-                self._specs[(sample.modality, spec.name)] = spec
-            conditions = chosen_conditions(
-                self.card.conditions_for(sample.modality),
-                self.corruption_choice,
-                self.severity_choice,
+            self._items[item.key] = item
+            rows.append(
+                {
+                    "index": len(rows),
+                    **self.label_columns(sample),
+                    **condition_columns(item.condition),
+                    "category": item.condition.key,  # VLMEvalKit's own tables then split by it
+                    "modality": sample.modality,
+                    "sample_id": sample.id,
+                    "source_dataset": sample.dataset,
+                }
             )
-            for condition in conditions:
-                rows.append(
-                    {
-                        "index": len(rows),
-                        **self.label_columns(sample),
-                        **condition_columns(condition),
-                        "category": condition.key,  # VLMEvalKit's own tables then split by it
-                        "modality": sample.modality,
-                        "sample_id": sample.id,
-                        "source_dataset": sample.dataset,
-                    }
-                )
         if not rows:
             raise MedFMRobustDatasetError(f"{dataset}: no samples were loaded")
         return pd.DataFrame(rows)
@@ -277,11 +254,14 @@ class MedFMRobustRows:
     def sample_of(self, line: Any) -> Any:
         return self._samples[(str(line["source_dataset"]), str(line["sample_id"]))]
 
-    def view_of(self, line: Any) -> Any:
+    def item_of(self, line: Any) -> WorkItem:
+        """The plan's item of a row (its key from the row's dataset, sample and condition)."""
         sample = self.sample_of(line)
-        condition = condition_of(line)
-        spec = None if condition.is_clean else self._specs[(sample.modality, condition.corruption)]
-        return self.views.get(sample, condition, corruption=spec)
+        return self._items[item_key(sample.dataset, sample.id, condition_of(line))]
+
+    def view_of(self, line: Any) -> Any:
+        item = self.item_of(line)
+        return self.views.get(item.sample, item.condition, corruption=item.spec)
 
     def dump_image(self, line: Any) -> list[str]:
         """The row's image as the view layer makes it, written once (content-addressed)."""
@@ -299,31 +279,17 @@ class MedFMRobustRows:
     # ---------------------------------------------------------------- scoring
 
     def records(self, scored: pd.DataFrame, states: list[dict[str, Any] | None]) -> list[dict]:
-        """Per-row records in the native runner's shape, for the robustness summary."""
-        records = []
-        for (_, line), state in zip(scored.iterrows(), states, strict=True):
-            sample = self.sample_of(line)
-            condition = condition_of(line)
-            spec = (
-                None if condition.is_clean else self._specs[(sample.modality, condition.corruption)]
-            )
-            failed = state is None
-            records.append(
-                {
-                    "key": f"{sample.dataset}/{sample.id}/{condition.key}",
-                    "task": self.card.name,
-                    "sample_id": sample.id,
-                    "dataset": sample.dataset,
-                    "modality": sample.modality,
-                    "condition": condition.key,
-                    "corruption": condition.corruption,
-                    "severity": condition.severity,
-                    "family": spec.family if spec is not None else None,
-                    "state": state or {},
-                    "error": "no answer from the model" if failed else None,
-                }
-            )
-        return records
+        """Per-row records (``records.Record``), for the robustness summary."""
+        return [
+            Record.of(
+                self.item_of(line),
+                task=self.card.name,
+                state=state or {},
+                error="no answer from the model" if state is None else None,
+                host="vlmeval",
+            ).to_dict()
+            for (_, line), state in zip(scored.iterrows(), states, strict=True)
+        ]
 
     def our_scores(self, eval_file: str) -> pd.DataFrame:
         """Score every prediction with the card's metrics; the per-row file goes beside the others."""
@@ -483,12 +449,8 @@ class RobustifiedRows:
                 f"suite ({', '.join(self.specs)})"
             )
         levels = as_list(severities, int) or list(ROBUSTIFIED_SEVERITIES)
-        self.conditions = [CLEAN_CONDITION] + [
-            Condition(name, level)
-            for name in self.specs
-            if chosen is None or name in chosen
-            for level in levels
-        ]
+        specs = [spec for name, spec in self.specs.items() if chosen is None or name in chosen]
+        self.conditions = [condition for condition, _ in condition_grid(specs, levels)]
         self.sample_count = int(samples) if samples else None
         self.seed = int(seed)
         self.views = CorruptedViews(global_seed=self.seed, mode=severity_mode)
@@ -505,11 +467,14 @@ class RobustifiedRows:
             clean = self.BASE_CLASS.load_data(self, self.BASE_NAME)
         finally:
             self.dataset_name = own_name
-        if self.sample_count is not None and len(clean) > self.sample_count:
-            keep = np.sort(
-                np.random.default_rng(self.seed).permutation(len(clean))[: self.sample_count]
-            )
-            clean = clean.iloc[keep]
+        if self.sample_count is not None:
+            # each clean row is a sample of the dataset: the plan's sampling picks them
+            rows_as_samples = [
+                Sample(str(position), self.BASE_NAME, self.modality or "unknown", image="")
+                for position in range(len(clean))
+            ]
+            kept = limit_samples(rows_as_samples, self.sample_count, self.seed)
+            clean = clean.iloc[[int(sample.id) for sample in kept]]
         rows = []
         for _, line in clean.iterrows():
             for condition in self.conditions:
@@ -537,8 +502,6 @@ class RobustifiedRows:
         return [paths] if isinstance(paths, str) else list(paths)
 
     def dump_image(self, line: Any) -> list[str]:
-        from ..data.sample import Sample
-
         condition = condition_of(line)
         out = []
         for k, path in enumerate(self.clean_paths(line)):
@@ -587,6 +550,8 @@ class RobustifiedRows:
                 scores[key] = (metric, float(value), len(part))
         if CLEAN not in scores:
             raise MedFMRobustDatasetError(f"{self.dataset_name}: no clean rows were evaluated")
+        from ..metrics.robustness import score_drops
+
         metric, clean_score, clean_n = scores[CLEAN]
         rows = [
             {
@@ -603,7 +568,9 @@ class RobustifiedRows:
             if condition.key not in scores:
                 continue
             _, value, n = scores[condition.key]
-            drop = clean_score - value
+            absolute, relative = score_drops(
+                clean_score, value
+            )  # VLMEvalKit's metrics: higher is better
             rows.append(
                 {
                     "condition": condition.key,
@@ -611,8 +578,8 @@ class RobustifiedRows:
                     "severity": condition.severity,
                     "n": n,
                     metric: value,
-                    "abs drop": drop,
-                    "rel drop": drop / clean_score if clean_score else None,
+                    "abs drop": absolute,
+                    "rel drop": None if relative != relative else relative,
                 }
             )
         table = pd.DataFrame(rows)

@@ -347,7 +347,24 @@ def _resolve(metrics: Sequence[Metric | str]) -> list[Metric]:
 
 def _drop(metric: Metric, clean: Any, corrupted: Any) -> Any:
     """Clean minus corrupted, oriented so that a positive drop is worse."""
-    return clean - corrupted if metric.higher_is_better else corrupted - clean
+    return _oriented_drop(clean, corrupted, metric.higher_is_better)
+
+
+def _oriented_drop(clean: Any, corrupted: Any, higher_is_better: bool) -> Any:
+    return clean - corrupted if higher_is_better else corrupted - clean
+
+
+def score_drops(
+    clean: float, corrupted: float, higher_is_better: bool = True
+) -> tuple[float, float]:
+    """(absolute, relative) drop of a corrupted score from its clean score, as summaries give them:
+    positive is worse; the relative drop is NaN when the clean score is 0.
+
+    For scores a host computed itself (VLMEvalKit's own metric per condition), where no
+    per-sample states exist to ``summarize``.
+    """
+    absolute = float(_oriented_drop(clean, corrupted, higher_is_better))
+    return absolute, float(_relative(absolute, clean))
 
 
 def _relative(drop: Any, clean: Any) -> Any:

@@ -82,32 +82,47 @@ def load_condition(
     """
     import datasets
 
+    return {
+        "test": datasets.Dataset.from_list(
+            condition_documents(medfm_task, medfm_condition, data_root, seed)
+        )
+    }
+
+
+def condition_documents(
+    medfm_task: str, medfm_condition: str, data_root: str | None = None, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The documents of one (task card, condition): the plan's items under that condition."""
+    from ...plan import EvaluationPlan
     from ...tasks import get_task
 
     card = get_task(medfm_task)
     condition = parse_condition(medfm_condition)
-    views = views_for(int(seed), card.severity_mode)
-    docs = []
-    for sample in card_samples(card.name, data_root):
-        spec = _spec(card, sample.modality, condition.corruption)
-        if not condition.is_clean and spec is None:
-            continue  # this modality's suite does not have the corruption
-        docs.append(
-            {
-                "medfm_task": card.name,
-                "key": f"{sample.dataset}/{sample.id}/{condition.key}",
-                "sample_id": sample.id,
-                "dataset": sample.dataset,
-                "modality": sample.modality,
-                "condition": condition.key,
-                "corruption": condition.corruption,
-                "severity": condition.severity,
-                "family": spec.family if spec is not None else None,
-                "seed": views.seed_for(sample, condition),
-                "global_seed": int(seed),
-            }
-        )
-    return {"test": datasets.Dataset.from_list(docs)}
+    plan = EvaluationPlan.from_card(
+        card,
+        corruptions=[condition.corruption] if condition.corruption else None,
+        severities=[condition.severity] if condition.severity else None,
+        seed=int(seed),
+        samples=card_samples(card.name, data_root),
+    )
+    views = views_for(plan.seed, plan.mode)
+    return [
+        {
+            "medfm_task": card.name,
+            "key": item.key,
+            "sample_id": item.sample.id,
+            "dataset": item.sample.dataset,
+            "modality": item.sample.modality,
+            "condition": condition.key,
+            "corruption": condition.corruption,
+            "severity": condition.severity,
+            "family": item.family,
+            "seed": views.seed_for(item.sample, condition),
+            "global_seed": plan.seed,
+        }
+        for item in plan.items()
+        if item.condition == condition  # none where a modality's suite lacks the corruption
+    ]
 
 
 def _spec(card: Any, modality: str, corruption: str | None) -> Any:
