@@ -62,6 +62,10 @@ class OutputDirBusyError(MedFMRobustError):
     """Another process is writing into the same output directory."""
 
 
+class HostError(MedFMRobustError, ValueError):
+    """An unknown host, or a host asked for something its harness does not offer."""
+
+
 def describe_source(source: object | None) -> str:
     """How an input is named in error messages: a sample id, a path, or a generic label."""
     if source is None or source == "":

@@ -1,8 +1,10 @@
-"""The MedFM-Robust plugin contract: six hooks, each handed a ``register`` callback.
+"""The MedFM-Robust plugin contract: seven hooks handed a ``register`` callback, and one handed
+the command line.
 
 A plugin is a module (or an installed package exposing one through the ``medfm_robust`` entry-point
 group) that implements any of these hooks with ``@medfm_robust_plugin.hookimpl``. The built-in
-corruptions, suites, datasets, tasks, models and metrics are registered through the very same hooks.
+corruptions, suites, datasets, tasks, models, metrics, hosts and host commands are registered
+through the very same hooks.
 """
 
 from __future__ import annotations
@@ -48,3 +50,13 @@ def register_metrics(register: Register) -> None:
 @hookspec
 def register_suites(register: Register) -> None:
     """Register corruption suites: ``register(suite)`` for a ``Suite`` (e.g. from ``load_suite_file``)."""
+
+
+@hookspec
+def register_hosts(register: Register) -> None:
+    """Register harnesses that run the benchmark: ``register(host)`` for a ``hosts.base.Host``."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to ``medfm-robust``: ``cli`` is its click group (``@cli.command()``)."""

@@ -1,4 +1,5 @@
-"""Every lookup by name in the registry, in one place: corruptions, suites, tasks, metrics, models.
+"""Every lookup by name in the registry, in one place: corruptions, suites, tasks, metrics, models,
+hosts.
 
 Each returns the registered item or raises the package's error for that kind with the close names.
 This module stands above ``plugins`` (which holds the registry) and below everything that looks
@@ -8,10 +9,18 @@ things up (engine, suites, tasks, hosts, CLI), so that no lookup needs an import
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from .corruptions.spec import Corruption
-from .errors import MetricError, ModelError, SuiteError, TaskError, UnknownCorruptionError
+from .errors import (
+    HostError,
+    MetricError,
+    ModelError,
+    SuiteError,
+    TaskError,
+    UnknownCorruptionError,
+)
 from .plugins import get_registry
 
 
@@ -109,3 +118,24 @@ def resolve_model(name: str) -> tuple[Any, str | None]:
     raise ModelError(
         f"unknown model '{name}'; {_close(name, known, 'run `medfm-robust models list`')}"
     )
+
+
+def get_host(name: str) -> Any:
+    """The registered host ``name`` (a ``hosts.base.Host``)."""
+    registry = get_registry()
+    try:
+        return registry.get("hosts", name)
+    except KeyError:
+        hint = _close(name, registry.names("hosts"), "run `medfm-robust hosts list`")
+        raise HostError(f"unknown host '{name}'; {hint}") from None
+
+
+def list_hosts() -> list[Any]:
+    """The registered hosts, by name."""
+    registry = get_registry()
+    return [registry.items["hosts"][n] for n in registry.names("hosts")]
+
+
+def host_reading(path: str | Path) -> Any | None:
+    """The first registered host that reads the output folder ``path`` back, or None."""
+    return next((host for host in list_hosts() if host.reads(path)), None)

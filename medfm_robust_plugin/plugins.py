@@ -53,6 +53,15 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     "medfm_robust_plugin.metrics.caption",
     "medfm_robust_plugin.metrics.grounding",
     "medfm_robust_plugin.metrics.segmentation",
+    "medfm_robust_plugin.hosts.lm_eval_host",
+    "medfm_robust_plugin.hosts.vlmeval_host",
+)
+
+# The built-in plugins that add commands. The command line imports only these (and the installed
+# plugins) to build itself, so that `medfm-robust --help` needs none of the corruption modules.
+BUILTIN_COMMAND_PLUGINS: tuple[str, ...] = (
+    "medfm_robust_plugin.hosts.lm_eval_host",
+    "medfm_robust_plugin.hosts.vlmeval_host",
 )
 
 KINDS: dict[str, str] = {
@@ -62,6 +71,7 @@ KINDS: dict[str, str] = {
     "models": "register_models",
     "metrics": "register_metrics",
     "suites": "register_suites",
+    "hosts": "register_hosts",
 }
 SINGULAR = {
     "corruptions": "corruption",
@@ -70,6 +80,7 @@ SINGULAR = {
     "models": "model",
     "metrics": "metric",
     "suites": "suite",
+    "hosts": "host",
 }
 
 
@@ -158,10 +169,12 @@ def _selected_entry_points() -> list[Any]:
     return [ep for ep in found if ep.name in names]
 
 
-def _plugin_manager(failures: list[PluginFailure]) -> pluggy.PluginManager:
+def _plugin_manager(
+    failures: list[PluginFailure], builtins: Iterable[str] = BUILTIN_PLUGINS
+) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    for module_name in BUILTIN_PLUGINS:
+    for module_name in builtins:
         # Our own modules import plainly: a broken installation is an error, never a missing name.
         try:
             module = importlib.import_module(module_name)
@@ -210,6 +223,16 @@ def _register_callback(registry: Registry, kind: str, plugin: str, hook_name: st
                 )
             if item.plugin is None:
                 object.__setattr__(item, "plugin", plugin)
+        if kind == "hosts":
+            from .hosts.base import Host
+
+            if not isinstance(item, Host):
+                raise PluginError(
+                    f"plugin '{plugin}' registered {item!r}, which is not a host; register an "
+                    "instance of a medfm_robust_plugin.hosts.base.Host subclass"
+                )
+            if item.plugin is None:
+                item.plugin = plugin
         key = name or getattr(item, "name", None)
         if not key:
             raise PluginError(
@@ -238,6 +261,40 @@ def build_registry() -> Registry:
                 registry.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
     _check_cards(registry)
     return registry
+
+
+def add_commands(cli: Any) -> list[PluginFailure]:
+    """Let every plugin add its commands to ``cli`` (the click group), built-in plugins first.
+
+    A plugin whose hook raises, or that would replace a command already there, is a failure of
+    that plugin (returned): the command already there stays, and every other plugin's commands
+    are added.
+    """
+    failures: list[PluginFailure] = []
+    pm = _plugin_manager(failures, BUILTIN_COMMAND_PLUGINS)
+    owners = dict.fromkeys(cli.commands, "medfm-robust")
+    for impl in pm.hook.register_commands.get_hookimpls():  # registration order: built-ins first
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            failures.append(PluginFailure(impl.plugin_name, "register_commands", _describe(exc)))
+        for name, command in before.items():
+            if cli.commands.get(name) is not command:
+                cli.commands[name] = command
+                failures.append(
+                    PluginFailure(
+                        impl.plugin_name,
+                        "register_commands",
+                        f"command '{name}' belongs to '{owners[name]}' already; the plugin's "
+                        "command is not added (give it another name)",
+                    )
+                )
+        for name in cli.commands:
+            owners.setdefault(name, impl.plugin_name)
+    return failures
 
 
 def _check_cards(registry: Registry) -> None:

@@ -36,6 +36,21 @@ def test_import_and_help_stay_light():
     assert "preview" in cli("--help").stdout
 
 
+def test_help_imports_no_corruption_code_model_library_or_harness():
+    code = (
+        "import sys\n"
+        "from medfm_robust_plugin.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'numpy', 'cv2', 'transformers', 'vlmeval', 'lm_eval', "
+        "'medfm_robust_plugin.corruptions.natural', 'medfm_robust_plugin.engine')\n"
+        "print('imported:', sorted(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "vlmeval" in done.stdout and "lm-eval-tasks" in done.stdout  # the hosts' commands
+    assert done.stdout.strip().endswith("imported: []")
+
+
 def test_corruptions_list_json_and_by_modality():
     everything = json.loads(cli("corruptions", "list", "--json").stdout)
     names = {c["name"] for c in everything}

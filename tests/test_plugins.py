@@ -276,3 +276,94 @@ def test_keyboard_interrupt_in_a_plugin_is_not_swallowed(plugin_root):
     )
     with pytest.raises(KeyboardInterrupt):
         get_registry()
+
+
+# ---------------------------------------------------------------------- commands and hosts, via the CLI
+
+LAB_COMMANDS_PLUGIN = """
+    import click
+    from medfm_robust_plugin import hookimpl
+    from medfm_robust_plugin.hosts.base import Host
+
+    @click.command("lab-hello")
+    @click.argument("who")
+    def lab_hello(who):
+        '''Greet from the lab's harness.'''
+        click.echo(f"hello {who}, from the lab")
+
+    class LabHarness(Host):
+        name = "lab-harness"
+        description = "The lab's own harness"
+        harness = "lab-harness"
+        module = "lab_harness"
+
+        def commands(self):
+            return [lab_hello]
+
+    HOST = LabHarness()
+
+    @hookimpl
+    def register_hosts(register):
+        register(HOST)
+
+    @hookimpl
+    def register_commands(cli):
+        for command in HOST.commands():
+            cli.add_command(command)
+"""
+
+RUDE_COMMANDS_PLUGIN = """
+    import click
+    from medfm_robust_plugin import hookimpl
+
+    @hookimpl
+    def register_commands(cli):
+        @cli.command("run")
+        def run():
+            '''Not ours to replace.'''
+
+        @cli.command("lab-fine")
+        def lab_fine():
+            '''Added before the hook broke.'''
+            click.echo("fine")
+
+        raise RuntimeError("no more commands today")
+"""
+
+
+def test_a_plugin_adds_a_command_and_a_host(tmp_path):
+    root = tmp_path / "site"
+    add_entry_point_plugin(root, "lab", "lab_commands_plugin", LAB_COMMANDS_PLUGIN)
+
+    hello = _run_cli(["lab-hello", "world"], str(root))
+    assert hello.returncode == 0, hello.stderr
+    assert hello.stdout == "hello world, from the lab\n"
+    assert "lab-hello" in _run_cli(["--help"], str(root)).stdout
+
+    listed = _run_cli(["plugins", "--json"], str(root))
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["plugin"]: row for row in json.loads(listed.stdout)["plugins"]}
+    assert rows["lab"]["hosts"] == ["lab-harness"]
+    assert rows["medfm_robust_plugin.hosts.lm_eval_host"]["hosts"] == ["lm-eval"]
+
+    hosts = _run_cli(["hosts", "list", "--json"], str(root))
+    assert hosts.returncode == 0, hosts.stderr
+    lab = {h["name"]: h for h in json.loads(hosts.stdout)}["lab-harness"]
+    assert (lab["plugin"], lab["commands"], lab["installed"]) == ("lab", ["lab-hello"], False)
+
+
+def test_a_plugin_cannot_replace_a_command_and_its_failure_is_named(tmp_path):
+    root = tmp_path / "site"
+    add_entry_point_plugin(root, "rude", "rude_commands_plugin", RUDE_COMMANDS_PLUGIN)
+
+    listed = _run_cli(["plugins", "--json"], str(root))
+    assert listed.returncode == 0, listed.stderr
+    errors = [f["error"] for f in json.loads(listed.stdout)["failures"] if f["plugin"] == "rude"]
+    assert any("no more commands today" in e for e in errors)
+    assert any("command 'run' belongs to 'medfm-robust' already" in e for e in errors)
+
+    run_help = _run_cli(["run", "--help"], str(root))
+    assert run_help.returncode == 0 and "--task" in run_help.stdout  # ours, still
+    assert "plugin 'rude' failed during register_commands" in run_help.stderr
+    fine = _run_cli(["lab-fine"], str(root))
+    assert fine.returncode == 0 and fine.stdout == "fine\n"

@@ -38,12 +38,13 @@ class RunData:
 
 
 def load_run(path: str | Path) -> RunData:
-    """Read ``records.jsonl`` and ``config.json`` of a run (or lm-eval's output) and summarize it."""
-    from ..hosts import lm_eval_results
+    """Read ``records.jsonl`` and ``config.json`` of a run (or a host's output) and summarize it."""
+    from ..lookup import host_reading
 
     path = Path(path)
-    if lm_eval_results.is_lm_eval_output(path) and not (path / RECORDS).exists():
-        records, config = lm_eval_results.single_run(path)  # an lm-eval --output_path
+    host = None if (path / RECORDS).exists() else host_reading(path)
+    if host is not None:
+        records, config = host.read_records(path)  # e.g. an lm-eval --output_path
         return _run_data(path, records, config)
     if not (path / RECORDS).exists():
         raise ReportError(

@@ -1,0 +1,368 @@
+"""`medfm-robust run`, `materialize`, `demo` and `report`: evaluations, written views and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..time_limit import DEFAULT_ITEM_TIMEOUT
+from .common import console, fail, outside_data_root_option, parse_list, parse_severities
+
+_item_timeout_option = click.option(
+    "--item-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_ITEM_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time one item may take: a corrupted view (in its worker process) or a model call "
+    "(per item of the batch). Past it the item is recorded as failed and the run goes on. 0: no limit.",
+)
+_wait_option = click.option(
+    "--wait",
+    is_flag=True,
+    help="When another process is writing into the output directory, wait for it to finish "
+    "instead of stopping.",
+)
+
+
+@click.command()
+@click.option(
+    "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "tsv", "hf"]),
+    default="folder",
+    show_default=True,
+)
+@click.option(
+    "--num-proc",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes making the items (0: this process, without the item time limit).",
+)
+@_item_timeout_option
+@_wait_option
+@click.option("--limit", type=int, help="Only the first N samples.")
+@click.option(
+    "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
+)
+@click.option("--severities", help="Levels to write, e.g. 1,3,5 (default: the task's).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@outside_data_root_option
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Global seed of the per-sample seeds."
+)
+def materialize(
+    task_name: str,
+    out: str,
+    fmt: str,
+    num_proc: int,
+    item_timeout: float,
+    wait: bool,
+    limit: int | None,
+    names: str | None,
+    severities: str | None,
+    data_root: str | None,
+    seed: int,
+) -> None:
+    """Write clean and corrupted samples with a manifest; resumes after an interruption."""
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    from ..errors import MedFMRobustError
+    from ..materialize import Plan, count_items
+    from ..materialize import materialize as run_materialize
+    from ..tasks import get_task
+
+    try:
+        plan = Plan(
+            get_task(task_name),
+            data_root=data_root,
+            limit=limit,
+            corruptions=tuple(parse_list(names)) if names else None,
+            severities=tuple(parse_severities(severities)) if severities else None,
+            seed=seed,
+        )
+        total = count_items(plan)
+        columns = (*Progress.get_default_columns()[:2], BarColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console()) as bar:
+            job = bar.add_task(f"materialize {plan.card.name}", total=total)
+            result = run_materialize(
+                plan,
+                out,
+                fmt,
+                num_proc,
+                progress=lambda n: bar.advance(job, n),
+                wait=wait,
+                item_timeout=item_timeout or None,
+            )
+    except MedFMRobustError as exc:
+        fail(str(exc))
+    click.echo(
+        f"{result['written']} written, {result['skipped_done']} already done, {result['failed']} failed "
+        f"(see {out}/errors.jsonl); manifest: {out}/manifest.jsonl"
+    )
+    for key in ("tsv", "hf"):
+        if key in result:
+            click.echo(f"{key}: {result[key]}")
+
+
+def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--model-option {pair!r}: use KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@click.command()
+@click.option(
+    "--task", "task_name", required=True, help="Task card name (see `medfm-robust tasks list`)."
+)
+@click.option(
+    "--model", "model_name", required=True, help="Model name (see `medfm-robust models list`)."
+)
+@click.option(
+    "--corruptions", "names", help="Comma-separated corruptions (default: each modality's suite)."
+)
+@click.option("--severities", help="Levels, e.g. 1,3,5 (default: the task's).")
+@click.option(
+    "--limit", type=int, help="Number of samples (each runs clean and under every condition)."
+)
+@click.option("--concurrency", type=int, help="Parallel requests for API models.")
+@click.option("--out", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
+@outside_data_root_option
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--severity-mode", type=click.Choice(["table", "ssim"]), help="Override the task's mode."
+)
+@click.option("--batch-size", type=int, help="Items per model call (default: the model's).")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Worker processes preparing corrupted views (0: this process, without their time limit).",
+)
+@_item_timeout_option
+@_wait_option
+@click.option("--max-new-tokens", default=256, show_default=True, type=int)
+@click.option(
+    "--judge", help="VQA: a model that reads answers the rules cannot (e.g. gpt-4o-mini)."
+)
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    help="KEY=VALUE passed to the model (repeatable).",
+)
+@click.option(
+    "--allow-config-change", is_flag=True, help="Continue a run whose configuration changed."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the number of calls and estimated cost; call nothing."
+)
+def run(
+    task_name: str,
+    model_name: str,
+    names: str | None,
+    severities: str | None,
+    limit: int | None,
+    concurrency: int | None,
+    out: str,
+    data_root: str | None,
+    seed: int,
+    severity_mode: str | None,
+    batch_size: int | None,
+    workers: int,
+    item_timeout: float,
+    wait: bool,
+    max_new_tokens: int,
+    judge: str | None,
+    model_option: tuple[str, ...],
+    allow_config_change: bool,
+    dry_run: bool,
+) -> None:
+    """Evaluate a model on a task, clean and under every corruption and severity."""
+    from ..errors import MedFMRobustError
+    from ..models.base import load_model, resolve
+    from ..runner import Run, RunConfig
+
+    options = _model_options(model_option)
+    try:
+        spec, _ = resolve(model_name)
+        if concurrency is not None:
+            options["concurrency"] = concurrency
+        config = RunConfig(
+            task=task_name,
+            model=model_name,
+            out=out,
+            corruptions=parse_list(names),
+            severities=parse_severities(severities) if severities else None,
+            limit=limit,
+            seed=seed,
+            severity_mode=severity_mode,
+            data_root=data_root,
+            model_options=options,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            workers=workers,
+            judge=judge,
+            item_timeout=item_timeout or None,
+            wait=wait,
+        )
+        job = Run(config, allow_config_change=allow_config_change)
+        if dry_run:
+            _print_dry_run(job, spec, model_name, options, max_new_tokens)
+            return
+        model = load_model(model_name, **options)
+        result = _execute_with_progress(job, model)
+    except MedFMRobustError as exc:
+        fail(str(exc))
+    click.echo(
+        f"{result.written} records written, {result.skipped_done} already done, {result.failed} failed; "
+        f"{result.run_dir}/records.jsonl"
+    )
+    if result.summary:
+        _print_summary_headline(result.summary)
+
+
+def _print_dry_run(
+    job: Any, spec: Any, model_name: str, options: dict[str, Any], max_new_tokens: int
+) -> None:
+    from ..models.base import load_model
+
+    plan = job.plan()
+    click.echo(
+        f"{plan['task']} x {plan['model']}: {plan['samples']} samples, {plan['conditions']} conditions, "
+        f"{plan['items']} model calls to make ({plan['already_done']} already done) -> {plan['run_dir']}"
+    )
+    if spec.kind != "vlm" or spec.extra != "api":
+        return
+    model = load_model(model_name, **options)
+    estimate = getattr(model, "estimate", None)
+    if estimate is None:
+        return
+    sample = job.prompts(limit=min(plan["items"], 50))
+    if not sample:
+        return
+    guess = estimate(sample, max_new_tokens=max_new_tokens)
+    scale = plan["items"] / len(sample)
+    tokens_in = guess.get("input_tokens", 0) * scale
+    tokens_out = guess.get("output_tokens", 0) * scale
+    cost = guess.get("cost_usd")
+    text = f"estimated tokens: {tokens_in:,.0f} in, {tokens_out:,.0f} out (at most)"
+    if cost is not None:
+        text += f"; estimated cost: ${cost * scale:,.2f} (before cache hits)"
+    click.echo(text)
+
+
+def _execute_with_progress(job: Any, model: Any) -> Any:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    total = job.plan()["items"]
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[cost]}"),
+    )
+    with Progress(*columns, console=console(), transient=False) as bar:
+        handle = bar.add_task(f"{job.card.name} x {job.config.model}", total=total, cost="")
+
+        def advance(n: int, usage: dict[str, Any]) -> None:
+            cost = usage.get("cost_usd")
+            bar.update(handle, advance=n, cost=f"${cost:.4f}" if cost else "")
+
+        return job.execute(model, progress=advance)
+
+
+def _print_summary_headline(summary: dict[str, Any]) -> None:
+    headline = summary.get("headline") or {}
+    for metric, values in headline.items():
+        click.echo(f"{metric}: {values}")
+
+
+DEMO_RUNS = (
+    ("MedFMRobust-Mini-VQA-Lite", "baseline:majority"),
+    ("MedFMRobust-Mini-Caption-Lite", "baseline:template-caption"),
+    ("MedFMRobust-Mini-Grounding-Lite", "baseline:grounding"),
+    ("MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu"),
+)
+
+
+@click.command()
+@click.option(
+    "-o", "--out", default="medfm-robust-demo", show_default=True, type=click.Path(file_okay=False)
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo(out: str, seed: int) -> None:
+    """The whole benchmark on the embedded Mini suite with the built-in baselines, offline.
+
+    Runs VQA, captioning, grounding and segmentation (the -Lite cards: 8 phantoms per modality,
+    severities 1, 3, 5, every corruption of each modality's suite), then writes the report.
+    """
+    from ..errors import MedFMRobustError
+    from ..models.base import load_model
+    from ..report import build_report
+    from ..runner import Run, RunConfig
+
+    folder = Path(out)
+    run_dirs = []
+    try:
+        for task, model_name in DEMO_RUNS:
+            job = Run(RunConfig(task=task, model=model_name, out=str(folder / "runs"), seed=seed))
+            result = _execute_with_progress(job, load_model(model_name))
+            click.echo(f"{task} x {model_name}: {result.written} records ({result.failed} failed)")
+            run_dirs.append(result.run_dir)
+        paths = build_report(run_dirs, folder / "report")
+    except MedFMRobustError as exc:
+        fail(str(exc))
+    click.echo(f"report: {paths.files['html']} (also report.md, headline.csv, tables.tex, plots/)")
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o",
+    "--out",
+    default="medfm-robust-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+)
+@click.option(
+    "--reference", help="Model whose errors normalise mCE (default: the first run of each task)."
+)
+@click.option("--no-thumbnails", is_flag=True, help="Leave out the corruption thumbnails.")
+def report(run_dirs: tuple[str, ...], out: str, reference: str | None, no_thumbnails: bool) -> None:
+    """Tables (Markdown, CSV, JSON, LaTeX), plots and one offline HTML page from run directories."""
+    from ..errors import MedFMRobustError
+    from ..report import build_report
+
+    try:
+        paths = build_report(run_dirs, out, reference=reference, thumbnails=not no_thumbnails)
+    except MedFMRobustError as exc:
+        fail(str(exc))
+    for name, path in paths.files.items():
+        if ":" not in name:
+            click.echo(f"{name}: {path}")

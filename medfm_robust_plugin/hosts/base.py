@@ -1,0 +1,84 @@
+"""What a host is: a harness that runs the benchmark with its own runner (VLMEvalKit, lm-eval, ...).
+
+A host module subclasses ``Host``, registers one instance through ``register_hosts`` and adds its
+``commands()`` to ``medfm-robust`` through ``register_commands``. The harness itself is imported
+only inside the methods, so that loading the plugin (and ``medfm-robust --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import HostError
+
+
+class Host:
+    """A harness adapter: what it needs, the harness tasks and models it gets, its results read back.
+
+    Subclasses set the class attributes and override what their harness offers; the defaults say
+    "nothing of that kind" (no models, no reader, no commands).
+    """
+
+    name: str = ""
+    description: str = ""
+    harness: str = ""  # the pip package that installs the harness, e.g. "lm-eval"
+    module: str = ""  # its import name, e.g. "lm_eval"
+    extra: str | None = None  # pip install 'medfm-robust-plugin[<extra>]' brings it
+    plugin: str | None = None  # the plugin that registered the host (filled at registration)
+
+    def tasks(self, cards: Sequence[Any] | None = None) -> Any:
+        """The harness's tasks for these task cards (default: every card the host can run)."""
+        raise HostError(f"host '{self.name}' does not turn task cards into tasks")
+
+    def models(self) -> dict[str, Any]:
+        """The model adapters the host gives the harness, by the name the harness knows them by."""
+        return {}
+
+    def reads(self, path: str | Path) -> bool:
+        """Whether ``path`` is an output folder of this harness that ``read_records`` reads."""
+        return False
+
+    def read_records(self, path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The harness's output at ``path`` as our records (``records.Record`` dicts) and a run config."""
+        raise HostError(f"host '{self.name}' does not read its harness's output back into records")
+
+    def commands(self) -> list[Any]:
+        """The click commands the host adds to ``medfm-robust``."""
+        return []
+
+    @property
+    def installed(self) -> bool:
+        """Whether the harness can be imported here (looked up, not imported)."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    @property
+    def reads_output(self) -> bool:
+        """Whether the host reads its harness's output back (it overrides ``read_records``)."""
+        return type(self).read_records is not Host.read_records
+
+    def install_hint(self) -> str:
+        if self.extra:
+            return f"pip install 'medfm-robust-plugin[{self.extra}]'"
+        return f"pip install {self.harness}"
+
+    def summary(self) -> dict[str, Any]:
+        """What ``medfm-robust hosts list --json`` prints about the host."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "harness": self.harness,
+            "installed": self.installed,
+            "install": self.install_hint(),
+            "commands": sorted(command.name for command in self.commands()),
+            "reads_output": self.reads_output,
+            "plugin": self.plugin,
+        }
+
+    def __repr__(self) -> str:
+        return f"<host {self.name!r} ({self.harness})>"

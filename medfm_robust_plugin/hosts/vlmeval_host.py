@@ -1,0 +1,75 @@
+"""The VLMEvalKit host as a plugin: the host and its `vlmeval` command.
+
+The work is done in ``hosts.vlmeval`` (registration into a running VLMEvalKit, the launcher),
+``hosts.vlmeval_datasets`` (our dataset classes) and ``hosts.vlmeval_models`` (our models).
+VLMEvalKit's result files carry their robustness table beside them; there is no reader back into
+records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..hookspecs import hookimpl
+from .base import Host
+
+
+class VLMEvalKitHost(Host):
+    name = "vlmeval"
+    description = (
+        "OpenCompass VLMEvalKit: our VQA, caption and grounding cards and <dataset>-MedFMRobust as "
+        "its datasets, our models as its models, run by its own run.py"
+    )
+    harness = "ms-vlmeval"
+    module = "vlmeval"
+    extra = "vlmeval"
+
+    def tasks(self, cards: Sequence[Any] | None = None) -> list[type]:
+        """VLMEvalKit's dataset classes for our datasets (they serve every registered card)."""
+        from .vlmeval_datasets import dataset_classes
+
+        return dataset_classes()
+
+    def models(self) -> dict[str, type]:
+        from .vlmeval_models import model_classes
+
+        return {cls.__name__: cls for cls in model_classes()}
+
+    def commands(self) -> list[click.Command]:
+        return [vlmeval_run]
+
+
+HOST = VLMEvalKitHost()
+
+
+@hookimpl
+def register_hosts(register: Any) -> None:
+    register(HOST)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for command in HOST.commands():
+        cli.add_command(command)
+
+
+@click.command(
+    "vlmeval",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("vlmeval_args", nargs=-1, type=click.UNPROCESSED)
+def vlmeval_run(vlmeval_args: tuple[str, ...]) -> None:
+    """VLMEvalKit's own run.py with MedFM-Robust's datasets and models registered (= `vlmeval`).
+
+    Everything after `vlmeval` goes to VLMEvalKit, e.g. `medfm-robust vlmeval --data
+    MedFMRobust-Mini-VQA-Lite --model gpt-4o`; see docs/vlmeval.md.
+    """
+    from .vlmeval import main as vlmeval_main
+
+    code = vlmeval_main(list(vlmeval_args) or ["--help"])
+    if code:
+        raise SystemExit(code)
