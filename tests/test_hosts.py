@@ -119,3 +119,16 @@ def test_a_host_that_is_not_a_host_is_its_plugins_failure(plugin_root):
     assert (failure.plugin, failure.stage) == ("plain", "register_hosts")
     assert "not a host" in failure.error and "Host subclass" in failure.error
     assert registry.names("hosts") == ["lm-eval", "vlmeval"]
+
+
+def test_the_command_line_loads_every_builtin_plugin_that_has_commands():
+    import importlib
+
+    from medfm_robust_plugin.plugins import BUILTIN_COMMAND_PLUGINS, BUILTIN_PLUGINS
+
+    with_commands = [
+        name
+        for name in BUILTIN_PLUGINS
+        if hasattr(importlib.import_module(name), "register_commands")
+    ]
+    assert with_commands == list(BUILTIN_COMMAND_PLUGINS)
