@@ -18,13 +18,19 @@ from pathlib import Path
 
 @contextmanager
 def replacing(
-    path: str | os.PathLike[str], *, prefix: str = ".tmp-", suffix: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    prefix: str = ".tmp-",
+    suffix: str | None = None,
+    readable: bool = False,
 ) -> Iterator[Path]:
     """A fresh temporary file beside ``path`` that replaces ``path`` when the block succeeds.
 
     ``prefix`` starting with a dot keeps an unfinished file out of plain listings; ``suffix``
     (by default the extension of ``path``) keeps the extension that a writer may choose its
-    format by. The folder is created if needed.
+    format by. The folder is created if needed. The file is its owner's only (a cache of
+    answers stays private); ``readable`` gives it the permissions of any new file under the
+    process's umask (outputs others will read).
 
         with replacing(out / "view.png") as tmp:
             cv2.imwrite(str(tmp), image)
@@ -35,6 +41,10 @@ def replacing(
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     tmp = Path(name)
+    if readable:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)

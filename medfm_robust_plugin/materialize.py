@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic_files import replacing
 from .data.sample import Sample
 from .errors import MedFMRobustError
+from .file_names import path_part
 from .jsonl import JsonlAppender, read_jsonl, write_json
 from .outdir import OutputDirLock
 from .plan import EvaluationPlan, WorkItem
@@ -139,39 +140,15 @@ def _failure(item: WorkItem, error: str) -> dict[str, Any]:
 
 def _write_atomic(path: Path, image: np.ndarray, save_image: Any) -> str:
     """Write ``image`` to ``path`` through a temporary file; return the SHA-256 of what is there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    with replacing(path, readable=True) as tmp:
         save_image(tmp, image)
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return digest
 
 
 def sample_folder(sample: Sample) -> Path:
     """Where a sample's items go: ``items/<dataset>/<sample id>``, one folder per (dataset, id)."""
     return Path("items") / path_part(sample.dataset) / path_part(sample.id)
-
-
-_PLAIN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
-
-
-def path_part(name: object) -> str:
-    """A file or folder name for ``name`` that no other name gets.
-
-    Plain names (lowercase letters, digits, ``_ . -``; up to 80 characters) stay as they are.
-    Any other name keeps a readable prefix and gets ``~`` and a hash of the exact name: ``~`` never
-    occurs in a plain name, so ``dup/x`` (``dup_x~<hash>``) and ``dup_x`` stay apart, and so do
-    ``Case1`` and ``case1`` on file systems that ignore case.
-    """
-    text = str(name)
-    if _PLAIN.fullmatch(text) and not text.endswith("."):
-        return text
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80].strip(".") or "_"
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{readable}~{digest}"
 
 
 def _label(sample: Sample) -> dict[str, Any]:

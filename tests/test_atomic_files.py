@@ -37,3 +37,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path
         raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_outputs_get_the_umask_permissions_and_private_files_stay_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from medfm_robust_plugin.atomic_files import replacing
+
+    old = os.umask(0o022)
+    try:
+        with replacing(tmp_path / "shared.png", readable=True) as tmp:
+            tmp.write_bytes(b"x")
+        with replacing(tmp_path / "private.json") as tmp:
+            tmp.write_bytes(b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.png").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600

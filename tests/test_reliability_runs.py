@@ -23,6 +23,7 @@ import pytest
 from medfm_robust_plugin import corrupt, corruption, load_image
 from medfm_robust_plugin import materialize as mat
 from medfm_robust_plugin.errors import CorruptionOutputError, ItemTimeoutError, OutputDirBusyError
+from medfm_robust_plugin.file_names import path_part
 from medfm_robust_plugin.jsonl import JsonlAppender, read_jsonl, record_line
 from medfm_robust_plugin.outdir import LOCK_NAME, OutputDirLock, read_holder
 from medfm_robust_plugin.runner import Run, RunConfig, RunError, latest_records, read_records
@@ -195,12 +196,12 @@ def strict_lines(path: Path) -> list[dict]:
 
 def test_path_parts_are_distinct_portable_names():
     names = ["dup/x", "dup_x", "Dup_x", "dup:x", "dup_x~0", "..", ".", "", "a" * 300, "ct-002"]
-    parts = [mat.path_part(name) for name in names]
+    parts = [path_part(name) for name in names]
     assert len(set(parts)) == len(names)
     assert len({p.lower() for p in parts}) == len(names)  # case-insensitive file systems too
     assert all(p and "/" not in p and p not in (".", "..") and len(p) <= 100 for p in parts)
-    assert mat.path_part("ct-002") == "ct-002"  # plain names stay readable
-    assert mat.path_part("dup/x").startswith("dup_x~")
+    assert path_part("ct-002") == "ct-002"  # plain names stay readable
+    assert path_part("dup/x").startswith("dup_x~")
 
 
 def test_ids_that_collided_get_their_own_files_and_hashes(tmp_path, plugin):

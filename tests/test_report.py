@@ -150,3 +150,20 @@ def test_levels_off_their_band_are_listed(tmp_path):
         build_report([path], tmp_path / f"report_{mode}")
         text = (tmp_path / f"report_{mode}" / "report.md").read_text()
         assert ("levels off the paper's SSIM band" in text) == bool(rows)
+
+
+def test_models_whose_names_differ_only_in_punctuation_get_their_own_plot(tmp_path):
+    dirs = []
+    for k, label in enumerate(("lab/fill", "lab_fill")):
+        config = RunConfig(
+            task="MedFMRobust-Mini-Seg-Lite",
+            model=label,
+            out=str(tmp_path / f"runs{k}"),
+            corruptions=["contrast"],
+            limit=4,
+            workers=0,
+        )
+        dirs.append(Run(config).execute(BoxFill()).run_dir)
+    build_report(dirs, tmp_path / "r")
+    heatmaps = sorted(p.name for p in (tmp_path / "r" / "plots").glob("*heatmap*"))
+    assert len(heatmaps) == 2, heatmaps

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..file_names import path_part
 from ..jsonl import write_json
 from . import plots, tables
 from .runs import ReportError, RunData, load_run
@@ -37,10 +38,6 @@ class Section:
 class ReportPaths:
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def build_report(
@@ -71,16 +68,16 @@ def build_report(
         headline.extend(rows)
         figures = {
             "score_vs_severity": plots.score_vs_severity(
-                task_runs, out / "plots" / f"{_slug(task)}_severity.png"
+                task_runs, out / "plots" / f"{path_part(task)}_severity.png"
             )
         }
         if len(task_runs) > 1:
             figures["comparison"] = plots.model_comparison(
-                task_runs, out / "plots" / f"{_slug(task)}_models.png"
+                task_runs, out / "plots" / f"{path_part(task)}_models.png"
             )
         per_run = []
         for run in task_runs:
-            stem = f"{_slug(task)}_{_slug(run.label)}"
+            stem = f"{path_part(task)}_{path_part(run.label)}"
             figures[f"heatmap:{run.label}"] = plots.drop_heatmap(
                 run, out / "plots" / f"{stem}_heatmap.png"
             )
