@@ -211,6 +211,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# What an item of each kind must have, checked when a plugin registers it: a typo'd or half-built
+# object is that plugin's failure at load, not an AttributeError in the middle of a run.
+KIND_MEMBERS: dict[str, tuple[str, ...]] = {
+    "corruptions": ("name", "family", "severity_params", "function"),
+    "datasets": ("name", "load"),
+    "tasks": ("name", "kind", "datasets", "metrics", "load", "conditions_for"),
+    "models": ("name", "kind", "build"),
+    "metrics": ("name", "kinds", "score", "summarize"),
+    "suites": ("name", "modality", "corruptions"),
+    "hosts": ("name", "tasks", "reads", "read_records"),
+}
+
+
+def _missing_members(kind: str, item: Any) -> list[str]:
+    return [member for member in KIND_MEMBERS[kind] if not hasattr(item, member)]
+
+
 def _register_callback(registry: Registry, kind: str, plugin: str, hook_name: str):
     def register(item: Any, name: str | None = None, aliases: Iterable[str] = ()) -> None:
         if kind == "corruptions":
@@ -233,6 +250,12 @@ def _register_callback(registry: Registry, kind: str, plugin: str, hook_name: st
                 )
             if item.plugin is None:
                 item.plugin = plugin
+        missing = _missing_members(kind, item)
+        if missing:
+            raise PluginError(
+                f"plugin '{plugin}' registered {item!r} as a {SINGULAR[kind]}, but it has no "
+                f"{', '.join(missing)}; a {SINGULAR[kind]} has {', '.join(KIND_MEMBERS[kind])}"
+            )
         key = name or getattr(item, "name", None)
         if not key:
             raise PluginError(

@@ -67,3 +67,33 @@ def test_every_builtin_card_is_whole():
     registry = get_registry()
     assert not registry.invalid["tasks"]
     assert "MedFMRobust-Mini-VQA" in registry.names("tasks")
+
+
+HALF_BUILT_PLUGIN = """
+from medfm_robust_plugin import hookimpl
+
+
+class NotAMetric:
+    name = "lab_metric"  # no kinds, no score: a half-built object
+
+
+@hookimpl
+def register_metrics(register):
+    register(NotAMetric())
+
+
+@hookimpl
+def register_models(register):
+    register(object(), name="lab_model")
+"""
+
+
+def test_an_item_without_the_members_of_its_kind_is_its_plugins_failure(tmp_path):
+    add_entry_point_plugin(tmp_path / "site", "halfbuilt", "half_built_plugin", HALF_BUILT_PLUGIN)
+    registry = get_registry()
+    assert "lab_metric" not in registry.names("metrics")
+    assert "lab_model" not in registry.names("models")
+    failures = {f.stage: f.error for f in registry.failures if f.plugin == "halfbuilt"}
+    assert "as a metric, but it has no kinds, score, summarize" in failures["register_metrics"]
+    assert "as a model, but it has no name, kind, build" in failures["register_models"]
+    assert "accuracy" in registry.names("metrics")  # the others load as before

@@ -43,7 +43,7 @@ class ImageContext:
 
 @dataclass(frozen=True, eq=False)
 class Corruption:
-    """A registered corruption. Call it like ``corrupt``: ``vignette(image, severity=3, seed=0)``."""
+    """A registered corruption: apply it with ``corrupt(image, spec_or_name, severity, seed)``."""
 
     name: str
     function: CorruptionFunction
