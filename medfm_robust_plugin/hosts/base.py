@@ -8,7 +8,7 @@ only inside the methods, so that loading the plugin (and ``medfm-robust --help``
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +82,23 @@ class Host:
 
     def __repr__(self) -> str:
         return f"<host {self.name!r} ({self.harness})>"
+
+
+def host_hooks(host: Host) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The ``register_hosts`` and ``register_commands`` hooks of a module that offers ``host``:
+
+    HOST = MyHost()
+    register_hosts, register_commands = host_hooks(HOST)
+    """
+    from ..hookspecs import hookimpl
+
+    @hookimpl
+    def register_hosts(register: Any) -> None:
+        register(host)
+
+    @hookimpl
+    def register_commands(cli: Any) -> None:
+        for command in host.commands():
+            cli.add_command(command)
+
+    return register_hosts, register_commands

@@ -13,8 +13,7 @@ from typing import Any
 
 import click
 
-from ..hookspecs import hookimpl
-from .base import Host
+from .base import Host, host_hooks
 
 
 class VLMEvalKitHost(Host):
@@ -45,15 +44,7 @@ class VLMEvalKitHost(Host):
 HOST = VLMEvalKitHost()
 
 
-@hookimpl
-def register_hosts(register: Any) -> None:
-    register(HOST)
-
-
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    for command in HOST.commands():
-        cli.add_command(command)
+register_hosts, register_commands = host_hooks(HOST)
 
 
 @click.command(
