@@ -8,21 +8,9 @@ python docs/make_gallery.py   (needs the test extra: pip install -e ".[dev]")
 from pathlib import Path
 
 from medfm_robust_plugin.data.reference_set import reference_images
-from medfm_robust_plugin.modalities import label
+from medfm_robust_plugin.modalities import MODALITIES, label
 from medfm_robust_plugin.preview import preview_grid
 from medfm_robust_plugin.suites import get_suite
-
-MODALITIES = (
-    "ct",
-    "mri",
-    "xray",
-    "ultrasound",
-    "endoscopy",
-    "dermoscopy",
-    "pathology",
-    "fundus",
-    "oct",
-)
 
 
 def main() -> None:

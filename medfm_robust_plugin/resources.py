@@ -1,9 +1,13 @@
-"""Where the bundled YAML lives: top-level ``tasks/`` and ``corruptions/`` in a source checkout or
-editable install, ``medfm_robust_plugin/_bundled/`` inside an installed wheel."""
+"""Where the package's files live: the bundled YAML (top-level ``tasks/`` and ``corruptions/`` in a
+source checkout or editable install, ``medfm_robust_plugin/_bundled/`` inside an installed wheel)
+and the cache (API answers, built lm-eval task folders)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+CACHE_ENV = "MEDFM_ROBUST_CACHE"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_KINDS = ("tasks", "corruptions")
@@ -27,3 +31,13 @@ def bundled_dir(kind: str) -> Path:
 def bundled_files(kind: str) -> list[Path]:
     """The bundled YAML files of ``kind``, sorted by name."""
     return sorted(bundled_dir(kind).glob("*.yaml"))
+
+
+def cache_dir(kind: str) -> Path:
+    """``$MEDFM_ROBUST_CACHE/<kind>``, else ``$XDG_CACHE_HOME`` or ``~/.cache``, + ``medfm-robust/<kind>``."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser() / kind
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "medfm-robust" / kind

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 GENERATOR = "medfm_robust_plugin.hosts.lm_eval"  # the module that writes the YAML
-CACHE_ENV = "MEDFM_ROBUST_CACHE"  # the package's cache root (API responses live beside the tasks)
 STALE_AFTER_S = 30 * 24 * 3600  # task folders of other card sets unused this long are removed
 FUNCTIONS = "medfm_robust_plugin.hosts.lm_eval_tasks.conditions"
 HOST_KINDS = ("vqa", "caption", "report", "grounding")  # what a text-generating model answers
@@ -47,12 +46,9 @@ MAX_GEN_TOKS = 256  # the native runner's default
 
 def tasks_root() -> Path:
     """``$MEDFM_ROBUST_CACHE/lm_eval_tasks``, else ``$XDG_CACHE_HOME`` or ``~/.cache`` + ``medfm-robust/lm_eval_tasks``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "lm_eval_tasks"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "medfm-robust" / "lm_eval_tasks"
+    from ..resources import cache_dir
+
+    return cache_dir("lm_eval_tasks")
 
 
 def tasks_dir(cards: Sequence[Any] | None = None, root: str | Path | None = None) -> Path:

@@ -12,20 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_files import write_atomic
+from ..resources import cache_dir
 
 logger = logging.getLogger(__name__)
-
-CACHE_ENV = "MEDFM_ROBUST_CACHE"
 
 
 def default_cache_dir() -> Path:
     """``$MEDFM_ROBUST_CACHE/responses``, else ``$XDG_CACHE_HOME`` or ``~/.cache``, + ``medfm-robust/responses``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "responses"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "medfm-robust" / "responses"
+    return cache_dir("responses")
 
 
 def normalise_endpoint(url: str) -> str:
