@@ -21,7 +21,7 @@ from .errors import (
     TaskError,
     UnknownCorruptionError,
 )
-from .plugins import get_registry
+from .plugins import SINGULAR, get_registry
 
 
 def _close(name: str, known: list[str], fallback: str) -> str:
@@ -29,16 +29,28 @@ def _close(name: str, known: list[str], fallback: str) -> str:
     return f"did you mean {', '.join(close)}?" if close else fallback
 
 
+def _get(kind: str, name: str, error: type[Exception], listing: str | None = None) -> Any:
+    """The item of ``kind`` registered as ``name`` (or an alias); ``error`` with close names, else
+    the command that lists them (or, without one, the names themselves)."""
+    registry = get_registry()
+    try:
+        return registry.get(kind, name)
+    except KeyError:
+        known = registry.names(kind)
+        fallback = (
+            f"run `medfm-robust {listing}`"
+            if listing
+            else f"known {SINGULAR[kind]}s: {', '.join(known) or 'none'}"
+        )
+        hint = _close(name, known, fallback)
+        raise error(f"unknown {SINGULAR[kind]} '{name}'; {hint}") from None
+
+
 def get_corruption(name: str | Corruption) -> Corruption:
     """The registered corruption called ``name``; the error suggests close names."""
     if isinstance(name, Corruption):
         return name
-    registry = get_registry()
-    try:
-        return registry.get("corruptions", name)
-    except KeyError:
-        hint = _close(name, registry.names("corruptions"), "run `medfm-robust corruptions list`")
-        raise UnknownCorruptionError(f"unknown corruption '{name}'; {hint}") from None
+    return _get("corruptions", name, UnknownCorruptionError, "corruptions list")
 
 
 def list_corruptions(modality: str | None = None, family: str | None = None) -> list[Corruption]:
@@ -59,12 +71,7 @@ def list_corruptions(modality: str | None = None, family: str | None = None) -> 
 
 def get_suite(name: str) -> Any:
     """The registered suite ``name``."""
-    registry = get_registry()
-    try:
-        return registry.get("suites", name)
-    except KeyError:
-        known = ", ".join(registry.names("suites")) or "none"
-        raise SuiteError(f"unknown suite '{name}'; known suites: {known}") from None
+    return _get("suites", name, SuiteError)
 
 
 def suite_for_modality(modality: str) -> Any | None:
@@ -94,12 +101,7 @@ def get_task(name: str) -> Any:
 
 def get_metric(name: str) -> Any:
     """The registered metric ``name``."""
-    registry = get_registry()
-    try:
-        return registry.get("metrics", name)
-    except KeyError:
-        known = ", ".join(registry.names("metrics")) or "none"
-        raise MetricError(f"unknown metric '{name}'; known metrics: {known}") from None
+    return _get("metrics", name, MetricError)
 
 
 def resolve_model(name: str) -> tuple[Any, str | None]:
@@ -122,12 +124,7 @@ def resolve_model(name: str) -> tuple[Any, str | None]:
 
 def get_host(name: str) -> Any:
     """The registered host ``name`` (a ``hosts.base.Host``)."""
-    registry = get_registry()
-    try:
-        return registry.get("hosts", name)
-    except KeyError:
-        hint = _close(name, registry.names("hosts"), "run `medfm-robust hosts list`")
-        raise HostError(f"unknown host '{name}'; {hint}") from None
+    return _get("hosts", name, HostError, "hosts list")
 
 
 def list_hosts() -> list[Any]:
