@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     "medfm_robust_plugin.metrics.segmentation",
     "medfm_robust_plugin.hosts.lm_eval_host",
     "medfm_robust_plugin.hosts.vlmeval_host",
+    "medfm_robust_plugin.hosts.lmms_eval_host",
 )
 
 # The built-in plugins that add commands. The command line imports only these (and the installed
@@ -62,6 +63,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
 BUILTIN_COMMAND_PLUGINS: tuple[str, ...] = (
     "medfm_robust_plugin.hosts.lm_eval_host",
     "medfm_robust_plugin.hosts.vlmeval_host",
+    "medfm_robust_plugin.hosts.lmms_eval_host",
 )
 
 KINDS: dict[str, str] = {

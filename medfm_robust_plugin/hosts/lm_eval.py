@@ -58,11 +58,14 @@ def tasks_dir(cards: Sequence[Any] | None = None, root: str | Path | None = None
     its own and a folder is never rewritten under a running lm-eval; it is written beside its final
     name and moved there whole. Folders of other card sets unused for 30 days are removed.
     """
-    files = generate_tasks(cards)
+    return build_folder(generate_tasks(cards), Path(root) if root is not None else tasks_root())
+
+
+def build_folder(files: dict[str, str], base: Path) -> Path:
+    """``files`` written under ``base/<hash of files>`` unless already there (any harness's tasks)."""
     digest = hashlib.sha256()
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0" + files[relative].encode() + b"\0")
-    base = Path(root) if root is not None else tasks_root()
     folder = base / digest.hexdigest()[:16]
     if folder.is_dir():
         os.utime(folder)  # marks it in use for the clean-up of stale folders

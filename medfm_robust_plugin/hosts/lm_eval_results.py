@@ -65,8 +65,13 @@ def _sample_files(folder: Path) -> list[Path]:
     return [newest[task] for task in sorted(newest)]
 
 
-def sample_to_record(logged: dict[str, Any], model: str) -> dict[str, Any] | None:
-    """One logged lm-eval sample as a MedFM-Robust record; None when it is not one of our tasks."""
+def sample_to_record(
+    logged: dict[str, Any], model: str, host: str = "lm-eval"
+) -> dict[str, Any] | None:
+    """One logged lm-eval sample as a MedFM-Robust record; None when it is not one of our tasks.
+
+    ``host`` names the harness in the record (lmms-eval's logs are read through here too).
+    """
     from ..metrics.base import get_metric
     from ..records import Record
     from ..tasks import get_task
@@ -92,11 +97,11 @@ def sample_to_record(logged: dict[str, Any], model: str) -> dict[str, Any] | Non
         family=doc.get("family"),
         seed=doc.get("seed"),
         prediction=prediction,
-        host="lm-eval",
+        host=host,
     )
     for name in card.metrics:
         if name not in logged:
-            record.error = f"lm-eval's log has no '{name}' for this sample"
+            record.error = f"{host}'s log has no '{name}' for this sample"
             continue
         state = logged[name]
         record.state[name] = state
