@@ -164,3 +164,78 @@ def test_openai_chat_model_gets_our_images_and_scores_and_report_follow(tmp_path
     assert split.exit_code == 0, split.output
     (records,) = (tmp_path / "runs").glob("*/*/records.jsonl")
     assert len(records.read_text().splitlines()) == 2 * LIMIT
+
+
+@needs_lmms_eval
+def test_our_models_are_found_through_the_entry_point_manifests():
+    from lmms_eval.models import get_model
+
+    from medfm_robust_plugin.hosts.lmms_eval_models import LlavaMedLMMS, MedFMRobustLMMS
+
+    assert get_model("medfm-robust") is MedFMRobustLMMS
+    assert get_model("medfm-llava-med") is LlavaMedLMMS
+
+
+@needs_lmms_eval
+def test_a_tiny_random_weight_vlm_runs_through_our_manifest(tmp_path):
+    pytest.importorskip("transformers")
+    from medfm_robust_plugin.cli import main
+    from medfm_robust_plugin.report.runs import load_run
+
+    from .tiny_models import build_tiny_gemma3
+
+    path = build_tiny_gemma3(tmp_path / "gemma3")
+    out = tmp_path / "out"
+    lite = "medfm_robust_mini_vqa_lite"
+    result = CliRunner().invoke(
+        main,
+        [
+            "lmms-eval",
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            f"model=hf:{path},device=cpu,dtype=float32",
+            "--tasks",
+            f"{lite}_clean,{lite}_ct_metal_streaks_s3",
+            "--limit",
+            "2",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    (results_file,) = out.glob("*/*_results.json")
+    results = json.loads(results_file.read_text())["results"]
+    run = load_run(out)
+    assert (run.task, run.model) == ("MedFMRobust-Mini-VQA-Lite", f"hf:{path}")
+    assert len(run.records) == 4 and all(isinstance(r["prediction"], str) for r in run.records)
+    for condition in ("clean", "ct_metal_streaks_s3"):
+        mine = [r["score"]["accuracy"] for r in run.records if r["condition"] == condition]
+        assert results[f"{lite}_{condition}"]["accuracy,none"] == pytest.approx(np.mean(mine))
+
+
+@needs_lmms_eval
+def test_a_failed_evaluation_is_a_failed_command(tmp_path):
+    # lmms-eval's own command line logs the error and exits 0; ours says so and exits 1
+    from medfm_robust_plugin.cli import main
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "lmms-eval",
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=no-such-model",
+            "--tasks",
+            f"{MINI}_clean",
+            "--limit",
+            "1",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "1 evaluation(s) failed" in result.output and "no-such-model" in result.output

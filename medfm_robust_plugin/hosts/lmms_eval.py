@@ -39,6 +39,12 @@ from .lm_eval import tasks_root as lm_eval_tasks_root
 GENERATOR = "medfm_robust_plugin.hosts.lmms_eval"
 FUNCTIONS = "medfm_robust_plugin.hosts.lmms_eval_conditions"
 FOLDER = "lmms_eval_tasks"
+# lmms-eval model name -> class in hosts.lmms_eval_models (its manifests, lmms_eval.models group)
+LMMS_EVAL_MODELS = {
+    "medfm-robust": "MedFMRobustLMMS",
+    "medfm-medgemma": "MedGemmaLMMS",
+    "medfm-llava-med": "LlavaMedLMMS",
+}
 
 
 def tasks_root() -> Path:
@@ -150,12 +156,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     args = with_include_path(args, tasks_dir())
     _skip_filelock_patch()
+    failures = _count_failures()
     saved = sys.argv
     sys.argv = ["lmms-eval", *args]
     try:
         lmms_eval_main()
     finally:
         sys.argv = saved
+    if failures:
+        raise SystemExit(f"lmms-eval: {len(failures)} evaluation(s) failed: {failures[0]}")
+
+
+def _count_failures() -> list[str]:
+    """The errors of lmms-eval's evaluations in this run (its command line logs them, exits 0)."""
+    import lmms_eval.__main__ as lmms_eval_cli
+
+    failures: list[str] = []
+    evaluate = getattr(lmms_eval_cli.cli_evaluate_single, "__wrapped__", None)
+    evaluate = evaluate or lmms_eval_cli.cli_evaluate_single
+
+    def evaluate_single(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return evaluate(*args, **kwargs)
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+            raise
+
+    evaluate_single.__wrapped__ = evaluate  # type: ignore[attr-defined]
+    lmms_eval_cli.cli_evaluate_single = evaluate_single
+    return failures
 
 
 def _skip_filelock_patch() -> None:

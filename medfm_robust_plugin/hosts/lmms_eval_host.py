@@ -23,8 +23,8 @@ INSTALL_HINT = "pip install 'medfm-robust-plugin[lmms-eval]'"
 class LmmsEvalHost(Host):
     name = "lmms-eval"
     description = (
-        "lmms-eval (LMMs-Lab): every vision-language task card as task YAML for --include_path, "
-        "images made on the fly by the shared view layer"
+        "lmms-eval (LMMs-Lab): every vision-language task card as task YAML for --include_path "
+        "(images made on the fly by the shared view layer), our models as lmms-eval models"
     )
     harness = "lmms-eval"
     module = "lmms_eval"
@@ -35,6 +35,13 @@ class LmmsEvalHost(Host):
         from .lmms_eval import tasks_dir
 
         return tasks_dir(cards)
+
+    def models(self) -> dict[str, str]:
+        """lmms-eval model name -> the class its registry loads (our ``lmms_eval.models`` manifests)."""
+        from .lmms_eval import LMMS_EVAL_MODELS
+
+        module = "medfm_robust_plugin.hosts.lmms_eval_models"
+        return {name: f"{module}.{cls}" for name, cls in LMMS_EVAL_MODELS.items()}
 
     def reads(self, path: str | Path) -> bool:
         from .lmms_eval_results import is_lmms_eval_output
@@ -77,7 +84,7 @@ def lmms_eval_tasks() -> None:
 )
 @click.argument("lmms_eval_args", nargs=-1, type=click.UNPROCESSED)
 def lmms_eval_run(lmms_eval_args: tuple[str, ...]) -> None:
-    """lmms-eval's own command line with our tasks on --include_path.
+    """lmms-eval's own command line with our tasks on --include_path (exits 1 if a run fails).
 
     Everything after `lmms-eval` goes to lmms-eval, e.g. `medfm-robust lmms-eval --model openai
     --model_args model=gpt-4o --tasks medfm_robust_mini_vqa --log_samples --output_path out`;
