@@ -34,7 +34,6 @@ from .lm_eval import (
     host_cards,
     task_prefix,
 )
-from .lm_eval import tasks_root as lm_eval_tasks_root
 
 GENERATOR = "medfm_robust_plugin.hosts.lmms_eval"
 FUNCTIONS = "medfm_robust_plugin.hosts.lmms_eval_conditions"
@@ -48,8 +47,10 @@ LMMS_EVAL_MODELS = {
 
 
 def tasks_root() -> Path:
-    """``lmms_eval_tasks`` beside the lm-eval host's task folders, in the package's cache."""
-    return lm_eval_tasks_root().parent / FOLDER
+    """``$MEDFM_ROBUST_CACHE/lmms_eval_tasks``, else the user cache + ``medfm-robust/lmms_eval_tasks``."""
+    from ..resources import cache_dir
+
+    return cache_dir(FOLDER)
 
 
 def tasks_dir(cards: Sequence[Any] | None = None, root: str | Path | None = None) -> Path:
