@@ -56,6 +56,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     "medfm_robust_plugin.hosts.lm_eval_host",
     "medfm_robust_plugin.hosts.vlmeval_host",
     "medfm_robust_plugin.hosts.lmms_eval_host",
+    "medfm_robust_plugin.hosts.inspect_host",
 )
 
 # The built-in plugins that add commands. The command line imports only these (and the installed
@@ -64,6 +65,7 @@ BUILTIN_COMMAND_PLUGINS: tuple[str, ...] = (
     "medfm_robust_plugin.hosts.lm_eval_host",
     "medfm_robust_plugin.hosts.vlmeval_host",
     "medfm_robust_plugin.hosts.lmms_eval_host",
+    "medfm_robust_plugin.hosts.inspect_host",
 )
 
 KINDS: dict[str, str] = {

@@ -61,6 +61,7 @@ def plugin_root(tmp_path, monkeypatch):
 def test_builtin_hosts_register_through_the_hook():
     registry = get_registry()
     assert registry.owners["hosts"] == {
+        "inspect": "medfm_robust_plugin.hosts.inspect_host",
         "lm-eval": "medfm_robust_plugin.hosts.lm_eval_host",
         "lmms-eval": "medfm_robust_plugin.hosts.lmms_eval_host",
         "vlmeval": "medfm_robust_plugin.hosts.vlmeval_host",
@@ -71,7 +72,7 @@ def test_builtin_hosts_register_through_the_hook():
     assert set(lm_eval.models()) == {"medfm-robust", "medfm-medgemma", "medfm-llava-med"}
     vlmeval = get_host("vlmeval")
     assert [c.name for c in vlmeval.commands()] == ["vlmeval"] and not vlmeval.reads_output
-    assert [h.name for h in list_hosts()] == ["lm-eval", "lmms-eval", "vlmeval"]
+    assert [h.name for h in list_hosts()] == ["inspect", "lm-eval", "lmms-eval", "vlmeval"]
 
 
 def test_an_unknown_host_names_the_close_ones():
@@ -119,7 +120,7 @@ def test_a_host_that_is_not_a_host_is_its_plugins_failure(plugin_root):
     [failure] = registry.failures
     assert (failure.plugin, failure.stage) == ("plain", "register_hosts")
     assert "not a host" in failure.error and "Host subclass" in failure.error
-    assert registry.names("hosts") == ["lm-eval", "lmms-eval", "vlmeval"]
+    assert registry.names("hosts") == ["inspect", "lm-eval", "lmms-eval", "vlmeval"]
 
 
 def test_the_command_line_loads_every_builtin_plugin_that_has_commands():
