@@ -239,3 +239,45 @@ def test_a_failed_evaluation_is_a_failed_command(tmp_path):
     )
     assert result.exit_code == 1
     assert "1 evaluation(s) failed" in result.output and "no-such-model" in result.output
+
+
+@needs_lmms_eval
+def test_report_over_lmms_eval_and_our_runner_gives_the_same_summary(tmp_path):
+    # the same model, items and views: lmms-eval with our model class, and our own runner
+    from medfm_robust_plugin.cli import main
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.report.runs import load_run
+    from medfm_robust_plugin.runner import Run, RunConfig
+
+    lite = "medfm_robust_mini_vqa_lite"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "lmms-eval",
+            "--model",
+            "medfm-robust",
+            "--model_args",
+            "model=baseline:majority",
+            "--tasks",
+            f"{lite}_clean,{lite}_gaussian_noise,{lite}_mri_bias_field",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    config = RunConfig(
+        task="MedFMRobust-Mini-VQA-Lite",
+        model="baseline:majority",
+        out=str(tmp_path / "runs"),
+        corruptions=["gaussian_noise", "mri_bias_field"],
+        workers=0,
+    )
+    run_dir = Run(config).execute(load_model("baseline:majority")).run_dir
+    hosted, ours = load_run(out), load_run(run_dir)
+    assert {r["host"] for r in hosted.records} == {"lmms-eval"}
+    keys = sorted(r["key"] for r in ours.records)
+    assert len(keys) > 10 and sorted(r["key"] for r in hosted.records) == keys
+    assert hosted.summary == ours.summary
