@@ -105,6 +105,8 @@ def test_a_card_of_another_kind_or_an_unknown_corruption_is_refused_with_what_to
         build_plan("vqa", task=CARD, corruptions="no_such_blur")
     with pytest.raises(TaskError, match="mode"):
         build_plan("vqa", task=CARD, mode="psnr")
+    plan = build_plan("vqa", task=CARD, mode="ssim", severities=2, limit=1)
+    assert (plan.mode, plan.levels, len(plan.samples())) == ("ssim", (2,), 1)
 
 
 def inspect_eval(args: list[str], server: FakeOpenAIServer, log_dir: Path) -> str:
@@ -172,7 +174,7 @@ def test_inspect_eval_sends_our_images_and_scores_and_reports_what_the_answers_i
     accuracy = lambda keys: np.mean([expected[k][1] for k in keys])  # noqa: E731
     assert metrics["accuracy"].value == pytest.approx(accuracy(expected))
     clean = [k for k in expected if k.endswith("/clean")]
-    assert metrics["accuracy[clean]"].value == pytest.approx(accuracy(clean))
+    assert metrics["accuracy@clean"].value == pytest.approx(accuracy(clean))
 
     # our report reads Inspect's log folder and finds the same numbers
     from medfm_robust_plugin.report.runs import load_run
@@ -222,7 +224,7 @@ def test_caption_scores_are_our_corpus_metrics_over_the_logged_states(tmp_path):
         states = [r["state"][name] for r in run.records]
         assert metrics[name].value == pytest.approx(get_metric(name).summarize(states))
         clean = [r["state"][name] for r in run.records if r["condition"] == "clean"]
-        assert metrics[f"{name}[clean]"].value == pytest.approx(get_metric(name).summarize(clean))
+        assert metrics[f"{name}@clean"].value == pytest.approx(get_metric(name).summarize(clean))
     assert {r["condition"] for r in run.records} == {"clean", "gaussian_noise_s5"}
 
 

@@ -161,7 +161,8 @@ def _finite(value: float) -> float | None:
 
 @metric
 def card_metrics(names: Sequence[str]) -> Metric:
-    """Each card metric over the scored samples, overall and per condition (``name[condition]``),
+    """Each card metric over the scored samples, overall and per condition (``name@condition``, e.g.
+    ``accuracy@gaussian_noise_s3``; not brackets, which Inspect's console reads as markup),
     aggregated from the per-sample states by the metric's own code (corpus BLEU and CIDEr-D too)."""
     from ..metrics.base import get_metric
 
@@ -183,7 +184,7 @@ def card_metrics(names: Sequence[str]) -> Metric:
         for name in names:
             values[name] = aggregate(name, scores)
             for condition in conditions:
-                values[f"{name}[{condition}]"] = aggregate(name, by_condition[condition])
+                values[f"{name}@{condition}"] = aggregate(name, by_condition[condition])
         return values
 
     return compute
