@@ -264,3 +264,34 @@ def test_the_command_line_does_not_import_inspect():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "inspect-tasks" in done.stdout and done.stdout.strip().endswith("imported: False")
+
+
+@needs_inspect
+def test_report_over_inspect_and_our_runner_gives_the_same_summary(tmp_path):
+    # the same model, items and views: Inspect with our model provider, and our own runner
+    from inspect_ai import eval as inspect_run
+
+    from medfm_robust_plugin.hosts.inspect_tasks import build_task
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.report.runs import load_run
+    from medfm_robust_plugin.runner import Run, RunConfig
+
+    card, corruptions = "MedFMRobust-Mini-VQA-Lite", ["gaussian_noise", "mri_bias_field"]
+    task = build_task("vqa", task=card, corruptions=",".join(corruptions))
+    (log,) = inspect_run(
+        task, model="medfm/baseline:majority", log_dir=str(tmp_path / "logs"), display="none"
+    )
+    assert log.status == "success", log.error
+    config = RunConfig(
+        task=card,
+        model="baseline:majority",
+        out=str(tmp_path / "runs"),
+        corruptions=corruptions,
+        workers=0,
+    )
+    run_dir = Run(config).execute(load_model("baseline:majority")).run_dir
+    hosted, ours = load_run(tmp_path / "logs"), load_run(run_dir)
+    assert {r["host"] for r in hosted.records} == {"inspect"}
+    keys = sorted(r["key"] for r in ours.records)
+    assert len(keys) > 10 and sorted(r["key"] for r in hosted.records) == keys
+    assert hosted.summary == ours.summary

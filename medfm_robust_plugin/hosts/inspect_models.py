@@ -8,7 +8,10 @@
 ``llava-med``, ``hf`` and the others; what follows its first ``/`` is the model id (a hub id or
 a local directory), like ``hf:<id>`` of our own runner. ``-M key=value`` options go to the model
 (``model_id``, ``device``, ``dtype``, ``batch_size``...). Inspect finds the provider by its name
-``medfm`` once it has loaded our ``inspect_ai`` entry point.
+``medfm`` once it has loaded our ``inspect_ai`` entry point. A model that learns from its task's
+samples (``baseline:majority``, ``baseline:template-caption``) is fitted on the samples of the
+tasks of the run, as our runner fits it on its plan's samples; run one card per ``inspect eval``
+for it.
 """
 
 from __future__ import annotations
@@ -100,7 +103,12 @@ class MedFMModelAPI(ModelAPI):
             if self._vlm is None:
                 from ..models.base import load_model
 
-                self._vlm = load_model(self.name, **self.options)
+                vlm = load_model(self.name, **self.options)
+                if hasattr(vlm, "fit"):  # the baselines learn from the task's samples
+                    from .inspect_tasks import task_samples
+
+                    vlm.fit(task_samples())
+                self._vlm = vlm
             return self._vlm
 
     def max_connections(self) -> int:
