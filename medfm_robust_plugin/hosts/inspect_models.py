@@ -10,8 +10,7 @@ a local directory), like ``hf:<id>`` of our own runner. ``-M key=value`` options
 (``model_id``, ``device``, ``dtype``, ``batch_size``...). Inspect finds the provider by its name
 ``medfm`` once it has loaded our ``inspect_ai`` entry point. A model that learns from its task's
 samples (``baseline:majority``, ``baseline:template-caption``) is fitted on the samples of the
-tasks of the run, as our runner fits it on its plan's samples; run one card per ``inspect eval``
-for it.
+task built last (the one ``inspect eval`` runs), as our runner fits it on its plan's samples.
 """
 
 from __future__ import annotations

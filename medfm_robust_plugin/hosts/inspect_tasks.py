@@ -46,13 +46,14 @@ DEFAULT_CARDS = {
 }
 MAX_TOKENS = 256  # the native runner's and lm-eval's default
 _samples: dict[str, Any] = {}  # item key -> our Sample, for the scorer (filled as tasks are built)
-_task_samples: dict[str, Any] = {}  # "<dataset>/<sample id>" -> Sample of every task built here
+_task_samples: list[Any] = []  # the samples of the task built last
 
 
 def task_samples() -> list[Any]:
-    """The samples of the tasks built in this process (what a model that learns from its task's
-    samples, like the baselines, is fitted on, as our runner fits it on the plan's samples)."""
-    return list(_task_samples.values())
+    """The samples of the task built last in this process (the one `inspect eval` runs): what a
+    model that learns from its task's samples, like the baselines, is fitted on, as our runner
+    fits it on its plan's samples."""
+    return list(_task_samples)
 
 
 def _names(value: Any) -> tuple[str, ...] | None:
@@ -223,7 +224,7 @@ def build_task(kind: str, **options: Any) -> Task:
     plan = build_plan(kind, **options)
     samples = plan_samples(plan)
     _samples.update((item.key, item.sample) for item in plan.items())
-    _task_samples.update((f"{s.dataset}/{s.id}", s) for s in plan.samples())
+    _task_samples[:] = plan.samples()
     return Task(
         name=f"{NAMESPACE}/{kind}",
         dataset=MemoryDataset(samples, name=plan.card.name),
