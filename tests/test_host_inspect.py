@@ -295,3 +295,30 @@ def test_report_over_inspect_and_our_runner_gives_the_same_summary(tmp_path):
     keys = sorted(r["key"] for r in ours.records)
     assert len(keys) > 10 and sorted(r["key"] for r in hosted.records) == keys
     assert hosted.summary == ours.summary
+
+
+@needs_inspect
+def test_a_sample_inspect_could_not_answer_is_a_failed_record_naming_the_cause(tmp_path):
+    from inspect_ai import eval as inspect_run
+
+    from medfm_robust_plugin.hosts.inspect_results import read_logs
+    from medfm_robust_plugin.hosts.inspect_tasks import build_task
+
+    server = FakeOpenAIServer(reply="A")
+    task = build_task("vqa", task=CARD, corruptions="gaussian_noise", severities="1", limit=2)
+    with server:
+        server.fail_next(400)  # a bad request is not retried: the first item fails
+        (log,) = inspect_run(
+            task,
+            model="openai/gpt-4o",
+            model_base_url=server.base_url,
+            log_dir=str(tmp_path / "logs"),
+            display="none",
+            fail_on_error=False,
+            max_connections=1,
+        )
+    (records,) = read_logs(tmp_path / "logs").values()
+    failed = [r for r in records if r["error"]]
+    assert len(records) == 4 and len(failed) == 1
+    assert "400" in failed[0]["error"] and "messages" not in failed[0]["error"]
+    assert failed[0]["score"] == {} and all(r["score"] for r in records if not r["error"])

@@ -23,6 +23,7 @@ TASK_PREFIX = "medfm_robust/"
 SCORER = "card_score"
 STATE = "medfm_state"  # hosts.inspect_tasks.STATE (not imported: that module imports inspect_ai)
 # Inspect names its logs <ISO time>_<task>_<id>.eval / .json
+_WRAPPED_ERROR = re.compile(r"^\w+\('(?P<text>.*)'\)$", re.DOTALL)
 _LOG_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d-]+.*\.(eval|json)$")
 
 
@@ -54,6 +55,18 @@ def _tokens(usage: dict[str, Any] | None) -> dict[str, Any] | None:
         totals["input"] += model_usage.input_tokens or 0
         totals["output"] += model_usage.output_tokens or 0
     return totals
+
+
+def error_summary(message: str, limit: int = 300) -> str:
+    """The cause of a sample's error: its last line (Inspect's model errors start with the whole
+    request and end with the API's answer)."""
+    text = str(message).strip()
+    wrapped = _WRAPPED_ERROR.match(text)  # ModelGenerateError('...') holds its text escaped
+    if wrapped:
+        text = wrapped["text"].replace("\\n", "\n").replace("\\'", "'")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "unknown error"
+    return last if len(last) <= limit else last[: limit - 3] + "..."
 
 
 def sample_to_record(sample: Any, model: str) -> dict[str, Any] | None:
@@ -88,7 +101,7 @@ def sample_to_record(sample: Any, model: str) -> dict[str, Any] | None:
         host=HOST,
     )
     if sample.error is not None:
-        record.error = f"Inspect: {sample.error.message}"
+        record.error = f"Inspect: {error_summary(sample.error.message)}"
         return record.to_dict()
     states = (score.metadata or {}).get(STATE, {}) if score is not None else {}
     for name in card.metrics:
