@@ -109,7 +109,9 @@ def test_a_card_of_another_kind_or_an_unknown_corruption_is_refused_with_what_to
     assert (plan.mode, plan.levels, len(plan.samples())) == ("ssim", (2,), 1)
 
 
-def inspect_eval(args: list[str], server: FakeOpenAIServer, log_dir: Path) -> str:
+def inspect_eval(
+    args: list[str], server: FakeOpenAIServer, log_dir: Path, command: str = "eval"
+) -> str:
     """Inspect's own command line, in a process of its own, offline but for the fake server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INSPECT_", "OPENAI_"))}
     env.update(
@@ -119,8 +121,8 @@ def inspect_eval(args: list[str], server: FakeOpenAIServer, log_dir: Path) -> st
         HF_HUB_OFFLINE="1",
         NO_PROXY="127.0.0.1",
     )
-    command = [str(Path(sys.executable).parent / "inspect"), "eval", *args, "--display", "plain"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    line = [str(Path(sys.executable).parent / "inspect"), command, *args, "--display", "plain"]
+    result = subprocess.run(line, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -322,3 +324,27 @@ def test_a_sample_inspect_could_not_answer_is_a_failed_record_naming_the_cause(t
     assert len(records) == 4 and len(failed) == 1
     assert "400" in failed[0]["error"] and "messages" not in failed[0]["error"]
     assert failed[0]["score"] == {} and all(r["score"] for r in records if not r["error"])
+
+
+@needs_inspect
+def test_eval_retry_finds_our_task_by_its_logged_name_and_the_report_takes_the_retried_items(
+    tmp_path,
+):
+    from medfm_robust_plugin.report.runs import load_run
+
+    server = FakeOpenAIServer(reply="A")
+    logs = tmp_path / "logs"
+    options = ["-T", f"task={CARD}", "-T", "corruptions=gaussian_noise", "-T", "severities=3"]
+    with server:
+        server.fail_always(400)  # every item fails: the log is an error log
+        inspect_eval(
+            ["medfm_robust/vqa", *options, "-T", "limit=2", "--model", "openai/gpt-4o"],
+            server,
+            logs,
+        )
+        server.fail_always(None)
+        (failed,) = logs.glob("*.eval")
+        inspect_eval([str(failed)], server, logs, command="eval-retry")
+    assert len(list(logs.glob("*.eval"))) == 2
+    run = load_run(logs)
+    assert len(run.records) == 4 and not [r for r in run.records if r["error"]]
