@@ -51,6 +51,7 @@ def bright_or_dark(image: np.ndarray) -> str:
 def test_the_host_is_registered_with_its_command_and_knows_no_other_output(tmp_path):
     host = get_host("inspect")
     assert host.extra == "inspect" and host.reads_output
+    assert host.models() == {"medfm": "medfm_robust_plugin.hosts.inspect_models:MedFMModelAPI"}
     assert CARD in host.tasks()["medfm_robust/vqa"]
     assert "MedFMRobust-Mini-Caption" in host.tasks()["medfm_robust/caption"]
     assert not host.reads(tmp_path)  # an empty folder is no Inspect log folder

@@ -41,6 +41,10 @@ class InspectHost(Host):
             for kind in KINDS
         }
 
+    def models(self) -> dict[str, str]:
+        """Inspect's model provider for our models: ``--model medfm/<model>``."""
+        return {"medfm": "medfm_robust_plugin.hosts.inspect_models:MedFMModelAPI"}
+
     def reads(self, path: str | Path) -> bool:
         from .inspect_results import is_inspect_log
 
