@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a test environment from nothing but Python and pip, then run the whole test suite,
-# the real VLMEvalKit, lm-evaluation-harness and Inspect AI included.
+# the real VLMEvalKit, lm-evaluation-harness, lmms-eval and Inspect AI included.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k calibration`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +9,11 @@ python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 # VLMEvalKit needs torchvision; this torch/torchvision pair runs on the CPU (a CUDA build).
 "${pip[@]}" "torch==2.14.1" "torchvision==0.29.1"
-# inspect-ai's s3fs pins fsspec (2026.6.0 with inspect-ai 0.3.285); torch, transformers and
-# datasets keep their versions.
-"${pip[@]}" -e ".[dev,vlmeval,lm-eval,inspect]" "ms-vlmeval==0.0.20" "lm-eval[hf,api]==0.4.13" \
-    "inspect-ai==0.3.285"
+# inspect-ai's s3fs pins fsspec (2026.6.0 with inspect-ai 0.3.285); lmms-eval 0.7.3 takes av<16,
+# protobuf<7 (wandb) and a latex2sympy2 that keeps VLMEvalKit's antlr4; torch, transformers,
+# datasets and lm-eval keep their versions.
+"${pip[@]}" -e ".[dev,vlmeval,lm-eval,inspect,lmms-eval]" "ms-vlmeval==0.0.20" \
+    "lm-eval[hf,api]==0.4.13" "inspect-ai==0.3.285" "lmms-eval==0.7.3"
 # The ImageNet-C reference pins opencv-python; the parity tests need only its Python code.
 "${pip[@]}" --no-deps "imagecorruptions==1.1.2"
 exec "$venv/bin/python" -m pytest "$@"
