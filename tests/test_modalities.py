@@ -4,7 +4,7 @@ import pytest
 
 from medfm_robust_plugin import modalities
 from medfm_robust_plugin.data.loaders.modality_names import modality_from_text as loader_text
-from medfm_robust_plugin.hosts.vlmeval_datasets import guess_modality
+from medfm_robust_plugin.hosts.vlmeval_robustified import guess_modality
 from medfm_robust_plugin.models.baselines import named_modality
 from medfm_robust_plugin.suites import suite_for_modality
 

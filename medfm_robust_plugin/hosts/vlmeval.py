@@ -138,14 +138,14 @@ def register(robustify: Sequence[str] = ()) -> Registration:
     import importlib
 
     found = check_vlmeval()
-    from . import vlmeval_datasets, vlmeval_models
+    from . import vlmeval_datasets, vlmeval_models, vlmeval_robustified
 
     dataset_module = importlib.import_module("vlmeval.dataset")
     vlm_module = importlib.import_module("vlmeval.vlm")
     classes: list[type] = vlmeval_datasets.dataset_classes()
     for base_name in robustify:
         name = base_name[: -len(ROBUST_SUFFIX)] if base_name.endswith(ROBUST_SUFFIX) else base_name
-        classes.append(vlmeval_datasets.robustified_class(name))
+        classes.append(vlmeval_robustified.robustified_class(name))
 
     dataset_list: list[type] = found["vlmeval.dataset.DATASET_CLASSES"]
     supported: list[str] = found["vlmeval.dataset.SUPPORTED_DATASETS"]
