@@ -63,10 +63,13 @@ def test_the_host_is_registered_with_its_command_and_knows_no_other_output(tmp_p
 
 
 @needs_inspect
-def test_each_item_of_the_plan_is_one_sample_with_the_view_layers_png_and_its_record_fields():
-    from inspect_ai.model import ContentImage, ContentText
+def test_each_item_of_the_plan_is_one_sample_whose_view_is_the_view_layers_png_when_it_runs():
+    import asyncio
 
-    from medfm_robust_plugin.hosts.inspect_tasks import build_task
+    from inspect_ai.model import ContentImage, ContentText
+    from inspect_ai.solver import TaskState
+
+    from medfm_robust_plugin.hosts.inspect_tasks import build_task, corrupted_view
 
     task = build_task(
         "vqa", task=CARD, corruptions="gaussian_noise,mri_bias_field", severities="1,3", limit=4
@@ -78,9 +81,21 @@ def test_each_item_of_the_plan_is_one_sample_with_the_view_layers_png_and_its_re
     samples = list(task.dataset)
     assert [s.id for s in samples] == [item.key for item in items]
     views = plan.views()
+    add_view = corrupted_view()
     for sample, item in zip(samples, items):
-        image, text = sample.input[0].content
-        assert isinstance(image, ContentImage) and isinstance(text, ContentText)
+        (prompt,) = sample.input[0].content  # the prompt; the view is made when the sample runs
+        assert isinstance(prompt, ContentText)
+        state = TaskState(
+            model="openai/gpt-4o",
+            sample_id=sample.id,
+            epoch=1,
+            input=sample.input,
+            messages=list(sample.input),
+            metadata=sample.metadata,
+        )
+        state = asyncio.run(add_view(state, None))
+        image, text = state.messages[0].content
+        assert isinstance(image, ContentImage) and text == prompt
         assert image.image.startswith("data:image/png;base64,")
         view = views.get(item.sample, item.condition, corruption=item.spec)
         assert np.array_equal(decode_png(image.image), views.display(view))

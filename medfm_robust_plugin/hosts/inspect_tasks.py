@@ -7,10 +7,11 @@ Inspect finds them through the ``inspect_ai`` entry point named ``medfm_robust``
         -T severities=3 -T limit=5 --model openai/gpt-4o
 
 Each Inspect sample is one item of the card's ``plan.EvaluationPlan`` (a sample clean, or under one
-corruption at one severity): its input is the shared view layer's 8-bit image as a PNG data URL
-(``views.CorruptedViews.png_bytes``, the bytes every host sends) followed by the card's prompt; its
-id is the item key and its metadata the record fields (dataset, sample id, condition, corruption,
-severity, modality, key, ...). The scorer computes the card's metrics with our own metric code
+corruption at one severity): its input is the card's prompt, its id the item key and its metadata
+the record fields (dataset, sample id, condition, corruption, severity, modality, key, ...). The
+first solver, ``corrupted_view``, puts the shared view layer's 8-bit image before the prompt as a
+PNG data URL (``views.CorruptedViews.png_bytes``, the bytes every host sends) when the sample runs:
+views are made on demand, as for every host, never all at once when the task is built. The scorer computes the card's metrics with our own metric code
 and keeps each per-sample state in the score's metadata, so that ``hosts.inspect_results`` reads
 a log back into ``records.Record`` s exactly.
 
@@ -28,12 +29,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset
 from inspect_ai.dataset import Sample as InspectSample
 from inspect_ai.model import ChatMessageUser, ContentImage, ContentText, GenerateConfig
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
-from inspect_ai.solver import TaskState, generate
+from inspect_ai.solver import Generate, Solver, TaskState, chain, generate, solver
 
 from .inspect_results import SCORER, STATE
 
@@ -45,7 +47,7 @@ DEFAULT_CARDS = {
     "grounding": "MedFMRobust-Grounding",
 }
 MAX_TOKENS = 256  # the native runner's and lm-eval's default
-_samples: dict[str, Any] = {}  # item key -> our Sample, for the scorer (filled as tasks are built)
+_items: dict[str, tuple[Any, Any]] = {}  # item key -> (WorkItem, CorruptedViews) of built tasks
 _task_samples: list[Any] = []  # the samples of the task built last
 
 
@@ -144,23 +146,46 @@ def reference(sample: Any) -> str:
 
 
 def plan_samples(plan: Any) -> list[InspectSample]:
-    """One Inspect sample per plan item: the view's PNG, then the card's prompt."""
+    """One Inspect sample per plan item: the card's prompt (the view is added when it runs)."""
     views = plan.views()
     samples = []
     for item in plan.items():
-        view = views.get(item.sample, item.condition, corruption=item.spec)
-        height, width = views.clean_image(item.sample).shape[:2]
+        _items[item.key] = (item, views)
+        height, width = views.clean_image(item.sample).shape[:2]  # corruptions keep the size
         prompt = plan.card.render_prompt(item.sample, (width, height))
-        content = [ContentImage(image=data_url(views.png_bytes(view))), ContentText(text=prompt)]
         samples.append(
             InspectSample(
-                input=[ChatMessageUser(content=content)],
+                input=[ChatMessageUser(content=[ContentText(text=prompt)])],
                 target=reference(item.sample),
                 id=item.key,
                 metadata=item_metadata(item, views, plan),
             )
         )
     return samples
+
+
+def view_png(key: str) -> bytes:
+    """The PNG of an item's view (made now, or taken from the view layer's cache)."""
+    item, views = _items[key]
+    return views.png_bytes(views.get(item.sample, item.condition, corruption=item.spec))
+
+
+@solver(name="corrupted_view")
+def corrupted_view() -> Solver:
+    """Put the item's view before the prompt of its first user message, as a PNG data URL."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        png = await anyio.to_thread.run_sync(view_png, str(state.sample_id))
+        image = ContentImage(image=data_url(png))
+        for index, message in enumerate(state.messages):
+            if isinstance(message, ChatMessageUser):
+                content = message.content
+                parts = [ContentText(text=content)] if isinstance(content, str) else content
+                state.messages[index] = ChatMessageUser(content=[image, *parts])
+                break
+        return state
+
+    return solve
 
 
 def _finite(value: float) -> float | None:
@@ -208,7 +233,7 @@ def card_score(card: str) -> Scorer:
     task_card = get_task(card)
 
     async def score(state: TaskState, target: Target) -> Score:
-        sample = _samples[str(state.sample_id)]
+        sample = _items[str(state.sample_id)][0].sample
         prediction = state.output.completion if state.output else ""
         states = {name: get_metric(name).score(prediction, sample) for name in task_card.metrics}
         values = {
@@ -223,12 +248,11 @@ def build_task(kind: str, **options: Any) -> Task:
     """The Inspect task of one kind for ``options`` (the ``-T`` values)."""
     plan = build_plan(kind, **options)
     samples = plan_samples(plan)
-    _samples.update((item.key, item.sample) for item in plan.items())
     _task_samples[:] = plan.samples()
     return Task(
         name=f"{NAMESPACE}/{kind}",
         dataset=MemoryDataset(samples, name=plan.card.name),
-        solver=generate(),
+        solver=chain(corrupted_view(), generate()),
         scorer=card_score(plan.card.name),
         metrics=[card_metrics(list(plan.card.metrics))],
         config=GenerateConfig(temperature=0.0, max_tokens=MAX_TOKENS),
