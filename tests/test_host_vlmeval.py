@@ -434,3 +434,29 @@ def test_key_filter_on_vlmevalkits_own_loggers_and_log_file(tmp_path):
     [line_with_key] = [line for line in log.splitlines() if key in line]
     assert line_with_key.endswith(f"after uninstall: {key}")  # uninstalling gives logging back
     assert "sk-proj-" not in log and "AIzaSy" not in log
+
+
+def test_a_limit_on_our_datasets_takes_whole_samples(monkeypatch):
+    from medfm_robust_plugin.hosts.vlmeval import SAMPLES_ENV, whole_sample_limit
+
+    args, samples = whole_sample_limit(
+        ["--data", "MedFMRobust-Mini-VQA-Lite", "--model", "gpt-4o", "--limit", "3"]
+    )
+    assert samples == 3 and args == ["--data", "MedFMRobust-Mini-VQA-Lite", "--model", "gpt-4o"]
+    # with one of VLMEvalKit's own datasets beside ours, VLMEvalKit's row limit stays
+    mixed = ["--data", "MedFMRobust-Mini-VQA-Lite", "MMBench_DEV_EN", "--limit=3"]
+    assert whole_sample_limit(mixed) == (mixed, None)
+
+    from medfm_robust_plugin.hosts.vlmeval import register
+
+    register()
+    from medfm_robust_plugin.hosts.vlmeval_datasets import MedFMRobustVQA
+
+    monkeypatch.setenv(SAMPLES_ENV, "3")
+    dataset = MedFMRobustVQA(dataset="MedFMRobust-Mini-VQA-Lite")
+    rows = dataset.data.groupby("sample_id")
+    assert rows.ngroups == 3
+    for sample_id, group in rows:  # each sample clean and under every condition of its suite
+        modality = group["modality"].iloc[0]
+        expected = {c.key for c in dataset.card.conditions_for(modality)}
+        assert set(group["condition"]) == expected and len(expected) > 30, sample_id

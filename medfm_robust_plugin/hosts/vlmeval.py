@@ -36,6 +36,7 @@ from ..errors import MedFMRobustError
 INSTALL_HINT = "pip install ms-vlmeval  (or: pip install 'medfm-robust-plugin[vlmeval]')"
 RUN_PY_ENV = "VLMEVAL_RUN_PY"
 ROBUST_SUFFIX = "-MedFMRobust"  # <any VLMEvalKit image dataset>-MedFMRobust
+SAMPLES_ENV = "MEDFM_ROBUST_VLMEVAL_SAMPLES"  # --limit N as N whole samples (whole_sample_limit)
 
 # Lowercase names as the paper writes them -> VLMEvalKit's own entries (first one present wins).
 API_ALIASES: dict[str, tuple[str, ...]] = {
@@ -215,9 +216,8 @@ def run_py_path() -> Path:
     )
 
 
-def robust_names(argv: Sequence[str]) -> list[str]:
-    """The dataset names that ask for a robustified VLMEvalKit dataset: ``--data`` names and
-    ``--config`` data keys that end in ``-MedFMRobust``."""
+def data_names(argv: Sequence[str]) -> list[str]:
+    """The dataset names of a command line: ``--data`` names and ``--config`` data keys."""
     names: list[str] = []
     option = None
     for arg in argv:
@@ -232,7 +232,44 @@ def robust_names(argv: Sequence[str]) -> list[str]:
         else:
             names.extend(_config_keys(option, arg))
             option = None
-    return [n for n in names if n.endswith(ROBUST_SUFFIX) and not n.startswith("MedFMRobust-")]
+    return names
+
+
+def robust_names(argv: Sequence[str]) -> list[str]:
+    """The dataset names that ask for a robustified VLMEvalKit dataset: ``--data`` names and
+    ``--config`` data keys that end in ``-MedFMRobust``."""
+    return [
+        n
+        for n in data_names(argv)
+        if n.endswith(ROBUST_SUFFIX) and not n.startswith("MedFMRobust-")
+    ]
+
+
+def whole_sample_limit(argv: Sequence[str]) -> tuple[list[str], int | None]:
+    """``--limit N`` as N whole samples when every dataset is a MedFM-Robust task card.
+
+    VLMEvalKit's ``--limit N`` keeps a dataset's first N rows; our rows are grouped by sample (clean,
+    then every condition), so N rows would be one sample under N conditions. When every dataset is
+    one of our cards, the limit is taken out of VLMEvalKit's arguments and becomes N samples, each
+    clean and under every condition (returned; the dataset classes read it from
+    ``$MEDFM_ROBUST_VLMEVAL_SAMPLES``). Otherwise the arguments are left as they are.
+    """
+    args = list(argv)
+    at = next((i for i, a in enumerate(args) if a == "--limit" or a.startswith("--limit=")), None)
+    names = data_names(args)
+    if at is None or not names or not all(n.startswith("MedFMRobust-") for n in names):
+        return args, None
+    flag = args[at]
+    if flag.startswith("--limit="):
+        value, drop = flag.partition("=")[2], 1
+    else:
+        value, drop = (args[at + 1] if at + 1 < len(args) else ""), 2
+    try:
+        count = int(value)
+    except ValueError:
+        return args, None  # VLMEvalKit reports a bad --limit itself
+    del args[at : at + drop]
+    return args, count if count > 0 else None
 
 
 def _config_keys(option: str | None, path: str) -> list[str]:
@@ -256,7 +293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..redaction import install_log_redaction, uninstall_log_redaction
 
     install_log_redaction(LOGGERS)  # before run.py logs anything
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, samples = whole_sample_limit(list(sys.argv[1:] if argv is None else argv))
+    previous_samples = os.environ.get(SAMPLES_ENV)
+    if samples is not None:
+        os.environ[SAMPLES_ENV] = str(samples)
+        print(
+            f"vlmeval: --limit {samples}: {samples} samples of each MedFM-Robust dataset, each clean "
+            "and under every condition (not VLMEvalKit's first rows)",
+            file=sys.stderr,
+        )
     saved = sys.argv
     try:
         path = run_py_path()
@@ -278,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved
+        if previous_samples is None:
+            os.environ.pop(SAMPLES_ENV, None)
+        else:
+            os.environ[SAMPLES_ENV] = previous_samples
         uninstall_log_redaction()  # a caller in the same process gets its logging back as it was
     return 0
 

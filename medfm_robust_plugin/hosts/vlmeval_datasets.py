@@ -3,9 +3,8 @@
 Imported by ``hosts.vlmeval.register()`` only, once VLMEvalKit is known to be importable.
 
 One row per item of the evaluation plan (``plan.EvaluationPlan``): clean first, then every corruption
-of the sample's modality suite at every severity, grouped by sample so that VLMEvalKit's
-``--limit N`` keeps whole samples. A row
-carries ``condition``, ``corruption``, ``severity``, ``modality``, ``sample_id`` (the clean sample)
+of the sample's modality suite at every severity, grouped by sample; ``vlmeval --limit N`` (when
+every dataset is ours) takes N whole samples (``hosts.vlmeval.whole_sample_limit``). A row carries ``condition``, ``corruption``, ``severity``, ``modality``, ``sample_id`` (the clean sample)
 and ``source_dataset`` but no image: the image is made by the view layer when VLMEvalKit asks for
 it (``build_prompt`` / ``dump_image``) and written once as a content-addressed PNG.
 """
@@ -196,6 +195,10 @@ class MedFMRobustRows:
                 f"{type(self).__name__} takes {'/'.join(self.KINDS)} tasks; '{card.name}' is a "
                 f"{card.kind} task"
             )
+        if not samples:  # `vlmeval --limit N` on our datasets only: N whole samples
+            from .vlmeval import SAMPLES_ENV
+
+            samples = int(os.environ.get(SAMPLES_ENV) or 0) or None
         self.plan = EvaluationPlan.from_card(
             card,
             data_root=data_root,
