@@ -224,6 +224,7 @@ class Run:
     def _execute(
         self, model: Any, progress: Callable[[int, dict[str, Any]], None] | None
     ) -> RunResult:
+        self.refuse_finetuned_samples(model)
         self.check_config()
         from .metrics.base import get_metric
 
@@ -254,6 +255,18 @@ class Run:
                     progress(1, getattr(model, "usage", {}) or {})
         summary = write_summary(self.run_dir, self.card)
         return RunResult(self.run_dir, written, failed, len(done), summary)
+
+    def refuse_finetuned_samples(self, model: Any) -> None:
+        """A fine-tuned model is never scored on the samples it was trained or validated on."""
+        seen = getattr(model, "finetuned_sample_ids", None)
+        overlap = sorted({s.id for s in self.samples()} & set(seen or ()))
+        if overlap:
+            shown = ", ".join(overlap[:4]) + (", ..." if len(overlap) > 4 else "")
+            raise RunError(
+                f"model '{self.config.model}' was fine-tuned on {len(overlap)} sample(s) of task "
+                f"'{self.card.name}' ({shown}); its scores on them would not measure it. Evaluate "
+                "it on another task, or on the samples its finetune.json lists as held_out"
+            )
 
     def _records(
         self,

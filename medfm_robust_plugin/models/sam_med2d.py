@@ -48,11 +48,11 @@ class EncoderAdapter(nn.Module):
 
 
 class AdaptedSamVisionLayer(SamVisionLayer):
-    """A SAM vision block with SAM-Med2D's adapter beside its MLP."""
+    """A SAM vision block with an adapter beside its MLP (SAM-Med2D's unless another is given)."""
 
-    def __init__(self, config, window_size: int):
+    def __init__(self, config, window_size: int, adapter: nn.Module | None = None):
         super().__init__(config, window_size)
-        self.adapter = EncoderAdapter(config.hidden_size)
+        self.adapter = adapter if adapter is not None else EncoderAdapter(config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         residual = hidden_states
@@ -72,11 +72,20 @@ class AdaptedSamVisionLayer(SamVisionLayer):
 
 def build_sam_med2d(config: SamConfig) -> SamModel:
     """A SamModel whose vision blocks carry SAM-Med2D's adapters (random weights; load them after)."""
-    model = SamModel(config)
+    return add_adapters(SamModel(config), EncoderAdapter)
+
+
+def add_adapters(model: SamModel, make_adapter) -> SamModel:
+    """Give every vision block of ``model`` an adapter ``make_adapter(hidden_size)`` beside its MLP,
+    keeping the blocks' weights (in place; the model is returned)."""
     vision_config = model.vision_encoder.config
     layers = model.vision_encoder.layers
     for index, layer in enumerate(layers):
-        adapted = AdaptedSamVisionLayer(vision_config, window_size=layer.window_size)
+        adapted = AdaptedSamVisionLayer(
+            vision_config,
+            window_size=layer.window_size,
+            adapter=make_adapter(vision_config.hidden_size),
+        )
         adapted.load_state_dict(layer.state_dict(), strict=False)  # keep SAM's block weights
-        layers[index] = adapted
+        layers[index] = adapted.to(next(layer.parameters()).device)
     return model

@@ -210,6 +210,8 @@ class SamFamilySegmenter:
         self.name = name
         self.multimask_output = multimask_output
         self.image_size = int(model.config.vision_config.image_size)
+        # a fine-tuned model's training and validation samples: never to be evaluated on
+        self.finetuned_sample_ids = getattr(model, "finetuned_sample_ids", frozenset())
         self._cached_key: str | None = None
         self._cached_embedding: Any = None
 
@@ -394,9 +396,16 @@ def _display_name(spec_name: str, model_id: str, default_id: str | None) -> str:
 
 def load_sam_model(model_id: str) -> Any:
     """A SamModel from a hub id or save_pretrained directory, or from an original-format .pth file
-    (segment_anything keys; SAM-Med2D's adapters are recognised and built)."""
+    (segment_anything keys; SAM-Med2D's adapters are recognised and built), or from the output
+    directory of ``medfm-robust finetune`` (its base model with the tuned weights)."""
     if os.path.isfile(model_id):
         return _sam_model_from_checkpoint(model_id)
+    from ..finetune.run import is_finetuned_dir
+
+    if is_finetuned_dir(model_id):
+        from ..finetune.run import load_finetuned
+
+        return load_finetuned(model_id)
     from transformers import SamModel
 
     try:
@@ -503,12 +512,15 @@ def build_sam_med2d(
             f"sam-med2d needs its checkpoint: load 'sam-med2d:/path/to/{SAM_MED2D_CHECKPOINT}' "
             "(the file is linked from github.com/OpenGVLab/SAM-Med2D)"
         )
-    if not os.path.isfile(model_id):
+    from ..finetune.run import is_finetuned_dir
+
+    if not (os.path.isfile(model_id) or is_finetuned_dir(model_id)):
         raise ModelError(
-            f"sam-med2d: '{model_id}' is not a file; give the path of {SAM_MED2D_CHECKPOINT}"
+            f"sam-med2d: '{model_id}' is not a file; give the path of {SAM_MED2D_CHECKPOINT} "
+            "(or the output directory of `medfm-robust finetune --model sam-med2d:...`)"
         )
     return SamMed2DSegmenter(
-        _sam_model_from_checkpoint(model_id),
+        load_sam_model(model_id),
         name=f"sam-med2d:{model_id}",
         device=device,
         multimask_output=multimask_output,

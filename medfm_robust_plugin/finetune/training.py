@@ -1,0 +1,170 @@
+"""Training a SAM-family segmenter as MedSAM trains (Ma et al. 2024, ``train_one_gpu.py``).
+
+Each step: a box prompt from the ground-truth mask, each side pushed outward by a random 0..20 px
+at 1024 px (``BOX_JITTER``, here a fraction of the image's longest side); the image and box go
+through the family's own preprocessing (the segmenter's ``model_frame``), one mask per box; the
+logits are brought back to the image's size as the segmenter does at inference, and the loss is
+Dice (squared, on sigmoid probabilities) + binary cross-entropy; AdamW.
+
+Deterministic given the seed: the sample order and the jitter of an epoch come from a generator
+seeded with (seed, epoch), never from call order, so a run resumed after a kill draws what an
+uninterrupted run draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.sample import Sample
+from ..models.segmenters import (
+    MedSamSegmenter,
+    SamFamilySegmenter,
+    SamMed2DSegmenter,
+    SamSegmenter,
+    image_array,
+    read_prompts,
+)
+
+BOX_JITTER = 20 / 1024  # MedSAM: bbox_shift = 20 px on its 1024 px images
+DICE_SMOOTH = 1e-5  # MONAI's DiceLoss smoothing, as MedSAM uses it
+
+
+def box_from_mask(mask: np.ndarray) -> np.ndarray:
+    """The tight box (x1, y1, x2, y2) around a mask's foreground, in pixel edges' centres."""
+    rows, cols = np.nonzero(mask)
+    return np.array([cols.min(), rows.min(), cols.max(), rows.max()], np.float64)
+
+
+def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float = BOX_JITTER):
+    """MedSAM's training prompt: the mask's box, each side moved outward by 0..jitter of the image."""
+    height, width = mask.shape
+    shift = int(round(jitter * max(height, width)))
+    x1, y1, x2, y2 = box_from_mask(mask)
+    moves = rng.integers(0, shift + 1, size=4)
+    return np.array(
+        [
+            max(0.0, x1 - moves[0]),
+            max(0.0, y1 - moves[1]),
+            min(width - 1.0, x2 + moves[2]),
+            min(height - 1.0, y2 + moves[3]),
+        ]
+    )
+
+
+def logits_at_input_size(segmenter: SamFamilySegmenter, logits: Any, height: int, width: int):
+    """Low-resolution logits (h x w) -> H x W logits, as the family brings its masks back."""
+    size = segmenter.image_size
+    grid = logits[None, None]
+    if isinstance(segmenter, MedSamSegmenter):
+        full = F.interpolate(grid, (height, width), mode="bilinear", align_corners=False)
+    elif isinstance(segmenter, SamMed2DSegmenter):
+        square = F.interpolate(grid, (size, size), mode="bilinear", align_corners=False)
+        full = F.interpolate(square, (height, width), mode="bilinear", align_corners=False)
+    elif isinstance(segmenter, SamSegmenter):
+        # SamProcessor: longest side to S, zero padding; post_process_masks undoes both
+        scale = size / max(height, width)
+        inner = (int(height * scale + 0.5), int(width * scale + 0.5))
+        square = F.interpolate(grid, (size, size), mode="bilinear", align_corners=False)
+        cropped = square[..., : inner[0], : inner[1]]
+        full = F.interpolate(cropped, (height, width), mode="bilinear", align_corners=False)
+    else:
+        raise TypeError(f"not a SAM-family segmenter: {type(segmenter).__name__}")
+    return full[0, 0]
+
+
+def dice_bce_loss(logits: Any, target: Any) -> Any:
+    """MedSAM's loss: squared Dice on sigmoid probabilities + binary cross-entropy on logits."""
+    probability = torch.sigmoid(logits)
+    overlap = (probability * target).sum()
+    denominator = (probability**2).sum() + (target**2).sum()
+    dice = 1 - (2 * overlap + DICE_SMOOTH) / (denominator + DICE_SMOOTH)
+    return dice + F.binary_cross_entropy_with_logits(logits, target)
+
+
+def dice_score(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Dice of two boolean masks (1 when both are empty)."""
+    total = int(predicted.sum()) + int(target.sum())
+    return 1.0 if total == 0 else 2.0 * int((predicted & target).sum()) / total
+
+
+class TrainingData:
+    """The training items (image, mask) of a list of samples, loaded once."""
+
+    def __init__(self, samples: Sequence[Sample]):
+        self.ids = [s.id for s in samples]
+        self.items = [(image_array(s.load_image()), s.load_mask()) for s in samples]
+
+
+def batch_loss(
+    segmenter: SamFamilySegmenter,
+    items: list[tuple[np.ndarray, np.ndarray]],
+    boxes: list[np.ndarray],
+    autocast: Any,
+) -> Any:
+    """The mean loss of one batch (one box per image), with gradients."""
+    frames = [
+        segmenter.model_frame(image, read_prompts(boxes=box))
+        for (image, _), box in zip(items, boxes)
+    ]
+    device = segmenter.device
+    pixel_values = torch.cat([f.pixel_values() for f in frames]).to(device, torch.float32)
+    input_boxes = torch.cat([f.boxes for f in frames])
+    with autocast():
+        outputs = segmenter.model(
+            pixel_values=pixel_values, input_boxes=input_boxes, multimask_output=False
+        )
+    logits = outputs.pred_masks[:, 0, 0].float()  # B x h x w: one mask per image
+    losses = []
+    for index, (image, mask) in enumerate(items):
+        full = logits_at_input_size(segmenter, logits[index], *image.shape[:2])
+        target = torch.as_tensor(mask, dtype=torch.float32, device=device)
+        losses.append(dice_bce_loss(full, target))
+    return torch.stack(losses).mean()
+
+
+def train_epoch(
+    segmenter: SamFamilySegmenter,
+    optimizer: Any,
+    data: TrainingData,
+    *,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    autocast: Any,
+    on_step: Callable[[float], None] | None = None,
+) -> float:
+    """One pass over the training data in this epoch's order; the mean loss."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(data.items))
+    segmenter.model.train()
+    losses = []
+    for start in range(0, len(order), batch_size):
+        items = [data.items[i] for i in order[start : start + batch_size]]
+        boxes = [jittered_box(mask, rng) for _, mask in items]
+        optimizer.zero_grad(set_to_none=True)
+        loss = batch_loss(segmenter, items, boxes, autocast)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(losses[-1])
+    segmenter.model.eval()
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def validation_dice(segmenter: SamFamilySegmenter, data: TrainingData) -> float | None:
+    """Mean Dice on the validation items, prompted with their tight boxes (no jitter)."""
+    if not data.items:
+        return None
+    segmenter._cached_key = None  # the weights changed: no embedding from before is current
+    scores = [
+        dice_score(segmenter.segment(image, boxes=box_from_mask(mask))[0], mask)
+        for image, mask in data.items
+    ]
+    segmenter._cached_key = None
+    return float(np.mean(scores))
