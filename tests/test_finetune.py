@@ -250,3 +250,41 @@ def test_a_run_refuses_the_samples_the_model_was_trained_on(base_dir, tmp_path):
     with pytest.raises(RunError, match=f"fine-tuned on .*{trained}|fine-tuned on"):
         run.execute(model)
     assert not (run.run_dir / "records.jsonl").exists()
+
+
+def test_the_command_prints_counts_trains_and_refuses_to_overwrite(base_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from medfm_robust_plugin.cli import main
+
+    out = tmp_path / "cli"
+    args = [
+        "finetune",
+        "--model",
+        f"sam:{base_dir}",
+        "--strategy",
+        "decoder-prompt",
+        "--task",
+        TASK,
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--limit",
+        "3",
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / RUN_FILE).read_text())
+    counts = record["parameters"]
+    assert f"decoder-prompt: {counts['trainable']:,} trainable of {counts['total']:,}" in (
+        result.output.replace("\n", " ")
+    )
+    assert "epoch 1: loss" in result.output and (out / TUNED_FILE).is_file()
+    assert [len(record["samples"][k]) for k in ("train", "validation")] == [2, 1]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "--resume" in again.output
+    bad = CliRunner().invoke(main, [*args[:3], "--strategy", "head", *args[5:]])
+    assert bad.exit_code == 2 and "head" in bad.output

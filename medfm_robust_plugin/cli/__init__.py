@@ -13,6 +13,7 @@ import click
 
 from .corrupt import corrupt, preview
 from .corruptions import corruptions
+from .finetune import finetune
 from .hosts import hosts
 from .models import models
 from .plugins import plugins
@@ -29,6 +30,7 @@ BUILTIN_COMMANDS = (
     run,
     report,
     demo,
+    finetune,
     plugins,
     hosts,
 )
