@@ -288,3 +288,27 @@ def test_the_command_prints_counts_trains_and_refuses_to_overwrite(base_dir, tmp
     assert again.exit_code == 1 and "--resume" in again.output
     bad = CliRunner().invoke(main, [*args[:3], "--strategy", "head", *args[5:]])
     assert bad.exit_code == 2 and "head" in bad.output
+
+
+@pytest.mark.parametrize("strategy", ["adapter", "lora"])
+def test_sam_med2d_checkpoint_fine_tunes_and_loads_back(tmp_path, strategy):
+    from safetensors.torch import load_file
+
+    from medfm_robust_plugin.models.sam_convert import hf_to_original
+
+    checkpoint = tmp_path / "sam-med2d_b.pth"
+    torch.save({"model": hf_to_original(tiny_model(adapters=True).state_dict())}, checkpoint)
+    out = tmp_path / "tuned"
+    record = finetune(config(checkpoint, out, strategy=strategy, epochs=1, family="sam-med2d"))
+    assert record["base_model_id"] == str(checkpoint)
+    model = load_model(f"sam-med2d:{out}", device="cpu")
+    assert isinstance(model, SamMed2DSegmenter)
+    weights = dict(model.model.named_parameters())
+    tuned = load_file(out / TUNED_FILE)
+    marker = ".adapter." if strategy == "adapter" else ".lora_"
+    assert tuned and all(marker in k and torch.equal(weights[k], v) for k, v in tuned.items())
+    assert model.segment(np.full((30, 30), 50, np.uint8), boxes=[[3, 3, 20, 25]]).shape == (
+        1,
+        30,
+        30,
+    )
