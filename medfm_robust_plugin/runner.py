@@ -65,10 +65,14 @@ class RunConfig:
     judge: str | None = None  # a model that reads VQA answers the rules cannot (accuracy_judge)
     item_timeout: float | None = DEFAULT_ITEM_TIMEOUT  # s per view, per item of a model call
     wait: bool = False  # wait for another process writing into the run directory, not refuse
+    # sample ids left out of the task (a fine-tuned model's training and validation samples)
+    exclude_samples: tuple[str, ...] = ()
 
     def fingerprint(self, card: TaskCard) -> dict[str, Any]:
         """What must match for a rerun to resume (paths and performance knobs excluded)."""
+        excluded = {"exclude_samples": sorted(self.exclude_samples)} if self.exclude_samples else {}
         return {
+            **excluded,
             "task": self.task,
             "card": _card_digest(card),
             "model": self.model,
@@ -138,6 +142,12 @@ class Run:
             severity_mode=config.severity_mode,
         )
         self.card = self.evaluation.card
+        if config.exclude_samples:
+            excluded = set(config.exclude_samples)
+            loaded = self.card.load(config.data_root).samples
+            self.evaluation = self.evaluation.with_samples(
+                s for s in loaded if s.id not in excluded
+            )
         self.run_dir = Path(config.out) / _slug(self.card.name) / _slug(config.model)
         if config.item_timeout is not None and not config.item_timeout >= 0:
             raise RunError(
@@ -264,8 +274,8 @@ class Run:
             shown = ", ".join(overlap[:4]) + (", ..." if len(overlap) > 4 else "")
             raise RunError(
                 f"model '{self.config.model}' was fine-tuned on {len(overlap)} sample(s) of task "
-                f"'{self.card.name}' ({shown}); its scores on them would not measure it. Evaluate "
-                "it on another task, or on the samples its finetune.json lists as held_out"
+                f"'{self.card.name}' ({shown}); its scores on them would not measure it. Pass "
+                "--skip-finetuned-samples to score it on the others, or evaluate another task"
             )
 
     def _records(

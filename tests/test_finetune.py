@@ -312,3 +312,37 @@ def test_sam_med2d_checkpoint_fine_tunes_and_loads_back(tmp_path, strategy):
         30,
         30,
     )
+
+
+def test_a_run_can_skip_the_fine_tuned_samples_and_scores_the_others(base_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from medfm_robust_plugin.cli import main
+    from medfm_robust_plugin.runner import read_records
+
+    out = tmp_path / "tuned"
+    record = finetune(config(base_dir, out, epochs=1))
+    seen = set(record["samples"]["train"]) | set(record["samples"]["validation"])
+    args = [
+        "run",
+        "--task",
+        TASK,
+        "--model",
+        f"medsam:{out}",
+        "--out",
+        str(tmp_path / "runs"),
+        "--corruptions",
+        "brightness",
+        "--severities",
+        "1",
+        "--workers",
+        "0",
+    ]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1 and "--skip-finetuned-samples" in refused.output
+    result = CliRunner().invoke(main, [*args, "--limit", "3", "--skip-finetuned-samples"])
+    assert result.exit_code == 0, result.output
+    records = list(read_records(next((tmp_path / "runs").glob("*/*"))))
+    scored = {r["sample_id"] for r in records}
+    assert len(scored) == 3 and not scored & seen
+    assert {r["condition"] for r in records} >= {"clean"}

@@ -172,6 +172,12 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "--allow-config-change", is_flag=True, help="Continue a run whose configuration changed."
 )
 @click.option(
+    "--skip-finetuned-samples",
+    is_flag=True,
+    help="A model from `medfm-robust finetune`: leave out the samples it was trained and "
+    "validated on.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Print the number of calls and estimated cost; call nothing."
 )
 def run(
@@ -193,6 +199,7 @@ def run(
     judge: str | None,
     model_option: tuple[str, ...],
     allow_config_change: bool,
+    skip_finetuned_samples: bool,
     dry_run: bool,
 ) -> None:
     """Evaluate a model on a task, clean and under every corruption and severity."""
@@ -202,7 +209,12 @@ def run(
 
     options = _model_options(model_option)
     try:
-        spec, _ = resolve(model_name)
+        spec, model_id = resolve(model_name)
+        excluded: tuple[str, ...] = ()
+        if skip_finetuned_samples:
+            from ..finetune.run import finetuned_sample_ids
+
+            excluded = tuple(sorted(finetuned_sample_ids(model_id)))
         if concurrency is not None:
             options["concurrency"] = concurrency
         config = RunConfig(
@@ -222,6 +234,7 @@ def run(
             judge=judge,
             item_timeout=item_timeout or None,
             wait=wait,
+            exclude_samples=excluded,
         )
         job = Run(config, allow_config_change=allow_config_change)
         if dry_run:

@@ -305,6 +305,17 @@ def is_finetuned_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, RUN_FILE))
 
 
+def finetuned_sample_ids(path: str | None) -> frozenset[str]:
+    """The ids a fine-tuning run in ``path`` trained and validated on (read from its record)."""
+    if not path or not is_finetuned_dir(path):
+        raise FinetuneError(
+            f"'{path}' is not the output directory of `medfm-robust finetune` (no {RUN_FILE}); "
+            "--skip-finetuned-samples is for fine-tuned models"
+        )
+    samples = json.loads(Path(path, RUN_FILE).read_text())["samples"]
+    return frozenset(samples["train"]) | frozenset(samples["validation"])
+
+
 def load_finetuned(path: str) -> Any:
     """The SamModel of a fine-tuning run's directory: base model + strategy + tuned weights.
 
@@ -326,6 +337,5 @@ def load_finetuned(path: str) -> Any:
     apply_strategy(model, record["strategy"], options, seed=record["seed"])
     _load_trained(model, load_file(str(tuned)), str(tuned))
     model.requires_grad_(False)
-    samples = record["samples"]
-    model.finetuned_sample_ids = frozenset(samples["train"]) | frozenset(samples["validation"])
+    model.finetuned_sample_ids = finetuned_sample_ids(path)
     return model
