@@ -2,7 +2,8 @@
 
 Each step: a box prompt from the ground-truth mask, each side pushed outward by a random 0..20 px
 at 1024 px (``BOX_JITTER``, here a fraction of the image's longest side); the image and box go
-through the family's own preprocessing (the segmenter's ``model_frame``), one mask per box; the
+through the family's own preprocessing (the segmenter's ``model_frame``); the mask trained is the
+one the segmenter keeps at inference (SAM-Med2D: the best of three by predicted IoU); the
 logits are brought back to the image's size as the segmenter does at inference, and the loss is
 Dice (squared, on sigmoid probabilities) + binary cross-entropy; AdamW.
 
@@ -26,6 +27,7 @@ from ..models.segmenters import (
     SamFamilySegmenter,
     SamMed2DSegmenter,
     SamSegmenter,
+    best_mask_logits,
     image_array,
     read_prompts,
 )
@@ -114,11 +116,14 @@ def batch_loss(
     device = segmenter.device
     pixel_values = torch.cat([f.pixel_values() for f in frames]).to(device, torch.float32)
     input_boxes = torch.cat([f.boxes for f in frames])
+    # the mask the segmenter keeps at inference: one (SAM, MedSAM), or the best of three by
+    # predicted IoU (SAM-Med2D, whose training picks the mask the same way)
+    multimask = segmenter.multimask(read_prompts(boxes=boxes[0]))
     with autocast():
         outputs = segmenter.model(
-            pixel_values=pixel_values, input_boxes=input_boxes, multimask_output=False
+            pixel_values=pixel_values, input_boxes=input_boxes, multimask_output=multimask
         )
-    logits = outputs.pred_masks[:, 0, 0].float()  # B x h x w: one mask per image
+    logits = best_mask_logits(outputs.pred_masks[:, 0], outputs.iou_scores[:, 0]).float()
     losses = []
     for index, (image, mask) in enumerate(items):
         full = logits_at_input_size(segmenter, logits[index], *image.shape[:2])
