@@ -460,3 +460,38 @@ def test_a_limit_on_our_datasets_takes_whole_samples(monkeypatch):
         modality = group["modality"].iloc[0]
         expected = {c.key for c in dataset.card.conditions_for(modality)}
         assert set(group["condition"]) == expected and len(expected) > 30, sample_id
+
+
+@needs_vlmeval
+def test_report_reads_vlmevalkits_results_back_into_records(api_run, tmp_path):
+    from click.testing import CliRunner
+
+    from medfm_robust_plugin.cli import main
+    from medfm_robust_plugin.hosts.vlmeval_results import VLMEvalKitOutputError, read_output
+    from medfm_robust_plugin.report.runs import load_run
+
+    out = api_run["out"]
+    runs = read_output(out)
+    records = runs[(VQA, "gpt-4o")]
+    assert len(records) == LIMIT and {r["host"] for r in records} == {"vlmeval"}
+    assert {r["condition"] for r in records} == set(api_run["expected"])
+    with pytest.raises(VLMEvalKitOutputError, match="several runs"):
+        load_run(out)  # VQA, grounding and caption in one work folder
+
+    made = CliRunner().invoke(main, ["vlmeval-records", str(out), "-o", str(tmp_path / "runs")])
+    assert made.exit_code == 0, made.output
+    vqa_dir = next(Path(line) for line in made.output.split() if "mini-vqa" in line.lower())
+    run = load_run(vqa_dir)
+    ours = json.loads((out / f"gpt-4o_{VQA}_medfm_robust.json").read_text())
+    rows = {
+        (r["corruption"], r["severity"]): r["score"]
+        for r in run.summary.rows()
+        if r["scope"] == "all"
+        and r["metric"] == "accuracy"
+        and r["level"] in ("clean", "condition")
+    }
+    assert rows[(None, None)] == ours["clean"]["scores"]["accuracy"] == 1.0
+    assert len(rows) == len(ours["conditions"]) + 1
+    for condition in ours["conditions"]:
+        key = (condition["corruption"], condition["severity"])
+        assert rows[key] == condition["scores"]["accuracy"] == 0.0

@@ -71,7 +71,8 @@ def test_builtin_hosts_register_through_the_hook():
     assert {c.name for c in lm_eval.commands()} == {"lm-eval", "lm-eval-tasks", "lm-eval-records"}
     assert set(lm_eval.models()) == {"medfm-robust", "medfm-medgemma", "medfm-llava-med"}
     vlmeval = get_host("vlmeval")
-    assert [c.name for c in vlmeval.commands()] == ["vlmeval"] and not vlmeval.reads_output
+    assert [c.name for c in vlmeval.commands()] == ["vlmeval", "vlmeval-records"]
+    assert vlmeval.reads_output
     assert [h.name for h in list_hosts()] == ["inspect", "lm-eval", "lmms-eval", "vlmeval"]
 
 

@@ -142,6 +142,10 @@ def write_robustness(
     from ..metrics.robustness import summarize
 
     summary = summarize(records, metrics)
+    # the records themselves, for `medfm-robust report` (hosts.vlmeval_results reads them back)
+    from .vlmeval_results import write_records
+
+    write_records(eval_file, records, about)
     data = {**about, **summary.to_dict()}
     json_file = get_intermediate_file_path(eval_file, "_medfm_robust", "json")
     with open(json_file, "w", encoding="utf-8") as handle:

@@ -2,13 +2,14 @@
 
 The work is done in ``hosts.vlmeval`` (registration into a running VLMEvalKit, the launcher),
 ``hosts.vlmeval_datasets`` (our dataset classes) and ``hosts.vlmeval_models`` (our models).
-VLMEvalKit's result files carry their robustness table beside them; there is no reader back into
-records.
+VLMEvalKit's result files carry their robustness table and our records beside them
+(``hosts.vlmeval_results`` reads the records back for ``medfm-robust report``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,8 +38,18 @@ class VLMEvalKitHost(Host):
 
         return {cls.__name__: cls for cls in model_classes()}
 
+    def reads(self, path: str | Path) -> bool:
+        from .vlmeval_results import record_files
+
+        return bool(record_files(path))
+
+    def read_records(self, path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from .vlmeval_results import single_run
+
+        return single_run(path)
+
     def commands(self) -> list[click.Command]:
-        return [vlmeval_run]
+        return [vlmeval_run, vlmeval_records]
 
 
 HOST = VLMEvalKitHost()
@@ -64,3 +75,20 @@ def vlmeval_run(vlmeval_args: tuple[str, ...]) -> None:
     code = vlmeval_main(list(vlmeval_args) or ["--help"])
     if code:
         raise SystemExit(code)
+
+
+@click.command("vlmeval-records")
+@click.argument("work_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folders go here."
+)
+def vlmeval_records(work_dir: str, out: str) -> None:
+    """Turn VLMEvalKit's --work-dir (after a MedFMRobust-* dataset) into our run folders."""
+    from ..errors import MedFMRobustError
+    from .vlmeval_results import write_run_dirs
+
+    try:
+        for run_dir in write_run_dirs(work_dir, out):
+            click.echo(str(run_dir))
+    except MedFMRobustError as exc:
+        raise click.ClickException(str(exc)) from exc
