@@ -346,3 +346,16 @@ def test_a_run_can_skip_the_fine_tuned_samples_and_scores_the_others(base_dir, t
     scored = {r["sample_id"] for r in records}
     assert len(scored) == 3 and not scored & seen
     assert {r["condition"] for r in records} >= {"clean"}
+
+
+def test_bad_options_are_refused_saying_what_to_do(base_dir, tmp_path):
+    with pytest.raises(FinetuneError, match="SAM's are qkv, proj"):
+        apply_strategy(tiny_model(), "lora", StrategyOptions(lora_targets=("q_proj",)))
+    bf16 = config(base_dir, tmp_path / "bf16", epochs=1)
+    bf16.bf16 = True
+    with pytest.raises(FinetuneError, match="--bf16 needs a CUDA device"):
+        finetune(bf16)
+    with pytest.raises(FinetuneError, match="--eval-fraction 1.0 must be in"):
+        split_ids(["a", "b"], seed=0, val_fraction=0.2, eval_fraction=1.0, limit=None)
+    with pytest.raises(FinetuneError, match="fine-tuning works on the SAM family"):
+        finetune(FinetuneConfig("baseline:box-otsu", "decoder", TASK, str(tmp_path / "x")))

@@ -136,13 +136,17 @@ def _inject_lora(model: Any, options: StrategyOptions) -> None:
         # only the image encoder's attention (the decoder has q/k/v/out projections of its own)
         target_modules=rf"vision_encoder\.layers\.\d+\.attn\.({targets})",
     )
+    unknown = FinetuneError(
+        f"--lora-targets {','.join(options.lora_targets)}: no attention projection of the image "
+        f"encoder has that name; SAM's are {', '.join(LORA_TARGETS)}"
+    )
     before = sum(p.numel() for p in model.parameters())
-    inject_adapter_in_model(config, model)
+    try:
+        inject_adapter_in_model(config, model)
+    except ValueError as exc:  # peft: no module matches the targets
+        raise unknown from exc
     if sum(p.numel() for p in model.parameters()) == before:
-        raise FinetuneError(
-            f"--lora-targets {','.join(options.lora_targets)}: no attention projection of the image "
-            f"encoder has that name; SAM's are {', '.join(LORA_TARGETS)}"
-        )
+        raise unknown
 
 
 def parameter_counts(model: Any) -> dict[str, int]:
