@@ -147,10 +147,8 @@ def finetune(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``config.model`` on ``config.task``; the run's record (as in finetune.json)."""
-    import torch
-
-    from .strategies import STRATEGIES, apply_strategy, parameter_counts, trainable_state
-    from .training import TrainingData, train_epoch, validation_dice
+    from .strategies import STRATEGIES, parameter_counts, trainable_state
+    from .training import train_epoch, validation_dice
 
     if config.strategy not in STRATEGIES:
         raise FinetuneError(f"unknown strategy '{config.strategy}'; one of {', '.join(STRATEGIES)}")
@@ -161,24 +159,8 @@ def finetune(
     settings = _settings(config, family, model_id)
     checkpoint = _read_checkpoint(out, settings, resume)
 
-    samples = _task_samples(config)
-    split = split_ids(
-        [s.id for s in samples],
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        eval_fraction=config.eval_fraction,
-        limit=config.limit,
-    )
-    by_id = {s.id: s for s in samples}
-    train = TrainingData([by_id[i] for i in split["train"]])
-    validation = TrainingData([by_id[i] for i in split["validation"]])
-
-    torch.manual_seed(config.seed)
-    segmenter = build_segmenter(family, model_id, config.device)
-    apply_strategy(segmenter.model, config.strategy, config.options, seed=config.seed)
-    segmenter.model.to(segmenter.device)
-    trainable = [p for p in segmenter.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    split, train, validation = _split_data(config)
+    segmenter, optimizer = _prepare_model(config, family, model_id)
     record: dict[str, Any] = {
         **settings,
         "family": family,
@@ -223,6 +205,39 @@ def finetune(
             on_epoch(entry)
     write_atomic(out / RUN_FILE, json.dumps(record, indent=2).encode())
     return record
+
+
+def _split_data(config: FinetuneConfig) -> tuple[dict[str, list[str]], Any, Any]:
+    """The split of the task's sample ids, and the training and validation data."""
+    from .training import TrainingData
+
+    samples = _task_samples(config)
+    split = split_ids(
+        [s.id for s in samples],
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        eval_fraction=config.eval_fraction,
+        limit=config.limit,
+    )
+    by_id = {s.id: s for s in samples}
+    train = TrainingData([by_id[i] for i in split["train"]])
+    validation = TrainingData([by_id[i] for i in split["validation"]])
+    return split, train, validation
+
+
+def _prepare_model(config: FinetuneConfig, family: str, model_id: str) -> tuple[Any, Any]:
+    """The segmenter with the strategy applied, and AdamW over what it trains."""
+    import torch
+
+    from .strategies import apply_strategy
+
+    torch.manual_seed(config.seed)
+    segmenter = build_segmenter(family, model_id, config.device)
+    apply_strategy(segmenter.model, config.strategy, config.options, seed=config.seed)
+    segmenter.model.to(segmenter.device)
+    trainable = [p for p in segmenter.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    return segmenter, optimizer
 
 
 def _settings(config: FinetuneConfig, family: str, model_id: str) -> dict[str, Any]:
