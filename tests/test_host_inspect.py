@@ -37,6 +37,9 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("INSPECT_TELEMETRY", raising=False)
+    # Inspect's OpenAI provider needs a key to start; the in-process runs only reach the fake
+    # server on 127.0.0.1 (model_base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "dummy-key")
 
 
 def digest(image: np.ndarray) -> str:
