@@ -102,3 +102,67 @@ def host_hooks(host: Host) -> tuple[Callable[..., None], Callable[..., None]]:
             cli.add_command(command)
 
     return register_hosts, register_commands
+
+
+# ---------------------------------------------------------------- a harness's output as runs
+
+Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (task card, model) -> records
+
+
+def one_run(
+    runs: Runs, path: str | Path, host: str, error: type[Exception], how_to_split: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The records and run configuration of an output holding exactly one (card, model); with
+    several, ``error`` lists them and says ``how_to_split``."""
+    if len(runs) > 1:
+        listed = ", ".join(f"{task} x {model}" for task, model in sorted(runs))
+        raise error(f"'{path}' holds several runs ({listed}); {how_to_split}")
+    (task, model), records = next(iter(runs.items()))
+    return records, {"task": task, "model": model, "host": host, "source": str(path)}
+
+
+def write_run_folders(runs: Runs, out: str | Path, host: str, source: str | Path) -> list[Path]:
+    """Each (card, model) as a run folder ``out/<task>/<model>``, named as the runner names its own,
+    that ``medfm-robust report`` reads."""
+    from ..jsonl import write_json, write_jsonl
+    from ..runner import CONFIG, RECORDS
+    from ..runner import _slug as path_part
+
+    written = []
+    for (task, model), records in sorted(runs.items()):
+        run_dir = Path(out) / path_part(task) / path_part(model)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(run_dir / RECORDS, records)
+        config = {"task": task, "model": model, "host": host, "source": str(source)}
+        write_json(run_dir / CONFIG, {"fingerprint": None, "config": config})
+        written.append(run_dir)
+    return written
+
+
+def records_command(
+    name: str, what: str, write: Callable[[str, str], list[Path]], default_out: str | None = "runs"
+) -> Any:
+    """The ``<host>-records OUTPUT -o runs`` command: ``write(output, out)`` makes the run folders."""
+    import click
+
+    @click.command(name, help=f"Turn {what} into our run folders (one per task card and model).")
+    @click.argument("output_path", type=click.Path(exists=True, file_okay=False))
+    @click.option(
+        "-o",
+        "--out",
+        default=default_out,
+        required=default_out is None,
+        show_default=default_out is not None,
+        type=click.Path(file_okay=False),
+        help="Run folders go here.",
+    )
+    def command(output_path: str, out: str) -> None:
+        from ..errors import MedFMRobustError
+
+        try:
+            for run_dir in write(output_path, out):
+                click.echo(str(run_dir))
+        except MedFMRobustError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return command

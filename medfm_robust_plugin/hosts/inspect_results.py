@@ -150,12 +150,7 @@ def read_logs(path: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
 
 def single_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The records and a run configuration of Inspect logs holding exactly one (card, model)."""
-    runs = read_logs(path)
-    if len(runs) > 1:
-        listed = ", ".join(f"{task} x {model}" for task, model in sorted(runs))
-        raise InspectLogError(
-            f"'{path}' holds several runs ({listed}); report on one log file, or give each run "
-            "its own --log-dir"
-        )
-    (task, model), records = next(iter(runs.items()))
-    return records, {"task": task, "model": model, "host": HOST, "source": str(path)}
+    from .base import one_run
+
+    split = "report on one log file, or give each run its own --log-dir"
+    return one_run(read_logs(path), path, HOST, InspectLogError, split)

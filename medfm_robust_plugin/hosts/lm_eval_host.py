@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .base import Host, host_hooks
+from .base import Host, host_hooks, records_command
 
 INSTALL_HINT = "pip install 'medfm-robust-plugin[lm-eval]'"
 
@@ -91,16 +91,15 @@ def lm_eval_run(lm_eval_args: tuple[str, ...]) -> None:
         raise click.ClickException(f"lm-eval is not installed ({exc}); {INSTALL_HINT}") from exc
 
 
-@click.command("lm-eval-records")
-@click.argument("output_path", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", default="runs", show_default=True, type=click.Path(file_okay=False))
-def lm_eval_records(output_path: str, out: str) -> None:
-    """Turn an lm-eval --output_path (run with --log_samples) into our run folders."""
-    from ..errors import MedFMRobustError
+def _write_lm_eval_records(output_path: str, out: str) -> list[Path]:
     from .lm_eval_results import write_run_dirs
 
-    try:
-        for run_dir in write_run_dirs(output_path, out):
-            click.echo(str(run_dir))
-    except MedFMRobustError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return write_run_dirs(output_path, out)
+
+
+lm_eval_records = records_command(
+    "lm-eval-records",
+    "an lm-eval --output_path (run with --log_samples)",
+    _write_lm_eval_records,
+    "runs",
+)

@@ -14,8 +14,7 @@ from typing import Any
 
 import click
 
-from ..hookspecs import hookimpl
-from .base import Host
+from .base import Host, host_hooks, records_command
 
 INSTALL_HINT = "pip install 'medfm-robust-plugin[lmms-eval]'"
 
@@ -60,15 +59,7 @@ class LmmsEvalHost(Host):
 HOST = LmmsEvalHost()
 
 
-@hookimpl
-def register_hosts(register: Any) -> None:
-    register(HOST)
-
-
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    for command in HOST.commands():
-        cli.add_command(command)
+register_hosts, register_commands = host_hooks(HOST)
 
 
 @click.command("lmms-eval-tasks")
@@ -100,16 +91,15 @@ def lmms_eval_run(lmms_eval_args: tuple[str, ...]) -> None:
         raise click.ClickException(f"lmms-eval is not installed ({exc}); {INSTALL_HINT}") from exc
 
 
-@click.command("lmms-eval-records")
-@click.argument("output_path", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", default="runs", show_default=True, type=click.Path(file_okay=False))
-def lmms_eval_records(output_path: str, out: str) -> None:
-    """Turn an lmms-eval --output_path (run with --log_samples) into our run folders."""
-    from ..errors import MedFMRobustError
+def _write_lmms_eval_records(output_path: str, out: str) -> list[Path]:
     from .lmms_eval_results import write_run_dirs
 
-    try:
-        for run_dir in write_run_dirs(output_path, out):
-            click.echo(str(run_dir))
-    except MedFMRobustError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return write_run_dirs(output_path, out)
+
+
+lmms_eval_records = records_command(
+    "lmms-eval-records",
+    "an lmms-eval --output_path (run with --log_samples)",
+    _write_lmms_eval_records,
+    "runs",
+)

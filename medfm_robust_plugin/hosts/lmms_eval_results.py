@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedFMRobustError
-from ..jsonl import read_jsonl, write_json, write_jsonl
+from ..jsonl import read_jsonl
 from .lm_eval_results import sample_to_record
 from .lmms_eval_conditions import ITEM
 
@@ -97,27 +97,14 @@ def read_output(path: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]
 
 def single_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The records and a run configuration of an output holding exactly one (card, model)."""
-    runs = read_output(path)
-    if len(runs) > 1:
-        listed = ", ".join(f"{task} x {model}" for task, model in sorted(runs))
-        raise LmmsEvalOutputError(
-            f"'{path}' holds several runs ({listed}); split them into run folders with "
-            "`medfm-robust lmms-eval-records` and report on those"
-        )
-    (task, model), records = next(iter(runs.items()))
-    return records, {"task": task, "model": model, "host": HOST, "source": str(path)}
+    from .base import one_run
+
+    split = "split them into run folders with `medfm-robust lmms-eval-records` and report on those"
+    return one_run(read_output(path), path, HOST, LmmsEvalOutputError, split)
 
 
 def write_run_dirs(path: str | Path, out: str | Path) -> list[Path]:
     """Write each (card, model) of an lmms-eval output as a run folder ``out/<task>/<model>``."""
-    from ..runner import CONFIG, RECORDS, _slug
+    from .base import write_run_folders
 
-    written = []
-    for (task, model), records in sorted(read_output(path).items()):
-        run_dir = Path(out) / _slug(task) / _slug(model)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_jsonl(run_dir / RECORDS, records)
-        config = {"task": task, "model": model, "host": HOST, "source": str(path)}
-        write_json(run_dir / CONFIG, {"fingerprint": None, "config": config})
-        written.append(run_dir)
-    return written
+    return write_run_folders(read_output(path), out, HOST, path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .base import Host, host_hooks
+from .base import Host, host_hooks, records_command
 
 
 class VLMEvalKitHost(Host):
@@ -77,18 +77,15 @@ def vlmeval_run(vlmeval_args: tuple[str, ...]) -> None:
         raise SystemExit(code)
 
 
-@click.command("vlmeval-records")
-@click.argument("work_dir", type=click.Path(exists=True, file_okay=False))
-@click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folders go here."
-)
-def vlmeval_records(work_dir: str, out: str) -> None:
-    """Turn VLMEvalKit's --work-dir (after a MedFMRobust-* dataset) into our run folders."""
-    from ..errors import MedFMRobustError
+def _write_vlmeval_records(output_path: str, out: str) -> list[Path]:
     from .vlmeval_results import write_run_dirs
 
-    try:
-        for run_dir in write_run_dirs(work_dir, out):
-            click.echo(str(run_dir))
-    except MedFMRobustError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return write_run_dirs(output_path, out)
+
+
+vlmeval_records = records_command(
+    "vlmeval-records",
+    "VLMEvalKit's --work-dir (after a MedFMRobust-* dataset)",
+    _write_vlmeval_records,
+    None,
+)
