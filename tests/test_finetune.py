@@ -359,3 +359,16 @@ def test_bad_options_are_refused_saying_what_to_do(base_dir, tmp_path):
         split_ids(["a", "b"], seed=0, val_fraction=0.2, eval_fraction=1.0, limit=None)
     with pytest.raises(FinetuneError, match="fine-tuning works on the SAM family"):
         finetune(FinetuneConfig("baseline:box-otsu", "decoder", TASK, str(tmp_path / "x")))
+
+
+def test_training_works_where_a_harness_turned_gradients_off_for_the_process():
+    """VLMEvalKit's import calls torch.set_grad_enabled(False) for good; training must not care."""
+    segmenter = MedSamSegmenter(tiny_model(), name="tiny-medsam", device="cpu")
+    previous = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        before, after = one_step(segmenter, "decoder")
+    finally:
+        torch.set_grad_enabled(previous)
+    changed = [n for n, p in after.items() if not torch.equal(before[n], p.detach())]
+    assert changed and all("mask_decoder" in n for n in changed)

@@ -108,7 +108,22 @@ def batch_loss(
     boxes: list[np.ndarray],
     autocast: Any,
 ) -> Any:
-    """The mean loss of one batch (one box per image), with gradients."""
+    """The mean loss of one batch (one box per image), with gradients.
+
+    Gradients are switched on here whatever the process's global setting: some harnesses turn
+    them off for good when imported (VLMEvalKit's ``vlmeval.vlm`` calls
+    ``torch.set_grad_enabled(False)``), and training in the same process must not depend on that.
+    """
+    with torch.enable_grad():
+        return _batch_loss(segmenter, items, boxes, autocast)
+
+
+def _batch_loss(
+    segmenter: SamFamilySegmenter,
+    items: list[tuple[np.ndarray, np.ndarray]],
+    boxes: list[np.ndarray],
+    autocast: Any,
+) -> Any:
     frames = [
         segmenter.model_frame(image, read_prompts(boxes=box))
         for (image, _), box in zip(items, boxes)
