@@ -495,3 +495,44 @@ def test_report_reads_vlmevalkits_results_back_into_records(api_run, tmp_path):
     for condition in ours["conditions"]:
         key = (condition["corruption"], condition["severity"])
         assert rows[key] == condition["scores"]["accuracy"] == 0.0
+
+
+@needs_vlmeval
+def test_vlmevalkit_and_our_runner_give_the_same_summary_for_the_same_items(local_run, tmp_path):
+    """The tiny MedGemma through VLMEvalKit (--config: gaussian_noise at 1 and 5, two samples)
+    and through our runner with the same options: the same records, the same summary."""
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.report.runs import load_run
+    from medfm_robust_plugin.runner import Run, RunConfig
+
+    out = local_run["out"] / "tiny-medgemma"
+    theirs = load_run(out)
+    config = json.loads((local_run["out"].parent / "config.json").read_text())
+    options = config["model"]["tiny-medgemma"]
+    model = load_model("medgemma", model_id=options["model_path"], device="cpu", dtype="float32")
+    run_config = RunConfig(
+        task=VQA,
+        model="tiny-medgemma",
+        out=str(tmp_path / "runs"),
+        corruptions=["gaussian_noise"],
+        severities=[1, 5],
+        limit=2,
+        max_new_tokens=options["max_new_tokens"],
+        workers=0,
+    )
+    ours = load_run(Run(run_config).execute(model).run_dir)
+
+    def by_key(run):
+        return {r["key"]: (r["prediction"], r["state"]) for r in run.records}
+
+    assert by_key(theirs) == by_key(ours)
+    assert len(theirs.records) == 2 * 3
+
+    def scores(run):
+        return {
+            (r["scope"], r["metric"], r["corruption"], r["severity"]): r["score"]
+            for r in run.summary.rows()
+            if r["level"] in ("clean", "condition")
+        }
+
+    assert scores(theirs) == scores(ours)

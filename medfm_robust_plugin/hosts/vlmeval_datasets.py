@@ -288,6 +288,7 @@ class MedFMRobustRows:
             Record.of(
                 self.item_of(line),
                 task=self.card.name,
+                prediction=None if pd.isna(line["prediction"]) else str(line["prediction"]),
                 state=state or {},
                 error="no answer from the model" if state is None else None,
                 host="vlmeval",
