@@ -151,6 +151,21 @@ def _card_files(card: Any) -> dict[str, str]:
         body["dataset_kwargs"] = {"medfm_task": card.name, "medfm_condition": condition}
         files[f"{prefix}/{prefix}_{condition}.yaml"] = header + _dump(body)
 
+    add_grid(files, card, prefix, header, task_file)
+    return files
+
+
+def add_grid(
+    files: dict[str, str],
+    card: Any,
+    prefix: str,
+    header: str,
+    task_file: Any,
+) -> None:
+    """The layout both lm-eval-style harnesses share: ``task_file(condition, tags)`` writes one task
+    per condition (clean, then each corruption at each severity, tagged ``<prefix>_s<k>``); a group
+    per corruption (mean of its severities, weighted by size) and the card's group go into
+    ``files``."""
     task_file("clean", [])
     members = [f"{prefix}_clean"]
     for corruption in card_corruptions(card):
@@ -170,7 +185,6 @@ def _card_files(card: Any) -> dict[str, str]:
         members.append(f"{prefix}_{corruption}")
     top = {"group": prefix, "task": members, "metadata": {"version": 1.0}}
     files[f"{prefix}/{prefix}.yaml"] = header + _dump(top)
-    return files
 
 
 def _template(card: Any) -> str:
@@ -250,6 +264,30 @@ def __getattr__(name: str) -> Any:
 _CLASSES: dict[str, type] = {}
 
 
+def harness_model(
+    name: str | None,
+    pretrained: str | None,
+    batch_size: int | str | None,
+    device: str | None,
+    options: dict[str, Any],
+) -> tuple[Any, int]:
+    """One of our models as an lm-eval-style harness asks for it (``--model_args model=NAME,
+    pretrained=..., batch_size=..., device=...``): the model and the batch to send it."""
+    from ..models.base import load_model
+
+    if name is None:
+        raise ValueError("pass the model to evaluate: --model_args model=<name>")
+    options = {k: v for k, v in options.items() if v is not None}
+    if pretrained:
+        options["model_id"] = pretrained
+    if device and name.startswith(("hf:", "medgemma", "llava-med")):
+        options.setdefault("device", _device(device))
+    vlm = load_model(name, **options)
+    size = str(batch_size or "")
+    capabilities = getattr(vlm, "capabilities", None)
+    return vlm, int(size) if size.isdigit() else getattr(capabilities, "max_batch", 1)
+
+
 def _device(asked: str) -> str:
     """lm-eval's --device for a local model; its default 'cuda:0' becomes 'auto' without a GPU."""
     import torch
@@ -282,20 +320,10 @@ def _model_classes() -> dict[str, type]:
             **options: Any,
         ) -> None:
             super().__init__()
-            from ..models.base import load_model
-
-            name = model or self.default_model
-            if name is None:
-                raise ValueError("pass the model to evaluate: --model_args model=<name>")
-            if pretrained:
-                options["model_id"] = pretrained
-            if device and name.startswith(("hf:", "medgemma", "llava-med")):
-                options.setdefault("device", _device(device))
-            self.vlm = load_model(name, **options)
+            self.vlm, self.batch = harness_model(
+                model or self.default_model, pretrained, batch_size, device, options
+            )
             self._fitted: set[str] = set()
-            capabilities = getattr(self.vlm, "capabilities", None)
-            size = str(batch_size or "")
-            self.batch = int(size) if size.isdigit() else getattr(capabilities, "max_batch", 1)
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
             self._fit(requests)

@@ -29,8 +29,9 @@ from .lm_eval import (
     GENERATED_HEADER,
     MAX_GEN_TOKS,
     TEMPLATE,
+    _dump,
+    add_grid,
     build_folder,
-    card_corruptions,
     host_cards,
     task_prefix,
 )
@@ -82,25 +83,7 @@ def _card_files(card: Any) -> dict[str, str]:
         row = {"medfm_task": card.name, "medfm_condition": condition}
         files[f"{prefix}/{name}.jsonl"] = json.dumps(row) + "\n"
 
-    task_file("clean", [])
-    members = [f"{prefix}_clean"]
-    for corruption in card_corruptions(card):
-        severities = [f"{corruption}_s{level}" for level in card.severities]
-        for level, condition in zip(card.severities, severities):
-            task_file(condition, [f"{prefix}_s{level}"])
-        group = {
-            "group": f"{prefix}_{corruption}",
-            "task": [f"{prefix}_{c}" for c in severities],
-            "aggregate_metric_list": [
-                {"metric": name, "aggregation": "mean", "weight_by_size": True}
-                for name in card.metrics
-            ],
-            "metadata": {"version": 1.0},
-        }
-        files[f"{prefix}/{prefix}_{corruption}.yaml"] = header + _dump(group)
-        members.append(f"{prefix}_{corruption}")
-    top = {"group": prefix, "task": members, "metadata": {"version": 1.0}}
-    files[f"{prefix}/{prefix}.yaml"] = header + _dump(top)
+    add_grid(files, card, prefix, header, task_file)
     return files
 
 
@@ -130,10 +113,6 @@ def _template(card: Any) -> str:
         ]
     lines += ["metadata:", "  version: 1.0"]
     return "\n".join(lines) + "\n"
-
-
-def _dump(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------------- launcher

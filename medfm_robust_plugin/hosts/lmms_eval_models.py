@@ -50,22 +50,12 @@ class MedFMRobustLMMS(lmms):
         **options: Any,
     ) -> None:
         super().__init__()
-        from ..models.base import load_model
-        from .lm_eval import _device
+        from .lm_eval import harness_model
 
-        name = model or self.default_model
-        if name is None:
-            raise ValueError("pass the model to evaluate: --model_args model=<name>")
-        if pretrained:
-            options["model_id"] = pretrained
-        if device and name.startswith(("hf:", "medgemma", "llava-med")):
-            options.setdefault("device", _device(device))
-        options = {k: v for k, v in options.items() if v is not None}
-        self.vlm = load_model(name, **options)
+        self.vlm, self.batch = harness_model(
+            model or self.default_model, pretrained, batch_size, device, options
+        )
         self._fitted: set[str] = set()
-        capabilities = getattr(self.vlm, "capabilities", None)
-        size = str(batch_size or "")
-        self.batch = int(size) if size.isdigit() else getattr(capabilities, "max_batch", 1)
 
     def _doc(self, request: Any) -> dict[str, Any]:
         _, _, _, doc_id, task, split = request.args
