@@ -436,8 +436,8 @@ def test_key_filter_on_vlmevalkits_own_loggers_and_log_file(tmp_path):
     assert "sk-proj-" not in log and "AIzaSy" not in log
 
 
-def test_a_limit_on_our_datasets_takes_whole_samples(monkeypatch):
-    from medfm_robust_plugin.hosts.vlmeval import SAMPLES_ENV, whole_sample_limit
+def test_a_limit_on_our_datasets_takes_whole_samples():
+    from medfm_robust_plugin.hosts.vlmeval import whole_sample_limit
 
     args, samples = whole_sample_limit(
         ["--data", "MedFMRobust-Mini-VQA-Lite", "--model", "gpt-4o", "--limit", "3"]
@@ -449,11 +449,13 @@ def test_a_limit_on_our_datasets_takes_whole_samples(monkeypatch):
 
     from medfm_robust_plugin.hosts.vlmeval import register
 
-    register()
+    register(samples=3)  # what `vlmeval --limit 3` hands on
     from medfm_robust_plugin.hosts.vlmeval_datasets import MedFMRobustVQA
 
-    monkeypatch.setenv(SAMPLES_ENV, "3")
-    dataset = MedFMRobustVQA(dataset="MedFMRobust-Mini-VQA-Lite")
+    try:
+        dataset = MedFMRobustVQA(dataset="MedFMRobust-Mini-VQA-Lite")
+    finally:
+        register()
     rows = dataset.data.groupby("sample_id")
     assert rows.ngroups == 3
     for sample_id, group in rows:  # each sample clean and under every condition of its suite

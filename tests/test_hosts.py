@@ -120,7 +120,7 @@ def test_a_host_that_is_not_a_host_is_its_plugins_failure(plugin_root):
     registry = get_registry()
     [failure] = registry.failures
     assert (failure.plugin, failure.stage) == ("plain", "register_hosts")
-    assert "not a host" in failure.error and "Host subclass" in failure.error
+    assert "as a host, but it has no" in failure.error and "read_records" in failure.error
     assert registry.names("hosts") == ["inspect", "lm-eval", "lmms-eval", "vlmeval"]
 
 

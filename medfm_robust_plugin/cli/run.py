@@ -212,7 +212,7 @@ def run(
         spec, model_id = resolve(model_name)
         excluded: tuple[str, ...] = ()
         if skip_finetuned_samples:
-            from ..finetune.run import finetuned_sample_ids
+            from ..finetune.saved import finetuned_sample_ids
 
             excluded = tuple(sorted(finetuned_sample_ids(model_id)))
         if concurrency is not None:

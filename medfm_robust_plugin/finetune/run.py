@@ -25,11 +25,17 @@ from typing import Any
 import numpy as np
 
 from ..atomic_files import replacing, write_atomic
+from .saved import (  # noqa: F401  (handed on: RUN_FILE, TUNED_FILE are public here)
+    RUN_FILE,
+    TUNED_FILE,
+    _load_trained,
+    finetuned_sample_ids,
+    is_finetuned_dir,
+    load_finetuned,
+)
 from .strategies import FinetuneError, StrategyOptions
 
 FAMILIES = ("sam", "medsam", "sam-med2d")
-RUN_FILE = "finetune.json"
-TUNED_FILE = "tuned.safetensors"
 CHECKPOINT = Path("checkpoints") / "last.pt"
 # what must be equal for --resume to go on with a checkpoint
 RESUME_KEYS = (
@@ -303,54 +309,3 @@ def _save_tuned(path: Path, state: dict) -> None:
 
     with replacing(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-
-
-def _load_trained(model: Any, state: dict, source: str) -> None:
-    expected = {n for n, p in model.named_parameters() if p.requires_grad}
-    missing, extra = expected - set(state), set(state) - expected
-    if missing or extra:
-        raise FinetuneError(
-            f"'{source}' does not fit the model and strategy: missing {sorted(missing)[:4]}, "
-            f"unexpected {sorted(extra)[:4]}"
-        )
-    model.load_state_dict(state, strict=False)
-
-
-def is_finetuned_dir(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, RUN_FILE))
-
-
-def finetuned_sample_ids(path: str | None) -> frozenset[str]:
-    """The ids a fine-tuning run in ``path`` trained and validated on (read from its record)."""
-    if not path or not is_finetuned_dir(path):
-        raise FinetuneError(
-            f"'{path}' is not the output directory of `medfm-robust finetune` (no {RUN_FILE}); "
-            "--skip-finetuned-samples is for fine-tuned models"
-        )
-    samples = json.loads(Path(path, RUN_FILE).read_text())["samples"]
-    return frozenset(samples["train"]) | frozenset(samples["validation"])
-
-
-def load_finetuned(path: str) -> Any:
-    """The SamModel of a fine-tuning run's directory: base model + strategy + tuned weights.
-
-    The model carries ``finetuned_sample_ids``: the ids it was trained and validated on.
-    """
-    from safetensors.torch import load_file
-
-    from ..models.segmenters import load_sam_model
-    from .strategies import apply_strategy
-
-    record = json.loads(Path(path, RUN_FILE).read_text())
-    tuned = Path(path, TUNED_FILE)
-    if not tuned.is_file():
-        raise FinetuneError(f"'{path}' has no {TUNED_FILE}: its first epoch did not finish")
-    model = load_sam_model(record["base_model_id"])
-    options = StrategyOptions(
-        **{**record["options"], "lora_targets": tuple(record["options"]["lora_targets"])}
-    )
-    apply_strategy(model, record["strategy"], options, seed=record["seed"])
-    _load_trained(model, load_file(str(tuned)), str(tuned))
-    model.requires_grad_(False)
-    model.finetuned_sample_ids = finetuned_sample_ids(path)
-    return model

@@ -294,6 +294,3 @@ vqa = _registered("vqa")
 caption = _registered("caption")
 report = _registered("report")
 grounding = _registered("grounding")
-
-# The entry point loads this module; the model provider (--model medfm/<model>) comes with it.
-from . import inspect_models  # noqa: E402, F401

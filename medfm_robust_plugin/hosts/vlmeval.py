@@ -36,7 +36,6 @@ from ..errors import MedFMRobustError
 INSTALL_HINT = "pip install ms-vlmeval  (or: pip install 'medfm-robust-plugin[vlmeval]')"
 RUN_PY_ENV = "VLMEVAL_RUN_PY"
 ROBUST_SUFFIX = "-MedFMRobust"  # <any VLMEvalKit image dataset>-MedFMRobust
-SAMPLES_ENV = "MEDFM_ROBUST_VLMEVAL_SAMPLES"  # --limit N as N whole samples (whole_sample_limit)
 
 # Lowercase names as the paper writes them -> VLMEvalKit's own entries (first one present wins).
 API_ALIASES: dict[str, tuple[str, ...]] = {
@@ -130,16 +129,20 @@ def vlmeval_version() -> str:
         return "a source checkout"
 
 
-def register(robustify: Sequence[str] = ()) -> Registration:
+def register(robustify: Sequence[str] = (), samples: int | None = None) -> Registration:
     """Add MedFM-Robust's datasets and models to the running VLMEvalKit; safe to call again.
 
     ``robustify`` names existing VLMEvalKit image datasets to offer as ``<name>-MedFMRobust``
-    (the ``vlmeval`` command passes every ``--data`` name with that suffix).
+    (the ``vlmeval`` command passes every ``--data`` name with that suffix). ``samples`` is the
+    number of whole samples our task-card datasets keep when their own ``samples`` is not given
+    (the ``vlmeval`` command's ``--limit``, see ``whole_sample_limit``); None keeps them all.
     """
     import importlib
 
     found = check_vlmeval()
     from . import vlmeval_datasets, vlmeval_models, vlmeval_robustified
+
+    vlmeval_datasets.MedFMRobustRows.default_samples = samples
 
     dataset_module = importlib.import_module("vlmeval.dataset")
     vlm_module = importlib.import_module("vlmeval.vlm")
@@ -294,9 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     install_log_redaction(LOGGERS)  # before run.py logs anything
     argv, samples = whole_sample_limit(list(sys.argv[1:] if argv is None else argv))
-    previous_samples = os.environ.get(SAMPLES_ENV)
     if samples is not None:
-        os.environ[SAMPLES_ENV] = str(samples)
         print(
             f"vlmeval: --limit {samples}: {samples} samples of each MedFM-Robust dataset, each clean "
             "and under every condition (not VLMEvalKit's first rows)",
@@ -312,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             import_vlmeval()  # says whether VLMEvalKit or one of its dependencies is missing
             raise
-        register(robustify=robust_names(argv))
+        register(robustify=robust_names(argv), samples=samples)
         if callable(runner.get("load_env")):
             runner["load_env"]()  # what run.py does under ``__main__``: keys from its .env
         runner["main"]()
@@ -323,10 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved
-        if previous_samples is None:
-            os.environ.pop(SAMPLES_ENV, None)
-        else:
-            os.environ[SAMPLES_ENV] = previous_samples
+        rows = sys.modules.get(f"{__package__}.vlmeval_datasets")
+        if rows is not None:  # a caller in the same process gets whole datasets again
+            rows.MedFMRobustRows.default_samples = None
         uninstall_log_redaction()  # a caller in the same process gets its logging back as it was
     return 0
 

@@ -177,6 +177,7 @@ class MedFMRobustRows:
 
     _medfm_robust = True
     KINDS: tuple[str, ...] = ()
+    default_samples: int | None = None  # set by hosts.vlmeval.register (the command's --limit)
     force_use_dataset_prompt = True  # the card's prompt, whatever the model's own MCQ prompt
 
     def __init__(
@@ -200,9 +201,7 @@ class MedFMRobustRows:
                 f"{card.kind} task"
             )
         if not samples:  # `vlmeval --limit N` on our datasets only: N whole samples
-            from .vlmeval import SAMPLES_ENV
-
-            samples = int(os.environ.get(SAMPLES_ENV) or 0) or None
+            samples = self.default_samples
         self.plan = EvaluationPlan.from_card(
             card,
             data_root=data_root,

@@ -400,12 +400,10 @@ def load_sam_model(model_id: str) -> Any:
     directory of ``medfm-robust finetune`` (its base model with the tuned weights)."""
     if os.path.isfile(model_id):
         return _sam_model_from_checkpoint(model_id)
-    from ..finetune.run import is_finetuned_dir
+    from ..finetune.saved import is_finetuned_dir, load_finetuned
 
     if is_finetuned_dir(model_id):
-        from ..finetune.run import load_finetuned
-
-        return load_finetuned(model_id)
+        return load_finetuned(model_id, load_sam_model)
     from transformers import SamModel
 
     try:
@@ -512,7 +510,7 @@ def build_sam_med2d(
             f"sam-med2d needs its checkpoint: load 'sam-med2d:/path/to/{SAM_MED2D_CHECKPOINT}' "
             "(the file is linked from github.com/OpenGVLab/SAM-Med2D)"
         )
-    from ..finetune.run import is_finetuned_dir
+    from ..finetune.saved import is_finetuned_dir
 
     if not (os.path.isfile(model_id) or is_finetuned_dir(model_id)):
         raise ModelError(
