@@ -109,6 +109,32 @@ def host_hooks(host: Host) -> tuple[Callable[..., None], Callable[..., None]]:
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (task card, model) -> records
 
 
+def read_harness_output(
+    path: str | Path,
+    folders: Sequence[Path],
+    read_folder: Callable[[Path], Runs],
+    harness: str,
+    pattern: str,
+    error: type[Exception],
+) -> Runs:
+    """Every (card, model) run of an lm-eval-style ``--output_path`` (one folder per model, read
+    by ``read_folder``); ``error`` says what is missing when there is nothing to read."""
+    if not folders:
+        raise error(
+            f"'{path}' holds no {harness} results ({pattern}); pass the --output_path of a "
+            f"{harness} run made with --log_samples"
+        )
+    runs: Runs = {}
+    for folder in folders:
+        runs.update(read_folder(folder))
+    if not runs:
+        raise error(
+            f"'{path}' has {harness} results but no logged samples of medfm_robust_* tasks; "
+            f"rerun {harness} with --log_samples"
+        )
+    return runs
+
+
 def one_run(
     runs: Runs, path: str | Path, host: str, error: type[Exception], how_to_split: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

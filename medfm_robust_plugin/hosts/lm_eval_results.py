@@ -125,21 +125,11 @@ def read_folder(folder: str | Path) -> dict[tuple[str, str], list[dict[str, Any]
 
 def read_output(path: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Every (task card, model) run in an lm-eval output folder."""
-    folders = model_folders(path)
-    if not folders:
-        raise LmEvalOutputError(
-            f"'{path}' holds no lm-eval results ({RESULTS_GLOB}); pass the --output_path of an "
-            "lm-eval run made with --log_samples"
-        )
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for folder in folders:
-        runs.update(read_folder(folder))
-    if not runs:
-        raise LmEvalOutputError(
-            f"'{path}' has lm-eval results but no logged samples of medfm_robust_* tasks; "
-            "rerun lm-eval with --log_samples"
-        )
-    return runs
+    from .base import read_harness_output
+
+    return read_harness_output(
+        path, model_folders(path), read_folder, "lm-eval", RESULTS_GLOB, LmEvalOutputError
+    )
 
 
 def single_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:

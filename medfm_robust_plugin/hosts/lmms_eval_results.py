@@ -78,21 +78,11 @@ def read_folder(folder: str | Path) -> dict[tuple[str, str], list[dict[str, Any]
 
 def read_output(path: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Every (task card, model) run in an lmms-eval output folder."""
-    folders = model_folders(path)
-    if not folders:
-        raise LmmsEvalOutputError(
-            f"'{path}' holds no lmms-eval results ({RESULTS_GLOB}); pass the --output_path of an "
-            "lmms-eval run made with --log_samples"
-        )
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for folder in folders:
-        runs.update(read_folder(folder))
-    if not runs:
-        raise LmmsEvalOutputError(
-            f"'{path}' has lmms-eval results but no logged samples of medfm_robust_* tasks; "
-            "rerun lmms-eval with --log_samples"
-        )
-    return runs
+    from .base import read_harness_output
+
+    return read_harness_output(
+        path, model_folders(path), read_folder, "lmms-eval", RESULTS_GLOB, LmmsEvalOutputError
+    )
 
 
 def single_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
