@@ -101,23 +101,28 @@ REFERENCE_ENTRIES: tuple[ReferenceEntry, ...] = (
         note="128x128 CT, HU, 0.661 mm, no window (soft tissue W400/L40)",
     ),
     # MR magnitude.
+    # (Replaces nibabel's tests/data/0.dcm, whose pixel data is a synthetic ramp of stripes, not
+    # an MR image: every DICOM that nibabel ships carries test pixels only.)
     ReferenceEntry(
-        "mr_head_nibabel",
+        "mr_head_epi",
         "mri",
         "nibabel",
-        "tests/data/0.dcm",
+        "tests/data/example4d.nii.gz",
         "nibabel",
+        frame=12,
         licence=NIBABEL,
-        note="256x256 head MR, uint16, 1.80 mm",
+        note="128x96 axial brain EPI (fMRI), int16, 2.0 mm; slice 12 of the first volume",
     ),
+    # (Replaces nibabel's slicethickness_empty_string.dcm, a thin angiography strip on a black
+    # field that SSIM hardly sees change: not a representative MR slice.)
     ReferenceEntry(
-        "mr_slice_384",
+        "mr_abdomen",
         "mri",
-        "nibabel",
-        "nicom/tests/data/slicethickness_empty_string.dcm",
-        "nibabel",
-        licence=NIBABEL,
-        note="384x384 MR, uint16, 0.52 mm",
+        "pydicom",
+        "data/test_files/examples_overlay.dcm",
+        "pydicom",
+        licence=PYDICOM,
+        note="300x484 axial abdomen MR (liver lesion), uint16, 0.723 mm, DICOM window 55..845",
     ),
     ReferenceEntry(
         "mr_small",
@@ -150,15 +155,16 @@ REFERENCE_ENTRIES: tuple[ReferenceEntry, ...] = (
         licence=DEID,
         note="768x1024 uint8 with burnt-in text, reduced 2x",
     ),
+    # (Replaces deid-data's RGB_IMAGE.dcm, a curved array imaging air: a black fan with one faint
+    # arc, no tissue echoes for a corruption to act on.)
     ReferenceEntry(
-        "us_rgb",
+        "us_lymph_node",
         "ultrasound",
-        "deid_data",
-        "data/ultrasounds/RGB_IMAGE.dcm",
-        "deid-data",
-        downscale=2,
-        licence=DEID,
-        note="768x1024 RGB, 0.238 mm, reduced 2x",
+        "pydicom",
+        "data/test_files/examples_jpeg2k.dcm",
+        "pydicom",
+        licence=PYDICOM,
+        note="480x640 linear-array B-mode of a lymph node with a power-Doppler overlay (YBR_RCT)",
     ),
     ReferenceEntry(
         "us_cine_frame0",
@@ -264,7 +270,12 @@ def _load_cached(entry: ReferenceEntry, max_size: int | None) -> ReferenceImage:
         meta = {"medfm_modality": entry.modality, "source": f"phantom {entry.modality} {seed}"}
         return ReferenceImage(entry.name, entry.modality, array, meta, entry)
     path = package_file(entry)
-    medical = _read_frame(path, entry.frame) if entry.frame is not None else load_image(path)
+    if entry.frame is None:
+        medical = load_image(path)
+    elif path.name.endswith((".nii", ".nii.gz")):
+        medical = _read_nifti_slice(path, entry.frame)
+    else:
+        medical = _read_frame(path, entry.frame)
     factor = entry.downscale
     longer = max(medical.array.shape[:2]) // factor
     if max_size is not None and longer > max_size:
@@ -309,6 +320,23 @@ def _read_frame(path: Path, frame: int) -> MedicalImage:
         "frame": frame,
     }
     return MedicalImage(array, source=f"{path}#frame={frame}", spacing=spacing, meta=meta)
+
+
+def _read_nifti_slice(path: Path, index: int) -> MedicalImage:
+    """Slice ``index`` (last spatial axis) of the first volume of a 3-D or 4-D NIfTI file
+    (``load_image`` reads 2-D and 3-D files only)."""
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    data = img.dataobj[(slice(None), slice(None), index) + (0,) * (len(img.shape) - 3)]
+    zooms = img.header.get_zooms()[:2]
+    meta = {"format": ".nii", "affine": img.affine.tolist(), "slice_index": index}
+    return MedicalImage(
+        np.ascontiguousarray(np.asanyarray(data)),
+        source=f"{path}#slice={index}",
+        spacing=tuple(float(z) for z in zooms),
+        meta=meta,
+    )
 
 
 def downscale(medical: MedicalImage, factor: int) -> MedicalImage:
