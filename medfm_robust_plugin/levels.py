@@ -101,7 +101,9 @@ def tune_levels(
     """Search the strength of each level so that its median presented SSIM hits the band's middle.
 
     Each level uses its own seeds (those the table is checked and run with): a coarse grid of
-    strengths from the previous level's up to 1 brackets the target, and the bracket is halved. A
+    strengths from the previous level's up to 1 brackets the target, and the bracket is halved.
+    When no strength gets down to the target but some lie inside the band's upper part, the
+    strongest of those is taken (the level is reachable). A
     level whose band lies below what full strength reaches is unreachable within the corruption's
     ``param_range``: it is reported, and takes a strength that keeps the table rising
     (``_fill_unreachable``); the levels after it are still searched.
@@ -123,12 +125,22 @@ def tune_levels(
         grid = np.linspace(floor, 1.0, GRID_POINTS)[1:] if floor < 1.0 else np.array([1.0])
         left, right = None, None
         previous = floor
+        measured: dict[float, float] = {}
         for s in grid:
-            if median_at(float(s)) <= target:
+            measured[float(s)] = median_at(float(s))
+            if measured[float(s)] <= target:
                 left, right = previous, float(s)
                 break
             previous = float(s)
         if right is None:
+            # The target (the band's middle) is beyond reach, but the band's upper part may not
+            # be: the strongest grid point inside the band is the level's strength.
+            inside = [s for s, m in measured.items() if in_band(m, level, bands)]
+            if inside:
+                strengths.append(max(inside))
+                reachable.append(True)
+                floor = max(inside)
+                continue
             strengths.append(math.nan)
             reachable.append(False)
             continue

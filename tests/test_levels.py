@@ -91,3 +91,31 @@ def test_parameters_are_rounded_as_in_a_table():
     spec = medical_corruptions("ct")[0]
     value = param_at(spec, 0.333333)
     assert value == float(f"{value:.3g}")
+
+
+def test_a_level_whose_band_middle_is_out_of_reach_takes_the_band_upper_part(monkeypatch):
+    """Full strength gives SSIM 0.56: inside band 5 (0.50-0.59) though above its middle (0.545).
+
+    The level is reachable, at the strongest strength the search measured in the band.
+    """
+    import dataclasses
+    from types import SimpleNamespace
+
+    from medfm_robust_plugin import levels
+
+    spec = dataclasses.replace(
+        medical_corruptions("ct")[0],
+        severity_params=(0.1, 0.2, 0.3, 0.4, 0.5),
+        param_range=(0.0, 1.0),
+    )
+
+    def fake_ssim(reference, spec, *, level=None, strength=None, seed_level=None):
+        param = spec.param_for(strength=strength) if strength is not None else spec.param_for(level)
+        return 1.0 - 0.44 * float(param)
+
+    monkeypatch.setattr(levels, "presented_ssim", fake_ssim)
+    reference = SimpleNamespace(name="line", modality="ct", image=None)
+    tuned = levels.tune_levels(spec, [reference])
+    assert tuned.reachable == [True] * 5
+    assert tuned.in_band == [True] * 5
+    assert tuned.strengths[-1] == pytest.approx(1.0)
