@@ -47,6 +47,13 @@ class WorkItem:
     def family(self) -> str | None:
         return self.spec.family if self.spec is not None else None
 
+    @property
+    def is_attack(self) -> bool:
+        """An attacked item: made from the clean view by the model's own gradients, at predict time."""
+        from .attacks import is_attack
+
+        return is_attack(self.condition.corruption)
+
 
 def condition_grid(specs: Iterable[Any], severities: Sequence[int]) -> list[tuple[Condition, Any]]:
     """(condition, corruption) pairs in plan order: clean, then each corruption at each severity."""
@@ -78,6 +85,9 @@ class EvaluationPlan:
     seed: int = 0  # the global seed of the corrupted views
     severity_mode: str | None = None  # None: the card's
     limit_seed: int | None = None  # the seed of the limit's sampling; None: the card's
+    # white-box attacks (attacks.Attack) at each epsilon, after the corruptions; none by default
+    attacks: tuple[Any, ...] = ()
+    epsilons: tuple[int, ...] = ()
     loaded: tuple[Sample, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +110,8 @@ class EvaluationPlan:
         severity_mode: str | None = None,
         limit_seed: int | None = None,
         samples: Iterable[Sample] | None = None,
+        attacks: Iterable[Any] = (),
+        epsilons: Iterable[int] = (),
     ) -> EvaluationPlan:
         """The plan of a task card (or its name) with a user's options; empty choices mean all."""
         if isinstance(card, str):
@@ -117,6 +129,8 @@ class EvaluationPlan:
             seed=int(seed),
             severity_mode=severity_mode or None,
             limit_seed=limit_seed,
+            attacks=tuple(attacks),
+            epsilons=tuple(int(e) for e in epsilons),
             loaded=tuple(samples) if samples is not None else None,
         )
 
@@ -167,12 +181,17 @@ class EvaluationPlan:
         return specs
 
     def items_of(self, sample: Sample) -> list[WorkItem]:
-        """The items of one sample: clean, then each corruption at each severity."""
+        """The items of one sample: clean, then each corruption at each severity, then each
+        attack at each epsilon."""
+        grid = condition_grid(self.corruptions_for(sample.modality), self.levels)
+        grid += [
+            (Condition(attack.name, epsilon), attack)
+            for attack in self.attacks
+            for epsilon in self.epsilons
+        ]
         return [
             WorkItem(sample, condition, item_key(sample.dataset, sample.id, condition), spec)
-            for condition, spec in condition_grid(
-                self.corruptions_for(sample.modality), self.levels
-            )
+            for condition, spec in grid
         ]
 
     def items(self, samples: Iterable[Sample] | None = None) -> Iterator[WorkItem]:

@@ -67,10 +67,24 @@ class RunConfig:
     wait: bool = False  # wait for another process writing into the run directory, not refuse
     # sample ids left out of the task (a fine-tuned model's training and validation samples)
     exclude_samples: tuple[str, ...] = ()
+    # white-box attacks after the corruptions (see ``attacks``): names, epsilons of 255, PGD options
+    attacks: list[str] | None = None
+    epsilons: list[int] | None = None
+    attack_steps: int = 10
+    attack_step_size: float = 1.0
+    attack_seed: int = 0
 
     def fingerprint(self, card: TaskCard) -> dict[str, Any]:
         """What must match for a rerun to resume (paths and performance knobs excluded)."""
         excluded = {"exclude_samples": sorted(self.exclude_samples)} if self.exclude_samples else {}
+        if self.attacks:  # a run without attacks keeps the fingerprint it always had
+            excluded["attacks"] = {
+                "names": list(self.attacks),
+                "epsilons": list(self.epsilons or ()),
+                "steps": self.attack_steps,
+                "step_size": self.attack_step_size,
+                "seed": self.attack_seed,
+            }
         return {
             **excluded,
             "task": self.task,
@@ -131,6 +145,18 @@ class Run:
     """One (task, model) run in ``<out>/<task>/<model>/``."""
 
     def __init__(self, config: RunConfig, allow_config_change: bool = False) -> None:
+        from .attacks import AttackError, parse_attacks
+
+        try:
+            attacks, epsilons = parse_attacks(
+                config.attacks,
+                config.epsilons,
+                steps=config.attack_steps,
+                step_size=config.attack_step_size,
+                seed=config.attack_seed,
+            )
+        except AttackError as exc:
+            raise RunError(str(exc)) from exc
         self.config = config
         self.evaluation = EvaluationPlan.from_card(
             config.task,
@@ -140,6 +166,8 @@ class Run:
             severities=config.severities,
             seed=config.seed,
             severity_mode=config.severity_mode,
+            attacks=attacks,
+            epsilons=epsilons,
         )
         self.card = self.evaluation.card
         if config.exclude_samples:
@@ -239,6 +267,7 @@ class Run:
         from .metrics.base import get_metric
 
         metrics = [get_metric(name) for name in self.card.metrics]
+        self._objective = self._attack_objective(model)
         if self.config.judge and self.card.kind == "vqa":
             from .metrics.vqa import make_judge_accuracy
             from .models.base import load_model
@@ -265,6 +294,17 @@ class Run:
                     progress(1, getattr(model, "usage", {}) or {})
         summary = write_summary(self.run_dir, self.card)
         return RunResult(self.run_dir, written, failed, len(done), summary)
+
+    def _attack_objective(self, model: Any) -> Any:
+        """The model's attack objective builder when the run attacks (refused when it has none)."""
+        if not self.evaluation.attacks:
+            return None
+        from .attacks import AttackError, attack_objective
+
+        try:
+            return attack_objective(model, self.config.model)
+        except AttackError as exc:
+            raise RunError(str(exc)) from exc
 
     def refuse_finetuned_samples(self, model: Any) -> None:
         """A fine-tuned model is never scored on the samples it was trained or validated on."""
@@ -307,6 +347,17 @@ class Run:
         A call past the time limit (``item_timeout`` per item) fails its whole batch at once:
         asking again item by item would wait as long again for each.
         """
+        if any(item.is_attack for item, _, _ in ready):
+            attacked = []
+            for entry in ready:
+                outcome = self._attacked(views, *entry) if entry[0].is_attack else entry
+                if isinstance(outcome, Record):
+                    yield outcome
+                else:
+                    attacked.append(outcome)
+            ready = attacked
+            if not ready:
+                return
         limit = self.config.item_timeout * len(ready) if self.config.item_timeout else None
         try:
             started = time.perf_counter()
@@ -353,6 +404,37 @@ class Run:
                 item, view, output, metrics, model_seconds=share, prep_seconds=seconds
             )
 
+    def _attacked(self, views: CorruptedViews, item: WorkItem, view: View, seconds: float):
+        """(item, attacked view, seconds) of an attacked item, or its failed record.
+
+        The attack starts from the clean view as the model reads it (a segmenter's 8-bit RGB, a
+        VLM's presented image) and runs under the item's time limit; its seconds count as the
+        item's preparation."""
+        from .attacks import perturb
+
+        started = time.perf_counter()
+        try:
+            image = np.asarray(view.image) if self.card.kind == "segmentation" else None
+            if image is None:
+                image = views.display(view)
+            prompt = None
+            if self.card.kind != "segmentation":
+                prompt = self.card.render_prompt(item.sample, (image.shape[1], image.shape[0]))
+
+            def attack() -> tuple[np.ndarray, dict[str, Any]]:
+                objective = self._objective(image, item.sample, prompt=prompt)
+                return perturb(item.spec, item.condition.severity, objective, item.key)
+
+            adversarial, params = call_with_time_limit(
+                attack, self.config.item_timeout or None, f"the attack {item.key}"
+            )
+        except Exception as exc:
+            spent = seconds + time.perf_counter() - started
+            return self._record(item, None, None, [], error=_describe(exc), prep_seconds=spent)
+        params["image_size"] = [int(image.shape[1]), int(image.shape[0])]
+        attacked = View(item.sample, item.condition, adversarial, view.seed, params, item.key)
+        return item, attacked, seconds + time.perf_counter() - started
+
     def _ready_batches(
         self, views: CorruptedViews, pending: list[WorkItem], size: int
     ) -> Iterator[list[tuple]]:
@@ -362,8 +444,13 @@ class Run:
         under the time limit, a bounded distance ahead of the model.
         """
         index = {item.key: i for i, item in enumerate(self.work())}
-        clean = [item for item in pending if item.spec is None]
-        jobs = [(index[item.key], item.key) for item in pending if item.spec is not None]
+        # attacked items start from the clean view; the model attacks them here
+        clean = [item for item in pending if item.spec is None or item.is_attack]
+        jobs = [
+            (index[item.key], item.key)
+            for item in pending
+            if item.spec is not None and not item.is_attack
+        ]
         by_key = {item.key: item for item in pending}
         feed = _Feed(capacity=max(size * 2, self.config.workers * 4))
 
@@ -406,9 +493,13 @@ class Run:
             return outputs
         requests = []
         for item, view, _ in ready:
-            image = views.display(view)
-            prompt = self.card.render_prompt(item.sample, (image.shape[1], image.shape[0]))
-            requests.append(([image], prompt))
+            if item.is_attack:  # attacked in the model's own frame, already 8-bit RGB
+                image = np.asarray(view.image)
+                size = tuple(view.params["image_size"])  # the prompt speaks of the presented image
+            else:
+                image = views.display(view)
+                size = (image.shape[1], image.shape[0])
+            requests.append(([image], self.card.render_prompt(item.sample, size)))
         return model.generate(requests, max_new_tokens=self.config.max_new_tokens, temperature=0.0)
 
     def _record(
@@ -464,7 +555,11 @@ def _prepare(views: CorruptedViews, item: WorkItem) -> tuple:
     """(item, view, seconds, error) for one item, made in this process."""
     started = time.perf_counter()
     try:
-        view = views.get(item.sample, item.condition, corruption=item.spec)
+        if item.is_attack:  # the attack starts from the clean view
+            view = views.get(item.sample)
+            view = View(item.sample, item.condition, view.image, view.seed, None, item.key)
+        else:
+            view = views.get(item.sample, item.condition, corruption=item.spec)
         return item, view, time.perf_counter() - started, None
     except Exception as exc:
         return item, None, time.perf_counter() - started, _describe(exc)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .attacks import ATTACKS
 from .data.sample import TASK_KINDS, LoadResult, Sample, Skipped
 from .errors import SuiteError, TaskError
 from .hookspecs import hookimpl
@@ -36,8 +37,13 @@ class Condition:
 
     @property
     def key(self) -> str:
-        """A slug used in file names, host row ids and lm-eval task names: ``clean`` or ``name_s3``."""
-        return CLEAN if self.corruption is None else f"{self.corruption}_s{self.severity}"
+        """A slug used in file names, host row ids and lm-eval task names: ``clean``, ``name_s3``,
+        or an attack at an epsilon, ``pgd_eps8``."""
+        if self.corruption is None:
+            return CLEAN
+        if self.corruption in ATTACKS:
+            return f"{self.corruption}_eps{self.severity}"
+        return f"{self.corruption}_s{self.severity}"
 
     @property
     def is_clean(self) -> bool:

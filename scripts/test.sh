@@ -15,5 +15,6 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" -e ".[dev,vlmeval,lm-eval,inspect,lmms-eval]" "ms-vlmeval==0.0.20" \
     "lm-eval[hf,api]==0.4.13" "inspect-ai==0.3.285" "lmms-eval==0.7.3"
 # The ImageNet-C reference pins opencv-python; the parity tests need only its Python code.
-"${pip[@]}" --no-deps "imagecorruptions==1.1.2"
+# torchattacks is the reference the FGSM and PGD tests check against (its deps are installed).
+"${pip[@]}" --no-deps "imagecorruptions==1.1.2" "torchattacks==3.5.1"
 exec "$venv/bin/python" -m pytest "$@"

@@ -178,6 +178,24 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     "validated on.",
 )
 @click.option(
+    "--attacks",
+    help="White-box attacks after the corruptions, e.g. fgsm,pgd (local models; conditions "
+    "fgsm_eps8, pgd_eps8 in the family 'adversarial').",
+)
+@click.option(
+    "--epsilons",
+    help="Attack strengths in pixel levels of 255, e.g. 2,4,6,8,10 (default: those).",
+)
+@click.option("--attack-steps", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--attack-step-size",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="PGD's step in pixel levels of 255.",
+)
+@click.option("--attack-seed", default=0, show_default=True, type=int, help="PGD's random starts.")
+@click.option(
     "--dry-run", is_flag=True, help="Print the number of calls and estimated cost; call nothing."
 )
 def run(
@@ -200,6 +218,11 @@ def run(
     model_option: tuple[str, ...],
     allow_config_change: bool,
     skip_finetuned_samples: bool,
+    attacks: str | None,
+    epsilons: str | None,
+    attack_steps: int,
+    attack_step_size: float,
+    attack_seed: int,
     dry_run: bool,
 ) -> None:
     """Evaluate a model on a task, clean and under every corruption and severity."""
@@ -235,6 +258,11 @@ def run(
             item_timeout=item_timeout or None,
             wait=wait,
             exclude_samples=excluded,
+            attacks=parse_list(attacks),
+            epsilons=_epsilons(epsilons),
+            attack_steps=attack_steps,
+            attack_step_size=attack_step_size,
+            attack_seed=attack_seed,
         )
         job = Run(config, allow_config_change=allow_config_change)
         if dry_run:
@@ -250,6 +278,15 @@ def run(
     )
     if result.summary:
         _print_summary_headline(result.summary)
+
+
+def _epsilons(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        fail(f"--epsilons {text!r}: give whole pixel levels of 255, e.g. 2,4,6,8,10")
 
 
 def _print_dry_run(

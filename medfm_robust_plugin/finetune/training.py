@@ -30,6 +30,7 @@ from ..models.segmenters import (
     best_mask_logits,
     image_array,
     read_prompts,
+    rgb_uint8,
 )
 
 BOX_JITTER = 20 / 1024  # MedSAM: bbox_shift = 20 px on its 1024 px images
@@ -145,6 +146,42 @@ def _batch_loss(
         target = torch.as_tensor(mask, dtype=torch.float32, device=device)
         losses.append(dice_bce_loss(full, target))
     return torch.stack(losses).mean()
+
+
+def segmentation_objective(segmenter: SamFamilySegmenter, image: np.ndarray, sample: Sample):
+    """The attack objective of one sample (``attacks.Objective``): the training loss (Dice + BCE
+    against the ground-truth mask) of the mask predicted from the sample's box, as a function of
+    the 8-bit RGB pixels the segmenter reads. The box stays fixed; the encoder input is built by
+    the segmenter's differentiable ``pixels_from_rgb``."""
+    from ..attacks import AttackError, Objective
+
+    rgb = rgb_uint8(image_array(image))
+    mask = sample.load_mask()
+    if mask is None or sample.box is None:
+        raise AttackError(
+            f"{sample.dataset}/{sample.id}: attacking a segmenter needs the sample's ground-truth "
+            "mask and box prompt"
+        )
+    if mask.shape[:2] != rgb.shape[:2]:
+        raise AttackError(
+            f"{sample.dataset}/{sample.id}: mask {mask.shape[:2]} and image {rgb.shape[:2]} differ"
+        )
+    height, width = rgb.shape[:2]
+    prompts = read_prompts(boxes=np.asarray([sample.box], dtype=np.float64))
+    boxes, _, _ = segmenter.scaled_prompts(prompts, height, width)
+    multimask = segmenter.multimask(prompts)
+    device = segmenter.device
+    target = torch.as_tensor(np.asarray(mask) > 0, dtype=torch.float32, device=device)
+
+    def loss(pixels: torch.Tensor) -> torch.Tensor:
+        pixel_values = segmenter.pixels_from_rgb(pixels.to(device, torch.float32))
+        outputs = segmenter.model(
+            pixel_values=pixel_values, input_boxes=boxes, multimask_output=multimask
+        )
+        logits = best_mask_logits(outputs.pred_masks[:, 0], outputs.iou_scores[:, 0]).float()
+        return dice_bce_loss(logits_at_input_size(segmenter, logits[0], height, width), target)
+
+    return Objective(torch.as_tensor(rgb, dtype=torch.float32, device=device), loss)
 
 
 def train_epoch(

@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from ..attacks import ADVERSARIAL_FAMILY, ATTACKS
 from .base import Metric, MetricError, get_metric
 
 CLEAN = "clean"
 BASE_FAMILY = "natural"  # the family of the base (natural-image) corruptions
-GROUPS = ("base", "medical")
+GROUPS = ("base", "medical", "adversarial")
 RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
@@ -70,14 +71,21 @@ SampleKey = tuple[str, str]  # (dataset, sample id)
 
 
 def family_group(family: str | None) -> str | None:
-    """ "base" for the natural family, "medical" for any other, None for clean."""
+    """ "base" for the natural family, "adversarial" for attacks, "medical" for any other
+    corruption family, None for clean."""
     if family is None:
         return None
+    if family == ADVERSARIAL_FAMILY:
+        return "adversarial"
     return "base" if family == BASE_FAMILY else "medical"
 
 
 def condition_key(corruption: str | None, severity: int | None) -> str:
-    return CLEAN if corruption is None else f"{corruption}_s{severity}"
+    if corruption is None:
+        return CLEAN
+    if corruption in ATTACKS:
+        return f"{corruption}_eps{severity}"
+    return f"{corruption}_s{severity}"
 
 
 # ------------------------------------------------------------------ results
@@ -573,9 +581,15 @@ def _summarize(records: list[_Record], metrics: list[Metric], options: _Options)
         members = [c for c in conditions if family_group(c.family) == group]
         if members:
             by_family[group] = _group(group, members, metrics)
+    # the headline and the worst corruption are the corruptions' (attacks: group "adversarial")
+    corrupting = [c for c in conditions if family_group(c.family) != "adversarial"]
     worst = {}
     for metric in metrics:
-        drops = [(c.absolute_drop[metric.name], c.corruption) for c in corruptions]
+        drops = [
+            (c.absolute_drop[metric.name], c.corruption)
+            for c in corruptions
+            if family_group(c.family) != "adversarial"
+        ]
         drops = [d for d in drops if not math.isnan(d[0])]
         worst[metric.name] = max(drops)[1] if drops else None
     failed = [r for r in records if r.error is not None]
@@ -592,7 +606,7 @@ def _summarize(records: list[_Record], metrics: list[Metric], options: _Options)
         clean_failed=sum(r.error is not None for r in clean_records),
         conditions=conditions,
         corruptions=corruptions,
-        overall=_group("all", conditions, metrics),
+        overall=_group("all", corrupting, metrics),
         by_family=by_family,
         worst=worst,
         failures=failures,

@@ -261,6 +261,20 @@ class SamFamilySegmenter:
     def model_frame(self, image: np.ndarray, prompts: Prompts) -> ModelFrame:
         raise NotImplementedError
 
+    def pixels_from_rgb(self, rgb: Any) -> Any:
+        """The encoder input (1 x 3 x S x S) of an H x W x 3 float tensor of 0-255 values, built
+        with differentiable torch operations that follow ``model_frame``'s preprocessing (resizes
+        by torch's interpolation, which approximates the family's own resize)."""
+        raise NotImplementedError
+
+    def attack_objective(self, image: np.ndarray, sample: Any, prompt: str | None = None) -> Any:
+        """What a white-box attack raises for ``sample``: Dice + BCE of the mask predicted from
+        the sample's box against its ground truth, as a function of the 8-bit RGB pixels (the
+        image as this segmenter reads it; see ``attacks``)."""
+        from ..finetune.training import segmentation_objective
+
+        return segmentation_objective(self, image, sample)
+
     def scaled_prompts(self, prompts: Prompts, height: int, width: int) -> tuple[Any, Any, Any]:
         """Prompts stretched from H x W pixels to the S x S model input (x * S / W, y * S / H)."""
         import torch
@@ -333,6 +347,23 @@ class SamSegmenter(SamFamilySegmenter):
             to_masks=to_masks,
         )
 
+    def pixels_from_rgb(self, rgb: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        processor = self.processor.image_processor
+        height, width = rgb.shape[:2]
+        scale = self.image_size / max(height, width)
+        inner = (int(height * scale + 0.5), int(width * scale + 0.5))
+        grid = rgb.permute(2, 0, 1)[None]
+        # PIL's bilinear resize filters over the source pixels it shrinks, as antialias does
+        resized = F.interpolate(grid, inner, mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.as_tensor(processor.image_mean, dtype=rgb.dtype, device=rgb.device)
+        std = torch.as_tensor(processor.image_std, dtype=rgb.dtype, device=rgb.device)
+        factor = float(getattr(processor, "rescale_factor", 1 / 255))
+        normalised = (resized * factor - mean[:, None, None]) / std[:, None, None]
+        return F.pad(normalised, (0, self.image_size - inner[1], 0, self.image_size - inner[0]))
+
 
 class MedSamSegmenter(SamFamilySegmenter):
     """MedSAM: SAM ViT-B fine-tuned on 1.5 M medical image-mask pairs, with MedSAM's preprocessing
@@ -360,6 +391,19 @@ class MedSamSegmenter(SamFamilySegmenter):
 
         return ModelFrame(pixel_values, boxes, points, labels, to_masks)
 
+    def pixels_from_rgb(self, rgb: Any) -> Any:
+        import torch.nn.functional as F
+
+        height, width = rgb.shape[:2]
+        size = self.image_size
+        shrink = size < max(height, width)
+        grid = rgb.permute(2, 0, 1)[None]
+        resized = F.interpolate(
+            grid, (size, size), mode="bicubic", align_corners=False, antialias=shrink
+        )
+        low, high = resized.min(), resized.max()
+        return (resized - low) / (high - low).clamp_min(MEDSAM_MIN_RANGE)
+
 
 class SamMed2DSegmenter(SamFamilySegmenter):
     """SAM-Med2D: SAM ViT-B with encoder adapters at 256 x 256, fed as its SammedPredictor does."""
@@ -385,6 +429,15 @@ class SamMed2DSegmenter(SamFamilySegmenter):
             return torch.sigmoid(full[:, 0]) > 0.5
 
         return ModelFrame(pixel_values, boxes, points, labels, to_masks)
+
+    def pixels_from_rgb(self, rgb: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        mean = torch.as_tensor(SAM_PIXEL_MEAN, device=rgb.device)
+        std = torch.as_tensor(SAM_PIXEL_STD, device=rgb.device)
+        normalised = ((rgb - mean) / std).permute(2, 0, 1)[None]
+        return F.interpolate(normalised, (self.image_size, self.image_size), mode="nearest")
 
 
 # --------------------------------------------------------------------------- loading
