@@ -199,10 +199,9 @@ def attack_objective(model: Any, model_name: str) -> Callable[..., Objective]:
     """The model's objective builder, or an error saying why it cannot be attacked."""
     builder = getattr(model, "attack_objective", None)
     if builder is None:
-        kind = getattr(getattr(model, "capabilities", None), "kind", None)
         why = (
             "an API model returns no gradients"
-            if getattr(model, "is_api", False) or kind == "api"
+            if getattr(model, "endpoint", None) is not None
             else "it exposes no differentiable input (attack_objective)"
         )
         raise AttackError(

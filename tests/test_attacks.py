@@ -285,11 +285,12 @@ def test_an_attacked_run_records_resumes_and_reports(medsam_dir, tmp_path):
 
 
 def test_an_api_model_cannot_be_attacked(tmp_path, monkeypatch):
+    from medfm_robust_plugin.models.base import load_model
     from medfm_robust_plugin.runner import Run, RunConfig, RunError
 
-    class ApiLike:
-        is_api = True
-        name = "gpt-4o"
+    # a real API model object, pointed at a closed local port: it is refused before any call
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    api = load_model("gpt-4o", base_url="http://127.0.0.1:9/v1")
 
     run = Run(
         RunConfig(
@@ -302,4 +303,87 @@ def test_an_api_model_cannot_be_attacked(tmp_path, monkeypatch):
         )
     )
     with pytest.raises(RunError, match="cannot be attacked: an API model returns no gradients"):
-        run.execute(ApiLike())
+        run.execute(api)
+
+
+# ------------------------------------------------------------------ vision-language models
+
+CPU = {"device": "cpu", "dtype": "float32"}
+
+
+@pytest.fixture(scope="module")
+def tiny_vlms(tmp_path_factory):
+    from medfm_robust_plugin.models.base import load_model
+    from tests.tiny_models import build_tiny_gemma3, build_tiny_llava
+
+    gemma = build_tiny_gemma3(tmp_path_factory.mktemp("tiny") / "gemma3")
+    llava = build_tiny_llava(tmp_path_factory.mktemp("tiny") / "llava")
+    gemma3 = load_model(f"hf:{gemma}", **CPU)
+    # Gemma 3 starts its image projection at zero: give the tiny one weights, so that the answer
+    # depends on the image (as in a trained model) and the attack has a gradient to follow
+    projection = gemma3.model.model.multi_modal_projector.mm_input_projection_weight
+    with torch.no_grad():
+        projection.copy_(torch.randn(projection.shape, generator=torch.Generator().manual_seed(0)))
+    return {"gemma3": gemma3, "llava": load_model(f"llava-med:{llava}", **CPU)}
+
+
+class VqaSample:
+    dataset, id, answer, box = "toy", "7", "B", None
+
+
+@pytest.mark.parametrize("name", ["gemma3", "llava"])
+def test_a_vlm_is_attacked_in_its_input_frame_against_the_answer(tiny_vlms, name):
+    vlm = tiny_vlms[name]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (50, 61, 3), dtype=np.uint8)
+    objective = vlm.attack_objective(image, VqaSample(), prompt="Which side? A. left B. right")
+    size = vlm.processor.image_processor.size
+    side = size.get("height") or size.get("shortest_edge")
+    assert tuple(objective.pixels.shape) == (side, side, 3)  # the processor's frame
+    attacked, params = perturb(Attack("pgd", steps=4), 8, objective, "toy/7/pgd_eps8")
+    assert params["max_abs_delta"] <= 8 and attacked.shape == (side, side, 3)
+    assert params["loss_attacked"] > params["loss_clean"]  # the right answer became less likely
+    # the model reads the attacked image as the attack saw it: its processor keeps it as it is
+    answer = vlm.generate([([attacked], "Which side? A. left B. right")], max_new_tokens=3)
+    assert isinstance(answer[0].text, str)
+
+
+def test_the_reference_answer_of_a_grounding_sample_is_its_box():
+    from medfm_robust_plugin.models.vlm_attack import reference_answer
+
+    class Grounding:
+        dataset, id, answer, box = "toy", "3", None, (10.2, 4.0, 30.7, 22.0)
+
+    assert reference_answer(Grounding()) == "[10, 4, 31, 22]"
+    Grounding.box = None
+    with pytest.raises(AttackError, match="toy/3: no reference answer"):
+        reference_answer(Grounding())
+
+
+def test_an_attacked_vqa_run_with_a_local_vlm(tiny_vlms, tmp_path):
+    from medfm_robust_plugin.runner import Run, RunConfig
+
+    run = Run(
+        RunConfig(
+            task="MedFMRobust-Mini-VQA-Lite",
+            model="hf:tiny",
+            out=str(tmp_path),
+            limit=2,
+            corruptions=["gaussian_noise"],
+            severities=[3],
+            attacks=["fgsm"],
+            epsilons=[4],
+            workers=0,
+            max_new_tokens=2,
+        )
+    )
+    result = run.execute(tiny_vlms["gemma3"])
+    assert result.failed == 0
+    records = read_records(run.run_dir)
+    attacked = [r for r in records if r["condition"] == "fgsm_eps4"]
+    assert len(attacked) == 2
+    for record in attacked:
+        width, height = record["params"]["image_size"]  # the presented image the prompt names
+        assert width > 0 and height > 0
+        assert record["params"]["max_abs_delta"] <= 4
+        assert record["params"]["loss_attacked"] >= record["params"]["loss_clean"]

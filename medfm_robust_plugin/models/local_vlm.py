@@ -206,6 +206,13 @@ class TransformersVLM:
             prompt = prompt.replace(token, "")
         return prompt.strip()
 
+    def attack_objective(self, image: Any, sample: Any, prompt: str | None = None) -> Any:
+        """What a white-box attack raises for ``sample``: the teacher-forced negative
+        log-likelihood of its reference answer (see ``models.vlm_attack``)."""
+        from .vlm_attack import vlm_objective
+
+        return vlm_objective(self, np.asarray(image), sample, prompt)
+
     # -- generation --------------------------------------------------------------------------
 
     def generate(
