@@ -163,14 +163,46 @@ class Registry:
         }
 
 
-def _selected_entry_points() -> list[Any]:
-    """Entry points of the ``medfm_robust`` group, limited by MEDFM_ROBUST_PLUGINS when it is set."""
-    found = list(entry_points(group=ENTRY_POINT_GROUP))
+def _selected_entry_points(failures: list[PluginFailure] | None = None) -> list[Any]:
+    """Entry points of the ``medfm_robust`` group, limited by MEDFM_ROBUST_PLUGINS when it is set.
+
+    A name in MEDFM_ROBUST_PLUGINS that no installed plugin declares is a failure (a typo would
+    otherwise load nothing, silently). The same entry point seen twice (one distribution found on
+    two paths) is kept once.
+    """
+    found: list[Any] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not any((ep.name, ep.value) == (seen.name, seen.value) for seen in found):
+            found.append(ep)
     wanted = os.environ.get(PLUGINS_ENV)
     if wanted is None:
         return found
-    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    declared = sorted({ep.name for ep in found})
+    for name in names:
+        if name not in declared and failures is not None:
+            close = difflib.get_close_matches(name, declared, n=3)
+            hint = (
+                f"did you mean {', '.join(map(repr, close))}?"
+                if close
+                else f"installed: {', '.join(declared) or 'none'}"
+            )
+            failures.append(
+                PluginFailure(
+                    name,
+                    "selection",
+                    f"{PLUGINS_ENV} names '{name}', which no installed plugin declares "
+                    f"({hint}); nothing is loaded for it",
+                )
+            )
     return [ep for ep in found if ep.name in names]
+
+
+def _source(ep: Any) -> str:
+    """Where an entry point comes from: its distribution (when known) and its module."""
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None) or (dist.metadata["Name"] if dist is not None else None)
+    return f"'{ep.value}' of distribution '{name}'" if name else f"'{ep.value}'"
 
 
 def _plugin_manager(
@@ -189,7 +221,20 @@ def _plugin_manager(
                 "medfm-robust-plugin) or install what is missing"
             ) from exc
         pm.register(module, name=module_name)
-    for ep in _selected_entry_points():
+    loaded: dict[str, Any] = {}  # entry-point name -> the entry point loaded under it
+    for ep in _selected_entry_points(failures):
+        if ep.name in loaded:
+            first = loaded[ep.name]
+            failures.append(
+                PluginFailure(
+                    ep.name,
+                    "registration",
+                    f"two plugins declare the entry-point name '{ep.name}': {_source(first)} "
+                    f"(loaded) and {_source(ep)} (not loaded); rename one in its pyproject.toml "
+                    "([project.entry-points.medfm_robust]) or uninstall one of them",
+                )
+            )
+            continue
         try:
             plugin = ep.load()
         except KeyboardInterrupt:
@@ -203,6 +248,8 @@ def _plugin_manager(
             raise
         except BaseException as exc:  # e.g. a hookimpl with a wrong signature
             failures.append(PluginFailure(ep.name, "registration", _describe(exc)))
+            continue
+        loaded[ep.name] = ep
     return pm
 
 
@@ -211,7 +258,11 @@ class BuiltinImportError(MedFMRobustError, ImportError):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    """One line: the exception's type and the first line of its message (pluggy's own errors
+    append a dump of every registered module, which says nothing to a user)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(text) > 500:
+        text = text[:500] + " ..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -367,3 +367,73 @@ def test_a_plugin_cannot_replace_a_command_and_its_failure_is_named(tmp_path):
     assert "plugin 'rude' failed during register_commands" in run_help.stderr
     fine = _run_cli(["lab-fine"], str(root))
     assert fine.returncode == 0 and fine.stdout == "fine\n"
+
+
+RECIPE_VIGNETTE = """
+    from medfm_robust_plugin import corruption, hookimpl
+
+    @corruption("vignette", family="optics", severity_params=[0.1, 0.2, 0.3, 0.4, 0.5])
+    def vignette(image, param, rng):
+        return image * (1 - param)
+
+    @hookimpl
+    def register_corruptions(register):
+        register(vignette)
+"""
+
+
+def test_two_plugins_with_one_entry_point_name_get_one_line_naming_both(tmp_path):
+    """The example package and a copy of it under another distribution, both named 'vignette'."""
+    root = tmp_path / "site"
+    add_entry_point_plugin(root, "vignette", "medfm_robust_vignette")
+    add_entry_point_plugin(root, "vignette", "my_vignette", RECIPE_VIGNETTE)
+    path = f"{root}:{EXAMPLE}"
+    listed = _run_cli(["plugins"], path)
+    assert listed.returncode == 0, listed.stderr
+    failed = [line for line in listed.stdout.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1, listed.stdout
+    (line,) = failed
+    assert "'vignette'" in line and "medfm_robust_vignette" in line and "my_vignette" in line
+    assert "(loaded)" in line and "(not loaded)" in line and len(line) < 400
+    assert "already registered" not in listed.stdout + listed.stderr
+
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    mfr.save_image(src, np.full((16, 16, 3), 200, np.uint8))
+    done = _run_cli(["corrupt", str(src), str(dst), "-c", "vignette", "-s", "5"], path)
+    assert done.returncode == 0, done.stderr
+    (warning,) = [w for w in done.stderr.splitlines() if "entry-point name" in w]
+    assert "medfm_robust_vignette" in warning and "my_vignette" in warning
+
+
+def test_a_registration_error_is_described_in_one_line():
+    """pluggy's errors append a dump of every registered module: a failure keeps the first line."""
+    from medfm_robust_plugin.plugins import _describe
+
+    dump = ValueError("Plugin name already registered: x=<module>\n{" + "'m': 1, " * 500 + "}")
+    assert _describe(dump) == "ValueError: Plugin name already registered: x=<module>"
+
+
+def test_an_unknown_name_in_the_plugin_variable_is_named(plugin_root, monkeypatch):
+    add_entry_point_plugin(plugin_root, "banding", "lab_banding_plugin", SPECKLE_PLUGIN)
+    monkeypatch.setenv("MEDFM_ROBUST_PLUGINS", "bandin,nonexistent")
+    registry = get_registry()
+    failures = {f.plugin: f for f in registry.failures}
+    assert set(failures) == {"bandin", "nonexistent"}
+    assert failures["nonexistent"].stage == "selection"
+    assert "MEDFM_ROBUST_PLUGINS names 'nonexistent'" in str(failures["nonexistent"])
+    assert "did you mean 'banding'?" in failures["bandin"].error
+    assert "gaussian_noise" in registry.names("corruptions")
+
+
+def test_the_readme_recipe_and_the_example_use_different_entry_point_names():
+    import re
+
+    def declared(text: str) -> set[str]:
+        block = re.search(
+            r"\[project\.entry-points\.medfm_robust\]\n(.*?)(\n\n|\n```|$)", text, re.S
+        )
+        return {line.split("=")[0].strip() for line in block.group(1).splitlines() if "=" in line}
+
+    shipped = declared((EXAMPLE / "pyproject.toml").read_text())
+    recipe = declared((REPO / "README.md").read_text())
+    assert shipped == {"vignette"} and recipe and not recipe & shipped
