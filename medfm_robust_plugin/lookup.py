@@ -107,10 +107,7 @@ def get_metric(name: str) -> Any:
 def resolve_model(name: str) -> tuple[Any, str | None]:
     """The model spec and model id a name stands for (aliases followed, ``prefix:id`` split)."""
     registry = get_registry()
-    seen = set()
-    while name in registry.aliases["models"] and name not in seen:
-        seen.add(name)
-        name = registry.aliases["models"][name]
+    name = canonical_model_name(name)
     if name in registry.items["models"]:
         return registry.items["models"][name], None
     head, sep, rest = name.partition(":")
@@ -120,6 +117,19 @@ def resolve_model(name: str) -> tuple[Any, str | None]:
     raise ModelError(
         f"unknown model '{name}'; {_close(name, known, 'run `medfm-robust models list`')}"
     )
+
+
+def canonical_model_name(name: str) -> str:
+    """The one name of a model however it is written: aliases followed to the registered name
+    (``gpt-4o`` -> ``openai:gpt-4o``), so that one model gets one run folder and one report row.
+    A ``prefix:id`` name, or a name nothing registers, comes back as it is."""
+    registry = get_registry()
+    aliases = registry.aliases["models"]
+    seen: set[str] = set()
+    while name in aliases and name not in seen:
+        seen.add(name)
+        name = aliases[name]
+    return name
 
 
 def get_host(name: str) -> Any:

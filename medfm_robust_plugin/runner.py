@@ -30,6 +30,8 @@ import numpy as np
 from .data.sample import Sample
 from .errors import ItemTimeoutError, MedFMRobustError
 from .jsonl import JsonlAppender, json_default, read_jsonl, write_json
+from .lookup import canonical_model_name
+from .models import answer_options
 from .models.base import ModelUnavailableError
 from .outdir import OutputDirLock
 from .plan import EvaluationPlan, WorkItem
@@ -92,7 +94,7 @@ class RunConfig:
             "model": self.model,
             "model_options": {
                 k: _without_credentials(v)
-                for k, v in sorted(self.model_options.items())
+                for k, v in sorted(answer_options(self.model_options).items())
                 if "key" not in k.lower()
             },
             "corruptions": self.corruptions,
@@ -157,6 +159,8 @@ class Run:
             )
         except AttackError as exc:
             raise RunError(str(exc)) from exc
+        # one model, one folder and one report row, however its name is written (gpt-4o)
+        config = replace(config, model=canonical_model_name(config.model))
         self.config = config
         self.evaluation = EvaluationPlan.from_card(
             config.task,
@@ -204,6 +208,8 @@ class Run:
         fingerprint = self.config.fingerprint(self.card)
         if path.exists():
             previous = json.loads(path.read_text())["fingerprint"] or {}
+            if isinstance(previous.get("model_options"), dict):  # written before RUN_OPTIONS
+                previous["model_options"] = answer_options(previous["model_options"])
             for name in ("task", "model"):
                 if previous.get(name) not in (None, fingerprint[name]):
                     # one folder per (task, model): another name here means two names that map
