@@ -43,6 +43,7 @@ GEMINI_KEY = "AIza-test-SECRET-5678"
 ENV_VARS = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
     "GEMINI_BASE_URL",
@@ -1006,3 +1007,155 @@ def test_the_command_names_a_bad_model_option_in_one_line(tmp_path: Path) -> Non
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert done.stderr.strip().splitlines() == [done.stderr.strip()]
         assert done.stderr.startswith(expected), done.stderr
+
+
+# --------------------------------------------------------------------------- where a run connects
+
+
+@pytest.mark.parametrize(
+    ("variable", "suffix"),
+    [
+        ("OPENAI_API_BASE", "/chat/completions"),  # VLMEvalKit's spelling: the full URL
+        ("OPENAI_BASE_URL", ""),  # the SDK's: the /v1 base
+        ("OPENAI_BASE_URL", "/chat/completions/"),
+    ],
+)
+def test_both_spellings_of_the_openai_endpoint_reach_the_same_url(
+    variable: str,
+    suffix: str,
+    fake_openai_server: FakeOpenAIServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, fake_openai_server.base_url + suffix)
+    model = load_model("gpt-4o", cache_dir=tmp_path)
+    assert model.endpoint == fake_openai_server.base_url
+    assert model.describe_endpoint() == f"{fake_openai_server.base_url} (from {variable})"
+    assert model.generate([([image(0)], "q")])[0].text == "A"
+    (request,) = fake_openai_server.api_requests()
+    assert request.path == "/v1/chat/completions"  # not .../chat/completions/chat/completions
+
+
+def test_the_base_url_option_wins_and_may_be_the_full_url(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1/chat/completions")
+    url = fake_openai_server.base_url + "/chat/completions"
+    model = load_model("gpt-4o", base_url=url, cache_dir=tmp_path)
+    assert model.describe_endpoint() == f"{fake_openai_server.base_url} (from option base_url)"
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)
+    model = load_model("gpt-4o", cache_dir=tmp_path)  # the SDK's variable before VLMEvalKit's
+    assert model.describe_endpoint().endswith("(from OPENAI_BASE_URL)")
+    monkeypatch.setenv("OPENAI_API_BASE", "127.0.0.1:9/v1")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    with pytest.raises(ModelError, match=r"\$OPENAI_API_BASE must be an http:// or https:// URL"):
+        load_model("gpt-4o")
+
+
+def run_command(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    return subprocess.run(
+        [sys.executable, "-m", "medfm_robust_plugin", *args],
+        capture_output=True,
+        text=True,
+        env={**environment, "COLUMNS": "200", **env},
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+MINI_RUN = ["run", "--task", "MedFMRobust-Mini-VQA", "--model", "gpt-4o", "--limit", "1"]
+MINI_RUN += ["--corruptions", "gaussian_noise", "--severities", "1", "--workers", "0"]
+
+
+def test_the_command_names_its_endpoint_and_fails_when_every_item_failed(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    # as the README sets it up for VLMEvalKit: the full chat-completions URL in OPENAI_API_BASE
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_API_BASE": fake_openai_server.base_url + "/chat/completions",
+        "MEDFM_ROBUST_CACHE": str(tmp_path / "cache"),
+    }
+    done = run_command([*MINI_RUN, "--out", str(tmp_path / "ok")], env)
+    assert done.returncode == 0, done.stderr
+    assert f"openai:gpt-4o calls {fake_openai_server.base_url} (from OPENAI_API_BASE)" in (
+        done.stderr
+    )
+    assert "2 records written" in done.stdout
+    assert OPENAI_KEY not in done.stdout + done.stderr
+    assert {r.path for r in fake_openai_server.api_requests()} == {"/v1/chat/completions"}
+
+    fake_openai_server.fail_always(400)  # every request refused: every item fails
+    env["MEDFM_ROBUST_CACHE"] = str(tmp_path / "empty-cache")
+    done = run_command([*MINI_RUN, "--out", str(tmp_path / "refused")], env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "0 records written, 0 already done, 2 failed" in done.stdout
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: every item of this run failed (2); the first:")
+    assert f"failed at {fake_openai_server.base_url}: HTTP 400" in error
+    assert "rerun the same command" in error
+
+
+def test_a_dry_run_needs_no_key_and_calls_nothing(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    done = run_command([*MINI_RUN, "--out", str(tmp_path), "--dry-run"], {})
+    assert done.returncode == 0, done.stderr
+    assert "1 samples, 2 conditions, 2 model calls to make" in done.stdout
+    assert "estimated cost: $" in done.stdout
+    assert "openai:gpt-4o would call https://api.openai.com/v1 (the provider default)" in (
+        done.stderr
+    )
+    env = {"OPENAI_API_BASE": fake_openai_server.base_url + "/chat/completions"}
+    done = run_command([*MINI_RUN, "--out", str(tmp_path), "--dry-run"], env)
+    assert done.returncode == 0, done.stderr
+    assert f"would call {fake_openai_server.base_url} (from OPENAI_API_BASE)" in done.stderr
+    assert not fake_openai_server.requests and not (tmp_path / "MedFMRobust-Mini-VQA").exists()
+    # a model built for estimates refuses to call
+    model = load_model("gpt-4o", estimate_only=True, cache_dir=tmp_path)
+    with pytest.raises(ModelError, match="built for estimates only"):
+        model.generate([([image(0)], "q")])
+
+
+def test_a_run_resumes_when_only_how_it_runs_changes_and_aliases_share_it(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake_openai_server.base_url,
+        "MEDFM_ROBUST_CACHE": str(tmp_path / "cache"),
+    }
+    out = ["--out", str(tmp_path / "runs")]
+    done = run_command([*MINI_RUN, *out, "--concurrency", "8"], env)
+    assert done.returncode == 0 and "2 records written" in done.stdout, done.stderr
+    run_dir = tmp_path / "runs" / "MedFMRobust-Mini-VQA" / "openai_gpt-4o"
+    assert [p.name for p in run_dir.parent.iterdir()] == ["openai_gpt-4o"]
+    # lower concurrency after a rate limit, longer timeouts, other retries: the same run resumes;
+    # openai:gpt-4o is gpt-4o, so it finds the same folder
+    calmer = [*MINI_RUN, *out, "--concurrency", "4", "--model-option", "timeout=300"]
+    calmer += ["--model-option", "max_retries=8", "--model-option", "retry_delay=2"]
+    calmer[calmer.index("gpt-4o")] = "openai:gpt-4o"
+    done = run_command(calmer, env)
+    assert done.returncode == 0, done.stderr
+    assert "0 records written, 2 already done, 0 failed" in done.stdout
+    assert [p.name for p in run_dir.parent.iterdir()] == ["openai_gpt-4o"]
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in records} == {"openai:gpt-4o"}
+    # an option that changes answers is still a different run
+    done = run_command([*MINI_RUN, *out, "--model-option", "system=Answer in one word."], env)
+    assert done.returncode == 1 and "changed: model_options" in done.stderr
+
+
+def test_a_run_recorded_with_run_options_in_its_identity_still_resumes(
+    fake_openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    # config.json of an older version held concurrency in the run's identity
+    job = mini_run(tmp_path, {"concurrency": 8})
+    model = load_model("gpt-4o", base_url=fake_openai_server.base_url, cache_dir=tmp_path)
+    job.execute(model)
+    config = json.loads((job.run_dir / "config.json").read_text())
+    config["fingerprint"]["model_options"] = {"concurrency": 8}
+    (job.run_dir / "config.json").write_text(json.dumps(config))
+    again = mini_run(tmp_path, {"concurrency": 2, "base_url": fake_openai_server.base_url})
+    assert again.execute(model).skipped_done == 10

@@ -269,6 +269,7 @@ def run(
             _print_dry_run(job, spec, model_name, options, max_new_tokens)
             return
         model = load_model(model_name, **options)
+        _print_endpoint(model)
         result = _execute_with_progress(job, model)
     except MedFMRobustError as exc:
         fail(str(exc))
@@ -276,6 +277,8 @@ def run(
         f"{result.written} records written, {result.skipped_done} already done, {result.failed} failed; "
         f"{result.run_dir}/records.jsonl"
     )
+    if result.failed and not result.written:
+        fail(_every_item_failed(result))
     if result.summary:
         _print_summary_headline(result.summary)
 
@@ -301,7 +304,8 @@ def _print_dry_run(
     )
     if spec.kind != "vlm" or spec.extra != "api":
         return
-    model = load_model(model_name, **options)
+    model = load_model(model_name, **options, estimate_only=True)  # no key needed: calls nothing
+    _print_endpoint(model, "would call")
     estimate = getattr(model, "estimate", None)
     if estimate is None:
         return
@@ -317,6 +321,24 @@ def _print_dry_run(
     if cost is not None:
         text += f"; estimated cost: ${cost * scale:,.2f} (before cache hits)"
     click.echo(text)
+
+
+def _print_endpoint(model: Any, verb: str = "calls") -> None:
+    """An API model's endpoint and where it was set, on stderr (never its key)."""
+    describe = getattr(model, "describe_endpoint", None)
+    if describe is not None:
+        click.echo(f"{model.name} {verb} {describe()}", err=True)
+
+
+def _every_item_failed(result: Any) -> str:
+    from ..runner import latest_records
+
+    errors = [r["error"] for r in latest_records(result.run_dir) if r.get("error")]
+    first = f"; the first: {errors[0]}" if errors else ""
+    return (
+        f"every item of this run failed ({result.failed}){first}. They are recorded as failed; "
+        "rerun the same command to retry them"
+    )
 
 
 def _execute_with_progress(job: Any, model: Any) -> Any:

@@ -6,9 +6,11 @@ it: vLLM, Ollama, LM Studio serving LLaVA-Med or MedGemma) and Google's Gemini A
     load_model("gemini-2.5-flash", concurrency=8)              # key from GEMINI_API_KEY / GOOGLE_API_KEY
 
 Where they connect:
-- OpenAI: option ``base_url``, else ``$OPENAI_BASE_URL``, else api.openai.com. The key is read from
-  the variable named by ``api_key_env`` (default ``OPENAI_API_KEY``); a server that needs none
-  gets the placeholder ``EMPTY``.
+- OpenAI: option ``base_url``, else ``$OPENAI_BASE_URL`` (the SDK's variable), else
+  ``$OPENAI_API_BASE`` (VLMEvalKit's), else api.openai.com. Either spelling may be the ``/v1``
+  base or the full chat-completions URL (``.../v1/chat/completions``, as VLMEvalKit and lm-eval
+  write it): both are one endpoint. The key is read from the variable named by ``api_key_env``
+  (default ``OPENAI_API_KEY``); a server that needs none gets the placeholder ``EMPTY``.
 - Gemini: option ``base_url``, else ``$GEMINI_BASE_URL``, else ``$GOOGLE_GEMINI_BASE_URL`` (which
   google-genai also reads), else generativelanguage.googleapis.com. The key is read from
   ``api_key_env`` if given, else ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``.
@@ -78,6 +80,7 @@ class OpenAIChatModel(APIVisionLanguageModel):
         api_key_env: str = "OPENAI_API_KEY",
         image_detail: str | None = None,
         api_key: Any = None,
+        estimate_only: bool = False,
         **common: Any,
     ) -> None:
         import openai
@@ -85,17 +88,21 @@ class OpenAIChatModel(APIVisionLanguageModel):
         name = f"openai:{model_id}"
         _refuse_key_option(name, api_key, api_key_env)
         key = os.environ.get(api_key_env) or None
-        base_url = _checked_url(name, base_url or os.environ.get("OPENAI_BASE_URL") or None)
-        if key is None and base_url is None:
+        base_url, source = _first_url(base_url, OPENAI_URL_VARIABLES)
+        base_url = openai_base_url(_checked_url(name, base_url, source))
+        if key is None and base_url is None and not estimate_only:
             raise ModelError(
                 f"model '{name}' needs an API key: set {api_key_env} in the environment "
-                "(or pass base_url=... for a local OpenAI-compatible server)"
+                "(or, for a local OpenAI-compatible server, set OPENAI_BASE_URL or pass "
+                "base_url=...)"
             )
         if image_detail not in (None, "auto", "low", "high"):
             raise ModelError(
                 f"model '{name}': option image_detail must be auto, low or high; got {image_detail!r}"
             )
         super().__init__(model_id, endpoint=base_url or OPENAI_DEFAULT_URL, api_key=key, **common)
+        self.endpoint_source = source
+        self.estimate_only = bool(estimate_only)
         self.key_env = api_key_env
         self.base_url = base_url
         self.image_detail = image_detail
@@ -186,6 +193,7 @@ class GeminiModel(APIVisionLanguageModel):
         api_key_env: str | None = None,
         thinking_budget: Any = None,
         api_key: Any = None,
+        estimate_only: bool = False,
         **common: Any,
     ) -> None:
         from google import genai
@@ -195,18 +203,15 @@ class GeminiModel(APIVisionLanguageModel):
         names = [api_key_env] if api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
         _refuse_key_option(name, api_key, " or ".join(names))
         key = next((os.environ[n] for n in names if os.environ.get(n)), None)
-        base_url = _checked_url(
-            name,
-            base_url
-            or os.environ.get("GEMINI_BASE_URL")
-            or os.environ.get("GOOGLE_GEMINI_BASE_URL")
-            or None,
-        )
-        if key is None and base_url is None:
+        base_url, source = _first_url(base_url, GEMINI_URL_VARIABLES)
+        base_url = _checked_url(name, base_url, source)
+        if key is None and base_url is None and not estimate_only:
             raise ModelError(
                 f"model '{name}' needs an API key: set {' or '.join(names)} in the environment"
             )
         super().__init__(model_id, endpoint=base_url or GEMINI_DEFAULT_URL, api_key=key, **common)
+        self.endpoint_source = source
+        self.estimate_only = bool(estimate_only)
         self.key_env = " or ".join(names)
         self.base_url = base_url
         self.thinking_budget = (
@@ -309,13 +314,37 @@ def _refuse_key_option(model: str, api_key: Any, variable: str) -> None:
         )
 
 
-def _checked_url(model: str, url: str | None) -> str | None:
+OPENAI_URL_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_BASE")  # the SDK's, then VLMEvalKit's
+GEMINI_URL_VARIABLES = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
+CHAT_COMPLETIONS = "/chat/completions"
+
+
+def openai_base_url(url: str | None) -> str | None:
+    """The ``/v1`` base the OpenAI SDK wants, from either spelling of an endpoint: VLMEvalKit's
+    ``OPENAI_API_BASE`` and lm-eval's ``base_url`` name the full ``.../v1/chat/completions`` URL."""
+    if url is None:
+        return None
+    url = url.strip().rstrip("/")
+    return url[: -len(CHAT_COMPLETIONS)] if url.endswith(CHAT_COMPLETIONS) else url
+
+
+def _first_url(option: str | None, variables: tuple[str, ...]) -> tuple[str | None, str]:
+    """(URL, where it came from): the ``base_url`` option, else the first variable set, else
+    (None, "default")."""
+    if option:
+        return option, "option base_url"
+    for variable in variables:
+        if os.environ.get(variable, "").strip():
+            return os.environ[variable].strip(), variable
+    return None, "default"
+
+
+def _checked_url(model: str, url: str | None, source: str = "option base_url") -> str | None:
     if url is None:
         return None
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-        raise ModelError(
-            f"model '{model}': option base_url must be an http:// or https:// URL, got {url!r}"
-        )
+        what = source if source.startswith("option") else f"${source}"
+        raise ModelError(f"model '{model}': {what} must be an http:// or https:// URL, got {url!r}")
     return url
 
 
@@ -333,7 +362,7 @@ def _retry_info_delay(details: Any) -> float | None:
 
 
 OPENAI_OPTIONS = {
-    "base_url": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default $OPENAI_BASE_URL or api.openai.com)",
+    "base_url": "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 or its .../v1/chat/completions URL (default $OPENAI_BASE_URL, $OPENAI_API_BASE or api.openai.com)",
     "api_key_env": "environment variable holding the key (default OPENAI_API_KEY)",
     "image_detail": "auto, low or high (OpenAI's image detail; default: the server's)",
     **COMMON_OPTIONS,

@@ -185,12 +185,20 @@ class APIVisionLanguageModel:
         self._secret = api_key  # used only to scrub text; never stored elsewhere or shown
         register_secret(api_key)  # so that logs of this process scrub it too
         self.key_env = "the API key variable"  # set by a provider: the variable's name, for hints
+        self.endpoint_source = "option base_url"  # set by a provider: where the endpoint came from
+        self.estimate_only = False  # set by a provider built for estimates only (no key needed)
         if price_for(model_id) is None:
             logger.info(
                 "%s has no list price in medfm_robust_plugin.models.api_prices.PRICES; "
                 "its calls are counted as $0",
                 self.name,
             )
+
+    def describe_endpoint(self) -> str:
+        """Where requests go and why, without secrets: ``http://127.0.0.1:8000/v1 (from
+        OPENAI_API_BASE)``."""
+        source = self.endpoint_source
+        return f"{self.endpoint} ({'the provider default' if source == 'default' else 'from ' + source})"
 
     def __repr__(self) -> str:
         cache = self.cache.root if self.cache else None
@@ -236,6 +244,11 @@ class APIVisionLanguageModel:
         server keeps failing, ``ModelUnavailableError`` is raised instead and nothing more is
         sent by this object.
         """
+        if self.estimate_only:
+            raise ModelError(
+                f"model '{self.name}' was built for estimates only (estimate_only=True) and calls "
+                "nothing; build it without that option to call it"
+            )
         if self.breaker.is_open:
             raise self._unavailable([None] * len(items))
         system = system if system is not None else self.default_system
@@ -505,7 +518,9 @@ class APIVisionLanguageModel:
             advice = f"gave up after {retries} retries; try again later (answers so far are cached)"
         else:
             advice = "the request cannot succeed as sent"
-        return ModelError(f"model '{self.name}' failed: {self._describe(failure)}; {advice}")
+        return ModelError(
+            f"model '{self.name}' failed at {self.endpoint}: {self._describe(failure)}; {advice}"
+        )
 
     def _unavailable(self, outcomes: Sequence[Any]) -> ModelUnavailableError:
         breaker = self.breaker
