@@ -167,3 +167,138 @@ def test_models_whose_names_differ_only_in_punctuation_get_their_own_plot(tmp_pa
     build_report(dirs, tmp_path / "r")
     heatmaps = sorted(p.name for p in (tmp_path / "r" / "plots").glob("*heatmap*"))
     assert len(heatmaps) == 2, heatmaps
+
+
+def _copy_run(source, target, keep):
+    """A copy of a run directory with only the records ``keep`` accepts."""
+    import json
+    import shutil
+
+    shutil.copytree(source, target)
+    lines = (target / "records.jsonl").read_text().splitlines()
+    kept = [line for line in lines if keep(json.loads(line))]
+    (target / "records.jsonl").write_text("\n".join(kept) + "\n")
+    return target
+
+
+def test_a_condition_without_paired_clean_samples_has_no_drop_anywhere(runs, tmp_path, capfd):
+    """As an lm-eval --limit that kept only CT documents clean: MRI corruptions have no drop."""
+    import json
+
+    unpaired = _copy_run(
+        runs["vqa"],
+        tmp_path / "run",
+        lambda r: r["condition"] != "clean" or r["modality"] != "mri",
+    )
+    build_report([unpaired], tmp_path / "r")
+    warned = capfd.readouterr().err
+    assert "no paired clean samples" in warned and "mri_motion_s" in warned
+    report = json.loads((tmp_path / "r" / "summary.json").read_text())
+    conditions = report["runs"][0]["summary"]["conditions"]
+    motion = [c for c in conditions if c["corruption"] == "mri_motion"]
+    assert motion and all(c["n_paired"] == 0 and c["n"] > 0 for c in motion)
+    assert all(c["absolute_drop"]["accuracy"] is None for c in motion)
+    assert all(c["note"] == "no paired clean samples" for c in motion)
+    paired = [c for c in conditions if c["n_paired"]]
+    assert paired and all(c["note"] is None for c in paired)
+    # the headline drop is the mean over the paired conditions only
+    mean = np.mean([c["absolute_drop"]["accuracy"] for c in paired])
+    (headline,) = report["headline"]
+    assert headline["absolute_drop"] == pytest.approx(mean)
+    assert "no paired clean samples" in headline["note"] and report["warnings"]
+    assert report["runs"][0]["summary"]["worst"]["accuracy"] != "mri_motion"
+    with open(next((tmp_path / "r").glob("conditions_*.csv")), newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["corruption"] == "mri_motion"]
+    assert rows and all(r["absolute_drop"] == "" and r["note"] for r in rows)
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "| mri_motion | mri | 1 |" in markdown and "no paired clean samples" in markdown
+    assert "no paired clean samples" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_no_worst_corruption_when_nothing_lowers_the_score(tmp_path):
+    """The majority baseline never looks at the image: every drop is 0, so no corruption is the
+    worst (not the first by name)."""
+    from medfm_robust_plugin.report.runs import load_run
+
+    config = RunConfig(
+        task="MedFMRobust-Mini-VQA-Lite",
+        model="baseline:majority",
+        out=str(tmp_path / "runs"),
+        corruptions=["contrast", "gaussian_noise"],
+        limit=4,
+        workers=0,
+    )
+    path = Run(config).execute(load_model("baseline:majority")).run_dir
+    run = load_run(path)
+    assert all(c.absolute_drop["accuracy"] == 0 for c in run.summary.conditions)
+    assert run.summary.worst == {"accuracy": None}
+    build_report([path], tmp_path / "r", thumbnails=False)
+    with open(tmp_path / "r" / "headline.csv", newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["worst"] == "" and "no corruption lowers the score" in row["note"]
+
+
+def test_mce_between_runs_of_different_samples_is_refused_with_a_warning(runs, tmp_path, capfd):
+    small = tmp_path / "small"
+    config = RunConfig(
+        task="MedFMRobust-Mini-Seg-Lite",
+        model="box-fill",
+        out=str(small),
+        corruptions=["gaussian_noise", "contrast", "mri_motion", "ct_ring_artifact"],
+        limit=2,
+    )
+    small_run = Run(config).execute(BoxFill()).run_dir
+    build_report([runs["otsu"], small_run], tmp_path / "r", thumbnails=False)
+    warned = capfd.readouterr().err
+    assert "no mCE" in warned and "'baseline:box-otsu'" in warned
+    with open(tmp_path / "r" / "headline.csv", newline="") as handle:
+        fill = [r for r in csv.DictReader(handle) if r["model"] == "box-fill"]
+    assert fill and all(r["mce"] == "" and r["relative_mce"] == "" for r in fill)
+    assert all("samples here" in r["note"] and "--limit" in r["note"] for r in fill)
+
+
+def test_the_severity_plot_title_clears_the_panel_titles(tmp_path, monkeypatch):
+    """With 40 corruptions (seven rows of panels) the figure's title overlaps no panel title."""
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+
+    from medfm_robust_plugin.metrics.robustness import summarize
+    from medfm_robust_plugin.report import plots
+
+    def record(sample, corruption=None, severity=None, accuracy=1.0):
+        return dict(
+            sample_id=str(sample),
+            dataset="d",
+            modality="ct",
+            condition="clean" if corruption is None else f"{corruption}_s{severity}",
+            corruption=corruption,
+            severity=severity,
+            family=None if corruption is None else "natural",
+            state={"accuracy": accuracy},
+            error=None,
+        )
+
+    records = [record(k) for k in range(2)] + [
+        record(k, f"corruption_{c}", s, 0.5) for k in range(2) for c in range(40) for s in (1, 3, 5)
+    ]
+    run = SimpleNamespace(
+        summary=summarize(records, ["accuracy"], resamples=0),
+        primary="accuracy",
+        label="model",
+        task="MedFMRobust-Mini-VQA-Lite",
+    )
+    overlaps = {}
+    original = Figure.savefig
+
+    def measure(fig, *args, **kwargs):
+        original(fig, *args, **kwargs)
+        renderer = fig.canvas.get_renderer()
+        title = fig._suptitle.get_window_extent(renderer)
+        for ax in fig.axes:
+            if ax.get_title():
+                overlaps[ax.get_title()] = title.overlaps(ax.title.get_window_extent(renderer))
+
+    monkeypatch.setattr(Figure, "savefig", measure)
+    plots.score_vs_severity([run], tmp_path / "severity.png")
+    assert len(overlaps) == 40 and not any(overlaps.values()), overlaps

@@ -13,11 +13,14 @@ A record with an ``error`` is a failure: counted, never scored.
 ``summarize(records, metrics)`` gives, per metric: the clean score; the score of each
 (corruption, severity) and its absolute drop (clean - corrupted, sign flipped for lower-is-better
 metrics, so a positive drop is always worse) and relative drop (absolute drop / clean); the mean
-over severities per corruption; the worst corruption (largest mean absolute drop); means over
+over severities per corruption; the worst corruption (largest mean absolute drop, none when no
+corruption lowers the score); means over
 the base and the medical corruptions and over all; the same per modality; failure counts; and
 paired bootstrap intervals on the drops. Scores of a set are the metric's own aggregate of the
 per-sample states (so corpus metrics such as BLEU and CIDEr-D are recomputed on every subset
-and resample, not averaged).
+and resample, not averaged). A drop compares a condition with the clean score of the same samples;
+a condition none of whose samples was scored clean has no drop (its ``note`` says so) and is left
+out of every mean drop.
 
 ``mce`` and ``relative_mce`` compare a summary with a reference model's, as ImageNet-C does
 (Hendrycks & Dietterich 2019) and MedMNIST-C after it (Di Salvo et al. 2024).
@@ -43,6 +46,7 @@ GROUPS = ("base", "medical", "adversarial")
 RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
+NO_PAIRED = "no paired clean samples"  # why a condition has no drop
 
 ROW_FIELDS = (
     "scope",
@@ -112,6 +116,13 @@ class ConditionResult:
     def key(self) -> str:
         return condition_key(self.corruption, self.severity)
 
+    @property
+    def note(self) -> str | None:
+        """Why this condition has no drop, or None when it has one."""
+        if self.n_paired:
+            return None
+        return NO_PAIRED if self.n else "no scored samples"
+
 
 @dataclass
 class CorruptionResult:
@@ -143,6 +154,7 @@ class GroupResult:
     clean_scores: dict[str, float]
     absolute_drop: dict[str, float]
     relative_drop: dict[str, float]
+    unpaired: list[str] = field(default_factory=list)  # conditions without a drop: left out
 
 
 @dataclass
@@ -157,7 +169,7 @@ class Summary:
     corruptions: list[CorruptionResult]
     overall: GroupResult
     by_family: dict[str, GroupResult]
-    worst: dict[str, str | None]  # metric -> corruption with the largest mean absolute drop
+    worst: dict[str, str | None]  # metric -> corruption with the largest mean absolute drop > 0
     failures: dict[str, Any]
     by_modality: dict[str, Summary] = field(default_factory=dict)
     bootstrap: dict[str, Any] = field(default_factory=dict)
@@ -195,6 +207,7 @@ class Summary:
                         "n": c.n,
                         "n_paired": c.n_paired,
                         "failed": c.failed,
+                        "note": c.note,
                     }
                     for c in self.conditions
                 ],
@@ -456,8 +469,9 @@ def _condition(
         else:
             scores[name] = metric.summarize(list(states[name].values()))
         # A suite's own corruptions apply to some modalities only: compare with the clean score of
-        # the same samples, never with the whole task's clean score.
-        baseline[name] = clean.score_of(metric, paired) if paired else clean.scores[name]
+        # the same samples, never with the whole task's clean score. Without such samples (e.g. a
+        # limit that kept other samples clean) there is no drop to give.
+        baseline[name] = clean.score_of(metric, paired) if paired else float("nan")
         absolute[name] = float(_drop(metric, baseline[name], scores[name]))
         relative[name] = float(_relative(absolute[name], baseline[name]))
         abs_interval[name] = rel_interval[name] = None
@@ -533,7 +547,7 @@ def _group(name: str, conditions: list[ConditionResult], metrics: list[Metric]) 
     def mean_of(attribute: str) -> dict[str, float]:
         return {m.name: _mean(getattr(c, attribute)[m.name] for c in conditions) for m in metrics}
 
-    absolute = mean_of("absolute_drop")
+    absolute = mean_of("absolute_drop")  # conditions without paired clean samples have none
     clean = mean_of("clean_scores")
     return GroupResult(
         group=name,
@@ -542,6 +556,7 @@ def _group(name: str, conditions: list[ConditionResult], metrics: list[Metric]) 
         clean_scores=clean,
         absolute_drop=absolute,
         relative_drop={k: float(_relative(absolute[k], clean[k])) for k in absolute},
+        unpaired=[c.key for c in conditions if c.n and not c.n_paired],
     )
 
 
@@ -583,15 +598,10 @@ def _summarize(records: list[_Record], metrics: list[Metric], options: _Options)
             by_family[group] = _group(group, members, metrics)
     # the headline and the worst corruption are the corruptions' (attacks: group "adversarial")
     corrupting = [c for c in conditions if family_group(c.family) != "adversarial"]
-    worst = {}
-    for metric in metrics:
-        drops = [
-            (c.absolute_drop[metric.name], c.corruption)
-            for c in corruptions
-            if family_group(c.family) != "adversarial"
-        ]
-        drops = [d for d in drops if not math.isnan(d[0])]
-        worst[metric.name] = max(drops)[1] if drops else None
+    worst = {
+        m.name: _worst([c for c in corruptions if family_group(c.family) != "adversarial"], m.name)
+        for m in metrics
+    }
     failed = [r for r in records if r.error is not None]
     failures = {
         "total": len(failed),
@@ -616,6 +626,17 @@ def _summarize(records: list[_Record], metrics: list[Metric], options: _Options)
             "confidence": options.confidence,
         },
     )
+
+
+def _worst(corruptions: list[CorruptionResult], metric: str) -> str | None:
+    """The corruption with the largest mean absolute drop; None when no corruption lowers the
+    score (every drop 0 or less, or none known); tied corruptions are all named, comma-separated."""
+    drops = {c.corruption: c.absolute_drop[metric] for c in corruptions}
+    drops = {k: v for k, v in drops.items() if not math.isnan(v)}
+    if not drops or max(drops.values()) <= 0:
+        return None
+    top = max(drops.values())
+    return ", ".join(sorted(k for k, v in drops.items() if math.isclose(v, top, abs_tol=1e-12)))
 
 
 def _counts(values: Iterable[str]) -> dict[str, int]:

@@ -7,6 +7,7 @@ mCE unless another is named.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,16 @@ class Section:
 class ReportPaths:
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # also on stderr and in summary.json
+
+
+PAIRING = (
+    "Drops are clean minus corrupted (positive = worse) and paired: each condition is compared "
+    "with the clean score of the samples it applies to (a modality's own corruptions apply to "
+    "that modality only), so Clean minus Corrupted in a headline can differ from its mean drop. "
+    "A condition none of whose samples was scored clean (e.g. a --limit that kept other samples) "
+    "has no drop, says so, and is left out of every mean drop."
+)
 
 
 def build_report(
@@ -66,6 +77,7 @@ def build_report(
         )
         rows = tables.headline_rows(task_runs, ref)
         headline.extend(rows)
+        paths.warnings += _warnings(task, task_runs, ref)
         figures = {
             "score_vs_severity": plots.score_vs_severity(
                 task_runs, out / "plots" / f"{path_part(task)}_severity.png"
@@ -109,6 +121,7 @@ def build_report(
     (out / "tables.tex").write_text("\n\n".join(latex) + "\n")
     paths.files["latex"] = out / "tables.tex"
     summary = {
+        "warnings": paths.warnings,
         "headline": headline,
         "runs": [
             {"task": r.task, "model": r.label, "path": str(r.path), "summary": r.summary.to_dict()}
@@ -123,18 +136,26 @@ def build_report(
 
     (out / "report.html").write_text(render_html(sections), encoding="utf-8")
     paths.files["html"] = out / "report.html"
+    for warning in paths.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return paths
 
 
+def _warnings(task: str, runs: list[RunData], reference: RunData | None) -> list[str]:
+    """What a reader must know before trusting a number: drops left out, mCE not given."""
+    warnings = []
+    for run in runs:
+        if run.summary.overall.unpaired:
+            warnings.append(f"{task}, {run.label}: {tables.unpaired_note(run.summary)}")
+        if reference is not None and run is not reference:
+            why = tables.mce_comparability(run, reference)
+            if why is not None:
+                warnings.append(f"{task}, {run.label}: {why}")
+    return warnings
+
+
 def _markdown(sections: list[Section], out: Path) -> str:
-    lines = [
-        "# MedFM-Robust report",
-        "",
-        "Drops are clean minus corrupted (positive = worse) and paired: each condition is compared "
-        "with the clean score of the samples it applies to (a modality's own corruptions apply to "
-        "that modality only), so Clean minus Corrupted in a headline can differ from its mean drop.",
-        "",
-    ]
+    lines = ["# MedFM-Robust report", "", PAIRING, ""]
     for section in sections:
         lines += [f"## {section.task}", ""]
         if section.reference is not None:

@@ -65,15 +65,14 @@ def _thumbnails(thumbs: dict[str, dict[int, str]]) -> str:
 
 
 def render_html(sections: list) -> str:
+    from . import PAIRING
+
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>MedFM-Robust report</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>MedFM-Robust report</h1>",
-        "<p class='note'>Drops are clean minus corrupted (positive = worse) and paired: each "
-        "condition is compared with the clean score of the samples it applies to (a modality's own "
-        "corruptions apply to that modality only), so Clean minus Corrupted in a headline can differ "
-        "from its mean drop. Intervals are paired bootstrap 95% intervals.</p>",
+        f"<p class='note'>{html.escape(PAIRING)} Intervals are paired bootstrap 95% intervals.</p>",
     ]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.task)}</h2>")

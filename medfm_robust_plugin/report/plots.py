@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..metrics.robustness import NO_PAIRED
 from .runs import RunData
 
 
@@ -26,19 +27,45 @@ def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
     metric = runs[0].primary
     columns = min(6, max(1, len(corruptions)))
     rows = max(1, math.ceil(len(corruptions) / columns))
+    # constrained layout keeps the figure's title clear of the panels' titles
     fig, axes = plt.subplots(
-        rows, columns, figsize=(2.6 * columns, 2.2 * rows), squeeze=False, sharey=True
+        rows,
+        columns,
+        figsize=(2.6 * columns, 2.2 * rows + 0.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
     )
     for index, name in enumerate(corruptions):
         ax = axes[index // columns][index % columns]
+        unpaired = True
         for run in runs:
             levels = [c for c in run.summary.conditions if c.corruption == name]
             if not levels:
                 continue
             xs = [0] + [c.severity for c in levels]
             # severity 0 is the clean score of the samples this corruption applies to
-            ys = [levels[0].clean_scores.get(metric)] + [c.scores.get(metric) for c in levels]
-            ax.plot(xs, ys, marker="o", markersize=3, label=run.label)
+            clean = next((c.clean_scores.get(metric) for c in levels if c.n_paired), None)
+            unpaired = unpaired and clean is None
+            ys = [clean] + [c.scores.get(metric) for c in levels]
+            ax.plot(
+                xs,
+                [math.nan if y is None else y for y in ys],
+                marker="o",
+                markersize=3,
+                label=run.label,
+            )
+        if unpaired:
+            ax.text(
+                0.5,
+                0.5,
+                "no paired clean samples",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="0.4",
+            )
         ax.set_title(name, fontsize=8)
         ax.set_xticks(range(0, 6))
         ax.tick_params(labelsize=7)
@@ -49,7 +76,6 @@ def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
     if len(runs) > 1 and handles:
         fig.legend(handles, labels, loc="lower right", fontsize=8)
     fig.suptitle(f"{runs[0].task}: {metric} against severity (0 = clean)", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -74,6 +100,19 @@ def drop_heatmap(run: RunData, path: Path) -> Path:
     ax.set_yticks(range(len(severities)), [str(s) for s in severities], fontsize=8)
     ax.set_xticks(range(len(corruptions)), corruptions, fontsize=7, rotation=70, ha="right")
     ax.set_ylabel("severity", fontsize=8)
+    for c in run.summary.conditions:
+        if c.note == NO_PAIRED and c.corruption in corruptions:
+            ax.text(
+                corruptions.index(c.corruption),
+                severities.index(c.severity),
+                "n/p",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="0.3",
+            )
+    if any(c.note == NO_PAIRED for c in run.summary.conditions):
+        ax.set_xlabel("n/p: no paired clean samples, no drop", fontsize=7)
     ax.set_title(f"{run.task}, {run.label}: relative drop in {metric} (red = worse)", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01).ax.tick_params(labelsize=7)
     fig.tight_layout()

@@ -25,16 +25,19 @@ HEADLINE_COLUMNS = (
     ("mce", "mCE"),
     ("relative_mce", "Rel. mCE"),
     ("failures", "Failures"),
+    ("note", "Note"),
 )
 
 
 def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[dict[str, Any]]:
-    """Per run and metric: clean vs mean corrupted score, drops, worst corruption, mCE."""
+    """Per run and metric: clean vs mean corrupted score, drops, worst corruption, mCE, and a note
+    on what is left out (conditions without paired clean samples, an mCE between other samples)."""
     from ..metrics.robustness import mce, relative_mce
 
     rows = []
     for run in runs:
         summary = run.summary
+        comparable = None if reference is None else mce_comparability(run, reference)
         for metric in run.metrics:
             name = metric.name
             row = {
@@ -51,12 +54,48 @@ def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[di
                 "mce": None,
                 "relative_mce": None,
                 "failures": summary.failures.get("total", 0),
+                "note": None,
             }
+            notes = [unpaired_note(summary)] if summary.overall.unpaired else []
+            if summary.worst.get(name) is None and summary.conditions:
+                notes.append("no worst corruption: no corruption lowers the score")
             if reference is not None and reference is not run and reference.task == run.task:
-                row["mce"] = mce(summary, reference.summary, name).value
-                row["relative_mce"] = relative_mce(summary, reference.summary, name).value
+                if comparable is None:
+                    row["mce"] = mce(summary, reference.summary, name).value
+                    row["relative_mce"] = relative_mce(summary, reference.summary, name).value
+                else:
+                    notes.append(comparable)
+            row["note"] = "; ".join(notes) or None
             rows.append(row)
     return rows
+
+
+def unpaired_note(summary: Any) -> str:
+    """Which conditions have no drop because none of their samples was scored clean."""
+    unpaired = summary.overall.unpaired
+    total = len(summary.conditions)
+    shown = ", ".join(unpaired[:3]) + (", ..." if len(unpaired) > 3 else "")
+    return (
+        f"{len(unpaired)} of {total} conditions have no drop (no paired clean samples: {shown}); "
+        "drops are over the other conditions"
+    )
+
+
+def mce_comparability(run: RunData, reference: RunData) -> str | None:
+    """None when ``run`` and ``reference`` scored the same samples (mCE compares them); else why
+    their mCE is not given."""
+    ours, theirs = _samples(run), _samples(reference)
+    if ours == theirs:
+        return None
+    return (
+        f"no mCE: {len(ours)} samples here, {len(theirs)} in the reference '{reference.label}' "
+        f"({len(ours & theirs)} shared); mCE compares runs on the same samples: rerun one of "
+        "them with the other's --limit"
+    )
+
+
+def _samples(run: RunData) -> set[tuple[str, str]]:
+    return {(str(r.get("dataset")), str(r.get("sample_id"))) for r in run.records}
 
 
 def _group_drop(summary: Any, group: str, metric: str) -> float | None:
@@ -77,7 +116,9 @@ def condition_rows(run: RunData) -> list[dict[str, Any]]:
             "relative_drop": c.relative_drop.get(metric),
             "interval": c.absolute_interval.get(metric),
             "n": c.n,
+            "n_paired": c.n_paired,
             "failed": c.failed,
+            "note": c.note,
         }
         for c in run.summary.conditions
     ]
@@ -144,8 +185,12 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: ("" if _missing(v) else v) for k, v in row.items()})
     return path
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 CONDITION_COLUMNS = (
@@ -157,7 +202,9 @@ CONDITION_COLUMNS = (
     ("relative_drop", "Rel. drop"),
     ("interval", "95% CI (abs.)"),
     ("n", "n"),
+    ("n_paired", "Paired"),
     ("failed", "Failed"),
+    ("note", "Note"),
 )
 
 
