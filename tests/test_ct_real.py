@@ -121,18 +121,33 @@ def test_rings_are_subtle_at_severity_1_and_centred_on_the_isocentre(head, brain
     assert np.abs(error5 - error5[::-1, ::-1])[inside].max() <= 1.0
 
 
-def test_window_level_shift_acts_on_the_presented_image(head):
+def test_window_level_shift_shows_the_slice_through_the_wrong_window(head):
+    """The presented result is the slice's HU through the wrong window (not the clipped
+    presented image through it): what the intended window clips is read as it is."""
     spec = ct.ct_window_level_shift
-    assert spec.domain == "unit"
     shown = Presentation(head.meta["window"], "DICOM")
+    low, high = head.meta["window"]
     out, params = corrupt(head, spec, 5, seed=4, return_params=True)
     level, factor = spec.param_for(5)
     gain = factor if params["draws"]["narrower"] else 1 / factor
     sign = params["draws"]["level_direction"]
-    expected = np.clip((shown.to_unit(head.array) - 0.5 - sign * level) * gain + 0.5, 0, 1)
-    # the presented result is the clean presented image through the wrong window
+    unclipped = (head.array.astype(np.float64) - low) / (high - low)
+    expected = np.clip((unclipped - 0.5 - sign * level) * gain + 0.5, 0, 1)
     assert np.abs(shown.to_unit(out) - expected).max() <= 0.5 / 100 + 1e-6  # int16 rounding, W100
     assert params["ssim"] < 0.9
+
+
+def test_window_level_shift_leaves_air_black_and_bone_white(head):
+    """A level a fifth of a brain window (W100) off moves its edges by 20 HU: air at -1000 HU
+    stays black and bone stays white, whichever way the level and width slip."""
+    shown = Presentation(head.meta["window"], "DICOM")
+    air = head.array < -500
+    bone = head.array > 600
+    for seed in range(6):
+        out = corrupt(head, "ct_window_level_shift", 5, seed=seed)
+        assert np.all(shown.to_unit(out)[air] == 0.0)
+        assert np.all(shown.to_unit(out)[bone] == 1.0)
+        assert np.array_equal(out[air], head.array[air])  # their values are kept
 
 
 def test_beam_hardening_is_clearly_visible_at_severity_5(head):

@@ -742,32 +742,57 @@ def ct_ring_artifact(
     family=FAMILY,
     modalities=MODALITIES,
     channels="gray",
-    domain="unit",
-    # (level offset in window widths, width error factor) of the presented window: up to a
-    # level a fifth of the window off (80 HU in a soft-tissue window) and a width 40 % off, the
-    # size of a slip between neighbouring presets.
+    # Reads the values beyond the intended window (a wrong window shows what the right one clips:
+    # air stays black under a level a fifth of a brain window off, fat comes into view under a
+    # wider one); its result is what the intended window presents as the wrong one.
+    domain="physical",
+    # (level offset in window widths, width error factor) of the presented window: the default
+    # table goes up to a level a fifth of the window off (80 HU in a soft-tissue window) and a
+    # width 40 % off, a slip of a drifted level. The range reaches a neighbouring preset chosen
+    # by mistake: brain (W80 L40) shown as subdural (W215 L75: 2.7x wider, level 0.44 widths
+    # off) or as soft tissue (W400 L40: 5x wider), liver (W150 L30) as abdomen (W400 L50: 2.7x),
+    # stroke (W40 L40) as brain (2x). Hsieh ch. 4; common CT window presets.
     severity_params=[(0.03, 1.05), (0.06, 1.1), (0.1, 1.17), (0.15, 1.27), (0.2, 1.4)],
-    param_range=((0.0, 1.0), (0.3, 2.0)),
+    param_range=((0.0, 1.0), (0.5, 4.0)),
     reference=HSIEH + ", ch. 4 (image presentation: window width and level)",
 )
-def ct_window_level_shift(image: np.ndarray, error: tuple[float, float], rng: np.random.Generator):
+def ct_window_level_shift(
+    image: np.ndarray,
+    error: tuple[float, float],
+    rng: np.random.Generator,
+    context: ImageContext | None = None,
+):
     """Mis-set window / level: the slice shown with the wrong display window.
 
     A CT slice is viewed through a window (level L, width W); values outside it saturate to
     black or white. A wrong preset or a drifted level in a viewer or an export pipeline shifts
-    the level and stretches or compresses the width. This is a display error, so it acts on the
-    presented image (grey levels in [0, 1] through the intended window): the wrong window moves
-    the level by the first parameter times the width (up or down, drawn) and makes the width
-    wider or narrower (drawn) by the second. A narrower window saturates more of the slice, a
-    wider one flattens its contrast.
+    the level and stretches or compresses the width. This is a display error: the wrong window
+    moves the level by the first parameter times the width (up or down, drawn) and makes the
+    width wider or narrower (drawn) by the second. A narrower window saturates more of the slice,
+    a wider one flattens its contrast.
+
+    The wrong window is applied to the slice's own values, not to the presented image: the
+    presented image has already clipped what lies outside the intended window, and a wrong window
+    does not lift air at -1000 HU off black because the intended one showed it black. The result
+    is the values that the intended window (the presentation's) shows as the wrong window shows
+    the slice; values whose grey level does not change keep their own value.
     """
     level_offset, width_factor = error
     level_sign = float(rng.choice([-1.0, 1.0]))
     narrower = bool(rng.integers(2))
     gain = width_factor if narrower else 1.0 / width_factor
-    shown = (image - 0.5 - level_sign * level_offset) * np.float32(gain) + 0.5
-    draws = {"level_direction": level_sign, "narrower": narrower}
-    return np.clip(shown, 0.0, 1.0).astype(np.float32), draws
+    values = image[..., 0].astype(np.float64)
+    if context is not None and context.window is not None:
+        low, high = (float(v) for v in context.window)
+    else:
+        low, high = float(values.min()), float(values.max())
+    width = max(high - low, 1e-12)
+    unit = (values - low) / width  # the intended window, before its clipping
+    right = np.clip(unit, 0.0, 1.0)
+    wrong = np.clip((unit - 0.5 - level_sign * level_offset) * gain + 0.5, 0.0, 1.0)
+    out = np.where(np.abs(wrong - right) <= 1e-9, values, low + wrong * width)
+    draws = {"level_direction": level_sign, "narrower": narrower, "window": [low, high]}
+    return out.astype(np.float32)[..., None], draws
 
 
 # --------------------------------------------------------------------------- registration
