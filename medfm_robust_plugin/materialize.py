@@ -363,10 +363,20 @@ def export_hf(out: Path) -> Path:
             "--format hf needs the 'datasets' package: pip install 'medfm-robust-plugin[data]'"
         ) from None
 
+    # A segmentation sample's mask is written once, with its clean item; every item of the sample
+    # (clean and corrupted) carries it, as every condition is scored against it.
+    masks = {
+        (r["dataset"], r["sample_id"]): str(out / r["mask"])
+        for r in read_manifest(out)
+        if r.get("mask")
+    }
+
     def rows() -> Iterator[dict[str, Any]]:
         for record in read_manifest(out):
             label = record.get("label", {})
+            mask = {"mask": masks.get((record["dataset"], record["sample_id"]))} if masks else {}
             yield {
+                **mask,
                 "image": str(out / record["image"]),
                 "sample_id": record["sample_id"],
                 "dataset": record["dataset"],
@@ -383,6 +393,7 @@ def export_hf(out: Path) -> Path:
 
     features = datasets.Features(
         {
+            **({"mask": datasets.Image()} if masks else {}),
             "image": datasets.Image(),
             "sample_id": datasets.Value("string"),
             "dataset": datasets.Value("string"),

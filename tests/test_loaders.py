@@ -495,6 +495,18 @@ def test_image_folder_pairs_by_stem_with_a_mask_suffix(tmp_path):
     assert why["case_c"].startswith("mask is empty")
 
 
+def test_image_folder_loads_the_documented_layout_without_options(tmp_path):
+    """docs/datasets.md: images/case_a.png with masks/case_a_mask.png, no mask_suffix needed."""
+    fx.make_image_folder(tmp_path)
+    fx.write(tmp_path / "images/case_d.png", fx.rgb_image(seed=4))
+    fx.write(tmp_path / "masks/case_d.png", fx.rect_mask(2, 3, 7, 9))  # the image's own name
+    result = loader("image_folder").load(tmp_path)
+    assert [s.id for s in result.samples] == ["case_a", "case_d"]
+    assert reasons(result)["case_b"] == "no mask file for this image"
+    only_same_name = loader("image_folder").load(tmp_path, mask_suffix="")
+    assert [s.id for s in only_same_name.samples] == ["case_d"]
+
+
 # ---------------------------------------------------------------------- contracts across loaders
 
 
@@ -583,3 +595,24 @@ def test_a_task_card_loads_its_dataset_through_the_registry(tmp_path):
     result = get_task("MedFMRobust-Seg-ISIC2016").load(tmp_path)
     assert [s.id for s in result.samples] == ["ISIC_0000001"]
     assert len(result.skipped) == 4
+
+
+def test_png_reads_cleanly_after_decord_brings_its_old_zlib(tmp_path):
+    """VLMEvalKit imports decord, whose bundled zlib 1.2.3 breaks OpenCV's PNG reader ("libpng
+    error: bad parameters to zlib" on stderr): PNGs are then read by PIL, silently and exactly."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("decord")
+    image = fx.rgb_image(seed=5)
+    fx.write(tmp_path / "a.png", image)
+    code = (
+        "import decord, sys, numpy as np\n"
+        "from medfm_robust_plugin import load_image\n"
+        f"array = load_image({str(tmp_path / 'a.png')!r}).array\n"
+        f"np.save({str(tmp_path / 'a.npy')!r}, array)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "libpng" not in done.stderr
+    assert np.array_equal(np.load(tmp_path / "a.npy"), image)

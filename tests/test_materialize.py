@@ -106,6 +106,15 @@ def test_hf_format_loads_with_datasets(tmp_path):
     assert {"image", "condition", "seed", "ssim", "sha256", "params"} <= set(row)
     assert row["image"].size == (128, 128)
     assert not (tmp_path / ".hf-cache").exists()
+    # every item, clean or corrupted, carries its sample's mask (a 0/255 image of its size)
+    records = {(r["sample_id"], r["condition"]): r for r in manifest(tmp_path)}
+    corrupted = [k for k, row in enumerate(ds) if row["condition"] != "clean"]
+    assert corrupted and all(ds[k]["mask"] is not None for k in range(len(ds)))
+    some = ds[corrupted[0]]
+    clean = records[(some["sample_id"], "clean")]
+    mask = np.asarray(some["mask"])
+    assert mask.shape == (128, 128) and set(np.unique(mask)) <= {0, 255} and mask.any()
+    assert np.array_equal(mask, load_image(tmp_path / clean["mask"]).array)
 
 
 def test_a_failing_sample_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):

@@ -323,14 +323,24 @@ class ImageFolder(FileDataset):
         "(optionally with a mask suffix such as '_mask'); the modality is an option."
     )
     access = "Your own data."
-    layout = "images/<name>.<ext> and masks/<name><mask_suffix>.<ext>"
+    layout = "images/<name>.<ext> and masks/<name>.<ext> or masks/<name>_mask.<ext>"
     options: ClassVar[dict[str, Any]] = {
         "modality": "other",
         "images": "images",
         "masks": "masks",
-        "mask_suffix": "",
+        "mask_suffix": None,  # None: the image's own name, or it with one of MASK_SUFFIXES
         "threshold": None,
     }
+    # What a mask's name adds to its image's when no mask_suffix is given (the usual spellings).
+    MASK_SUFFIXES: ClassVar[tuple[str, ...]] = (
+        "_mask",
+        "-mask",
+        "_masks",
+        "_seg",
+        "_segmentation",
+        "_label",
+        "_gt",
+    )
 
     def read(self, root: Path, opts: dict[str, Any]) -> Iterator[Item]:
         image_dir, mask_dir = root / opts["images"], root / opts["masks"]
@@ -338,13 +348,8 @@ class ImageFolder(FileDataset):
             raise layout_error(
                 self.name, root, f"the folders {opts['images']}/ and {opts['masks']}/"
             )
-        suffix = opts["mask_suffix"] or ""
         images = files_by_stem(image_dir)
-        masks = {
-            p.stem[: len(p.stem) - len(suffix)]: p
-            for p in files_by_stem(mask_dir).values()
-            if p.stem.endswith(suffix)
-        }
+        masks = self._masks_by_image(files_by_stem(mask_dir), set(images), opts["mask_suffix"])
         for stem in sorted(set(images) | set(masks), key=natural_key):
             mask = masks.get(stem)
             yield segmentation_item(
@@ -357,3 +362,26 @@ class ImageFolder(FileDataset):
                 data_root=opts["data_root"],
                 root=root,
             )
+
+    def _masks_by_image(
+        self, masks: dict[str, Path], images: set[str], suffix: str | None
+    ) -> dict[str, Path]:
+        """Each mask under the name of its image: ``<name><suffix>`` for a given suffix; else the
+        image's own name, or it with one of ``MASK_SUFFIXES`` (``case_a_mask.png``)."""
+        paired: dict[str, Path] = {}
+        for path in masks.values():
+            stem = path.stem
+            if suffix is not None:
+                if stem.endswith(suffix):
+                    paired[stem[: len(stem) - len(suffix)]] = path
+                continue
+            if stem in images:
+                paired.setdefault(stem, path)
+                continue
+            for ending in self.MASK_SUFFIXES:
+                if stem.endswith(ending) and stem[: -len(ending)] in images:
+                    paired.setdefault(stem[: -len(ending)], path)
+                    break
+            else:
+                paired.setdefault(stem, path)  # a mask without its image: skipped with a reason
+        return paired
