@@ -350,7 +350,8 @@ def _read_raster(path: Path) -> MedicalImage:
         )
     check_size(*header, f"'{path}'")
     data = np.fromfile(path, dtype=np.uint8)
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    use_cv2 = data.size and not (_suffix(path) == ".png" and _foreign_zlib_loaded())
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if use_cv2 else None
     if array is None:
         array = _decode_with_pil(path, path)
     elif array.ndim == 3:
@@ -359,6 +360,15 @@ def _read_raster(path: Path) -> MedicalImage:
     return MedicalImage(
         np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)}
     )
+
+
+def _foreign_zlib_loaded() -> bool:
+    """Whether OpenCV's PNG reader would meet an old zlib: decord (imported by VLMEvalKit) loads
+    its bundled zlib 1.2.3 into the process's global symbols, OpenCV's libpng then binds to it,
+    prints "libpng error: bad parameters to zlib" and decodes nothing. PIL reads PNGs instead."""
+    import sys
+
+    return "decord" in sys.modules
 
 
 def raster_header(source: str | os.PathLike | bytes) -> tuple[int, int] | None:
