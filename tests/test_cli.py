@@ -162,3 +162,32 @@ def test_corrupt_a_dicom_in_its_window_or_a_chosen_one(tmp_path):
     bad = cli("corrupt", str(scan), str(tmp_path / "o.dcm"), "-c", "gaussian_noise",
               "--window", "1,2,3", ok=False)  # fmt: skip
     assert bad.returncode != 0 and "--window" in bad.stderr
+
+
+def test_corrupt_in_ssim_mode_says_when_the_band_was_not_reached(tmp_path):
+    """Frost cannot bring a plain square down to level 5's SSIM band: the user is told so."""
+    image = np.full((32, 32), 128, np.uint8)
+    image[8:24, 8:24] = 200
+    save_image(tmp_path / "square.png", image)
+    done = cli("corrupt", str(tmp_path / "square.png"), str(tmp_path / "out.png"), "-c", "frost",
+               "-s", "5", "--mode", "ssim")  # fmt: skip
+    assert (tmp_path / "out.png").exists()
+    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert "level 5 SSIM band 0.50-0.59 not reached" in warning and "SSIM 0.6" in warning
+    reached = cli("corrupt", str(tmp_path / "square.png"), str(tmp_path / "out2.png"), "-c",
+                  "frost", "-s", "2", "--mode", "ssim")  # fmt: skip
+    assert "warning" not in reached.stderr
+
+
+def test_preview_needs_a_modality_or_corruptions_and_titles_what_it_shows(tmp_path):
+    done = cli("preview", "-o", str(tmp_path / "all.png"), ok=False)
+    assert done.returncode == 1 and not (tmp_path / "all.png").exists()
+    assert "--modality" in done.stderr and "--corruptions" in done.stderr
+
+    from medfm_robust_plugin.cli.corrupt import _what
+    from medfm_robust_plugin.engine import get_corruption, list_corruptions
+
+    chosen = [get_corruption(n) for n in ("gaussian_noise", "contrast")]
+    assert _what(chosen, ["gaussian_noise", "contrast"], None) == "gaussian_noise, contrast"
+    mri = list_corruptions(modality="mri")
+    assert _what(mri, None, "mri") == f"mri suite ({len(mri)} corruptions)"

@@ -101,6 +101,24 @@ def corrupt(
         except OSError as exc:
             fail(f"--params {params_path}: could not be written ({exc.strerror or exc})")
     click.echo(f"wrote {output_path} ({name}, severity {level}, seed {seed})")
+    calibration = params.get("calibration") if mode == "ssim" else None
+    if calibration and not calibration.get("in_band"):
+        click.echo(f"warning: {_missed_band(calibration)}", err=True)
+
+
+def _missed_band(calibration: dict[str, Any]) -> str:
+    """One line: which level's SSIM band calibration did not reach, and what it got instead."""
+    low, high = calibration["band"]
+    why = calibration.get("note", "").removeprefix("band not reached: ") or (
+        "the corruption cannot reach it on this image"
+        if not calibration.get("reachable", True)
+        else "the SSIM steps over it between two strengths"
+    )
+    return (
+        f"level {calibration['level']} SSIM band {low:.2f}-{high:.2f} not reached: the image "
+        f"written has SSIM {calibration['ssim']:.3f} at strength {calibration['strength']:.3f} "
+        f"({why}); it is the closest this corruption gets to the band"
+    )
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -225,11 +243,18 @@ def _write_preview(
         which = modality if modality in GENERATORS else "dermoscopy"
         image = phantom(which, 256, seed=seed).image
         label = f"{which} phantom"
+    if items is None and not names and modality is None:
+        # every registered corruption on one sheet is a poster nobody reads (70 rows)
+        fail(
+            "say which corruptions to preview: --modality MODALITY (its suite, e.g. --modality "
+            "mri) or --corruptions a,b (`medfm-robust corruptions list` names them)"
+            + ("; the image does not say its modality" if image_path else "")
+        )
     if items is None:
         items = [get_corruption(n) for n in names] if names else list_corruptions(modality=modality)
     if not items:
         fail(f"no corruptions for modality '{modality}'; see `medfm-robust corruptions suites`")
-    title = f"MedFM-Robust  {label}  {modality or 'all'} corruptions  ({mode} severities)"
+    title = f"MedFM-Robust  {label}  {_what(items, names, modality)}  ({mode} severities)"
     return save_preview(
         output,
         image,
@@ -241,3 +266,11 @@ def _write_preview(
         mode=mode,
         modality=modality,
     )
+
+
+def _what(items: list[Any], names: list[str] | None, modality: str | None) -> str:
+    """What a preview shows, for its title: the chosen corruptions, or the modality's suite."""
+    if not names:
+        return f"{modality} suite ({len(items)} corruptions)"
+    shown = ", ".join(item.name for item in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
