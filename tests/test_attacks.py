@@ -281,7 +281,18 @@ def test_an_attacked_run_records_resumes_and_reports(medsam_dir, tmp_path):
     report = run_cli("report", str(run_dir), "--out", str(tmp_path / "report"))
     assert report.exit_code == 0, report.output
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "pgd" in text and "adversarial" in text
+    assert "pgd" in text and "adversarial" in text and "Attack drop" in text
+    import csv
+
+    with open(tmp_path / "report" / "headline.csv") as handle:
+        headline = list(csv.DictReader(handle))
+    assert all(row["adversarial_drop"] not in ("", None) for row in headline)
+    expected = summary["by_family"]["adversarial"]["absolute_drop"]["dice"]
+    dice = next(row for row in headline if row["metric"] == "dice")
+    assert float(dice["adversarial_drop"]) == pytest.approx(expected)
+    # attacks are bounded by epsilon, not by an SSIM band: never listed as off their band
+    levels = "".join(p.read_text() for p in (tmp_path / "report").glob("levels_*.csv"))
+    assert "pgd" not in levels and "fgsm" not in levels
 
 
 def test_an_api_model_cannot_be_attacked(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..attacks import is_attack
 from ..metrics.robustness import NO_PAIRED
 from .runs import RunData
 
@@ -66,8 +67,15 @@ def score_vs_severity(runs: Sequence[RunData], path: Path) -> Path:
                 fontsize=7,
                 color="0.4",
             )
-        ax.set_title(name, fontsize=8)
-        ax.set_xticks(range(0, 6))
+        if is_attack(name):  # an attack's strength is its epsilon, in pixel levels of 255
+            epsilons = sorted(
+                {c.severity for c in runs[0].summary.conditions if c.corruption == name}
+            )
+            ax.set_title(f"{name} (epsilon of 255)", fontsize=8)
+            ax.set_xticks([0, *epsilons])
+        else:
+            ax.set_title(name, fontsize=8)
+            ax.set_xticks(range(0, 6))
         ax.tick_params(labelsize=7)
     for index in range(len(corruptions), rows * columns):
         axes[index // columns][index % columns].axis("off")
@@ -87,12 +95,13 @@ def drop_heatmap(run: RunData, path: Path) -> Path:
     import numpy as np
 
     metric = run.primary
-    corruptions = [c.corruption for c in run.summary.corruptions]
-    severities = sorted({c.severity for c in run.summary.conditions})
+    # attacks have epsilons, not severities: they are in the tables and the severity plot
+    corruptions = [c.corruption for c in run.summary.corruptions if not is_attack(c.corruption)]
+    severities = sorted({c.severity for c in run.summary.conditions if c.corruption in corruptions})
     grid = np.full((len(severities), len(corruptions)), np.nan)
     for c in run.summary.conditions:
         value = c.relative_drop.get(metric)
-        if value is not None:
+        if value is not None and c.corruption in corruptions:
             grid[severities.index(c.severity), corruptions.index(c.corruption)] = value
     fig, ax = plt.subplots(figsize=(2.0 + 0.22 * len(corruptions), 1.6 + 0.3 * len(severities)))
     limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
@@ -128,6 +137,8 @@ def model_comparison(runs: Sequence[RunData], path: Path) -> Path:
 
     metric = runs[0].primary
     groups = [("clean", None), ("base corruptions", "base"), ("medical corruptions", "medical")]
+    if any("adversarial" in run.summary.by_family for run in runs):
+        groups.append(("attacks", "adversarial"))
     width = 0.8 / len(groups)
     fig, ax = plt.subplots(figsize=(1.5 + 1.4 * len(runs), 3.0))
     x = np.arange(len(runs))

@@ -21,6 +21,7 @@ HEADLINE_COLUMNS = (
     ("relative_drop", "Rel. drop"),
     ("base_drop", "Base drop"),
     ("medical_drop", "Medical drop"),
+    ("adversarial_drop", "Attack drop"),
     ("worst", "Worst corruption"),
     ("mce", "mCE"),
     ("relative_mce", "Rel. mCE"),
@@ -50,6 +51,8 @@ def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[di
                 "relative_drop": summary.overall.relative_drop.get(name),
                 "base_drop": _group_drop(summary, "base", name),
                 "medical_drop": _group_drop(summary, "medical", name),
+                # FGSM / PGD, apart from the corruptions' headline (None when not attacked)
+                "adversarial_drop": _group_drop(summary, "adversarial", name),
                 "worst": summary.worst.get(name),
                 "mce": None,
                 "relative_mce": None,
@@ -232,6 +235,8 @@ def level_rows(run: Any) -> list[dict[str, Any]]:
     for record in run.records:
         severity = record.get("severity")
         if record.get("condition") == "clean" or severity not in PAPER_BANDS:
+            continue
+        if record.get("family") == "adversarial":  # an attack is bounded by epsilon, not SSIM
             continue
         params = record.get("params") or {}
         calibration = params.get("calibration")
