@@ -160,6 +160,13 @@ def calibrate(
             return finish(0.0, False, "band not reached: SSIM is below it at zero strength")
         if weak is not None and strong is not None and strong[0] - weak[0] < JUMP_STEP:
             return _jumped(probe, weak[0], strong[0], lo, hi, finish)
+        if weak is None and strong is not None and _flat(probe, strong[0]):
+            # Only too-strong points, and the SSIM did not move between the two weakest: the
+            # curve is flat here (a corruption that saturates, such as colour saturation clipped
+            # at full), so the power law creeps down a few percent a step. Jump a factor of 4
+            # towards zero instead.
+            strength = 0.25 * strong[0]
+            continue
         if weak is not None and strong is not None and sides[-2:] in ([True, True], [False, False]):
             # The power law keeps landing on one side (a saturating or stepped curve): halve the
             # bracket instead, which always closes in on the band or on the step that skips it.
@@ -169,6 +176,15 @@ def calibrate(
             strength = _next_strength(weak, strong, target)
     nearest = min(probe.seen, key=lambda s: _distance(probe.seen[s][0], lo, hi))
     return finish(nearest, True, "band not reached within the search budget; nearest SSIM used")
+
+
+FLAT = 1e-4  # two SSIMs closer than this are the same: the curve does not move between them
+
+
+def _flat(probe: StrengthProbe, strength: float) -> bool:
+    """The SSIM at ``strength`` equals that of the next measured strength above it."""
+    above = sorted(s for s in probe.seen if s > strength)
+    return bool(above) and abs(probe.seen[above[0]][0] - probe.seen[strength][0]) < FLAT
 
 
 def _jumped(probe, weak: float, strong: float, lo: float, hi: float, finish):

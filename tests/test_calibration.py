@@ -128,3 +128,24 @@ def test_a_band_stepped_over_is_recorded_unreachable():
     assert not record.reachable
     assert "jumps over it" in record.note
     assert record.applications <= 16
+
+
+@corruption(
+    "test_early_saturation",
+    family="test",
+    severity_params=[0.01, 0.02, 0.03, 0.04, 0.05],
+    param_range=(0.0, 1.0),
+)
+def early_saturation(image, amount, rng):
+    """Darkens by up to 64 % over the first 0.5 % of the range, then no further (a clipped gain)."""
+    return image * np.float32(1.0 - 0.64 * min(amount / 0.005, 1.0))
+
+
+def test_a_curve_that_saturates_early_is_searched_down_to_its_band():
+    """SSIM is the same (0.68, just below band 3) from strength 0.005 to 1: the search leaves the
+    flat part quickly instead of creeping down it a few percent a step."""
+    image = ct_slice(96, seed=1).image
+    probe = StrengthProbe(image, early_saturation, seed=0)
+    _, record = calibrate(probe, 3)
+    assert record.in_band and record.reachable, record
+    assert record.strength < 0.005 and record.applications <= 10
