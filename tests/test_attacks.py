@@ -237,7 +237,7 @@ def test_an_attacked_run_records_resumes_and_reports(medsam_dir, tmp_path):
         "--attack-steps",
         "3",
         "--workers",
-        "0",
+        "1",  # corrupted views from a worker process; attacked ones start from the clean view here
         "--out",
         str(out),
         "--model-option",
