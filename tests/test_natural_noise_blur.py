@@ -162,6 +162,22 @@ def test_defocus_filtering_equals_one_filter2d_call():
         assert kernel.sum() == pytest.approx(1.0, abs=0.02)
 
 
+@pytest.mark.parametrize(
+    "name,param_at", [("defocus_blur", lambda r: (r, 0.1)), ("motion_blur", lambda r: (r, 3.0))]
+)
+def test_disks_and_trails_grow_continuously_between_whole_radii(name, param_at):
+    """A whole radius is ImageNet-C's kernel; between two the blur moves smoothly, so SSIM
+    calibration never sees it jump (ImageNet-C's disk of radius 0.999 is one pixel, 1.0 five)."""
+    image = unit_image((40, 48, 3))
+    below, at, above = (apply(name, image, param_at(r)) for r in (0.999, 1.0, 1.001))
+    assert np.abs(below - at).max() < 0.01 and np.abs(above - at).max() < 0.01
+    whole = apply(name, image, param_at(2.0))
+    middle = apply(name, image, param_at(2.5))
+    np.testing.assert_allclose(
+        middle, 0.5 * whole + 0.5 * apply(name, image, param_at(3.0)), atol=1e-5
+    )
+
+
 # --------------------------------------------------------------------------- random blurs
 
 

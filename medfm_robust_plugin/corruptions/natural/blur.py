@@ -129,7 +129,25 @@ def defocus_blur(
     anti-aliasing Gaussian), ImageNet-C's table.
     """
     radius, alias_sigma = param
-    return _correlate(image, disk_kernel(float(radius), float(alias_sigma)))
+    return _between_whole_radii(
+        float(radius), lambda r: _correlate(image, disk_kernel(float(r), float(alias_sigma)))
+    )
+
+
+def _between_whole_radii(radius: float, blur_with):
+    """``blur_with(radius)`` at a whole radius (ImageNet-C's tables); between two whole radii the
+    blend of the two, weighted by where the radius lies between them.
+
+    ImageNet-C's disks and trails only change at whole pixels (a disk of radius 0.99 is one pixel,
+    1.0 five), so SSIM calibration, which moves the radius continuously, would see the image jump
+    over a severity band between two neighbouring strengths. The blend is a rim of partly covered
+    pixels: continuous in the radius, and the table's own kernels at whole radii.
+    """
+    below = math.floor(radius)
+    fraction = radius - below
+    if fraction < 1e-6:
+        return blur_with(below)
+    return (1.0 - fraction) * blur_with(below) + fraction * blur_with(below + 1)
 
 
 # --------------------------------------------------------------------------- zoom_blur
@@ -261,8 +279,12 @@ def motion_blur(
     """
     radius, sigma = param
     angle = float(rng.uniform(-MOTION_MAX_ANGLE, MOTION_MAX_ANGLE))
-    offsets, weights = motion_taps(int(radius), float(sigma), angle)
-    return _trail(image, offsets, weights), {"angle_deg": angle}
+
+    def blur_with(whole: int) -> np.ndarray:
+        offsets, weights = motion_taps(int(whole), float(sigma), angle)
+        return _trail(image, offsets, weights)
+
+    return _between_whole_radii(float(radius), blur_with), {"angle_deg": angle}
 
 
 # --------------------------------------------------------------------------- glass_blur
