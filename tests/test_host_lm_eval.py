@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,6 +74,23 @@ def test_every_language_task_card_has_a_group_and_the_mini_grid_is_complete():
     assert len(tasks) == 1 + len(corruptions) * len(card.severities) + len(corruptions) + 1
 
 
+def test_the_launcher_takes_limit_as_whole_samples_of_our_cards():
+    from medfm_robust_plugin.hosts.lm_eval import whole_sample_limit
+
+    ours = ["--model", "m", "--tasks", f"{LITE},{LITE}_clean"]
+    for limit in (["--limit", "3"], ["-L", "3"], ["--limit=3"], ["--limit", "3.0"]):
+        args, samples, note = whole_sample_limit([*ours, *limit, "--log_samples"])
+        assert (args, samples) == ([*ours, "--log_samples"], 3) and "3 samples" in note
+    args, samples, _ = whole_sample_limit(["-t", LITE, "medfm_robust_vqa_s1", "-L", "0.25"])
+    assert (args, samples) == (["-t", LITE, "medfm_robust_vqa_s1"], 0.25)
+    # beside one of lm-eval's own tasks lm-eval's limit stays (for it, and so for ours too)
+    mixed = ["--tasks", f"{LITE},mmmu_val", "--limit", "3"]
+    args, samples, note = whole_sample_limit(mixed)
+    assert (args, samples) == (mixed, 3) and "Run the MedFM-Robust tasks apart" in note
+    assert whole_sample_limit(["--tasks", "mmmu_val", "--limit", "3"])[1:] == (None, None)
+    assert whole_sample_limit(["--tasks", LITE])[1:] == (None, None)
+
+
 needs_lm_eval = pytest.mark.skipif(
     importlib.util.find_spec("lm_eval") is None,
     reason="lm-eval is not installed (pip install 'medfm-robust-plugin[lm-eval]')",
@@ -85,11 +103,12 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-def run_lm_eval(args: list[str]) -> None:
+def run_lm_eval(args: list[str]) -> Any:
     from medfm_robust_plugin.cli import main
 
     result = CliRunner().invoke(main, ["lm-eval", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    return result
 
 
 def results_of(out: Path) -> dict:
@@ -114,13 +133,14 @@ def test_index_has_groups_subgroups_tasks_and_severity_tags():
 
 
 def expected_views(task_names: list[str], limit: int):
-    """(task name, doc, display image) for the first ``limit`` documents of each condition task."""
+    """(task name, doc, display image) of each condition task under ``--limit limit``: the
+    documents of ``limit`` whole samples of the card."""
     from medfm_robust_plugin.hosts.lm_eval_tasks import conditions
 
     for name in task_names:
         condition = name[len(LITE) + 1 :]
-        docs = conditions.load_condition(CARD, condition)["test"]
-        for doc in list(docs)[:limit]:
+        docs = conditions.load_condition(CARD, condition, samples=limit)["test"]
+        for doc in docs:
             views, view = conditions.view_of(doc)
             yield name, doc, views.display(view)
 
@@ -159,6 +179,12 @@ def test_chat_completions_get_our_corrupted_images_and_groups_aggregate_known_an
         f"{LITE}_{c}_s{k}" for c in ("gaussian_noise", "mri_bias_field") for k in (1, 3, 5)
     ]
     expected = list(expected_views(conditions, limit))
+    # every condition holds samples of the clean task: each drop is measured on the same samples
+    by_task: dict[str, set] = {}
+    for name, doc, _ in expected:
+        by_task.setdefault(name, set()).add(doc["sample_id"])
+    assert all(ids <= by_task[f"{LITE}_clean"] for ids in by_task.values())
+    assert by_task[f"{LITE}_mri_bias_field_s5"]
     digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()  # noqa: E731
     assert sorted(digest(images[0]) for images in received) == sorted(
         digest(image) for _, _, image in expected
@@ -198,6 +224,55 @@ def test_chat_completions_get_our_corrupted_images_and_groups_aggregate_known_an
     report = CliRunner().invoke(main, ["report", str(tmp_path / "out"), "-o", str(tmp_path / "r")])
     assert report.exit_code == 0, report.output
     assert "mri_bias_field" in (tmp_path / "r" / "report.md").read_text()
+
+
+@needs_lm_eval
+def test_limit_takes_whole_paired_samples_as_the_docs_quick_test_runs_it(tmp_path):
+    # docs/lm_eval.md: an API model on the Mini card, --limit 3 for a quick test; the model
+    # always answers "A", so no condition may show a drop that only a change of samples made
+    from medfm_robust_plugin.cli import main
+    from medfm_robust_plugin.hosts.lm_eval_results import single_run
+    from medfm_robust_plugin.plan import EvaluationPlan
+
+    with FakeOpenAIServer(reply="A") as server:
+        result = run_lm_eval(
+            [
+                "--model",
+                "local-chat-completions",
+                "--apply_chat_template",
+                "--model_args",
+                f"model=gpt-4o,base_url={server.base_url}/chat/completions,num_concurrent=4,"
+                "max_retries=1,tokenized_requests=False",
+                "--tasks",
+                LITE,
+                "--limit",
+                "3",
+                "--log_samples",
+                "--output_path",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert "--limit 3: 3 samples of each MedFM-Robust task card" in result.stderr
+    records, _ = single_run(tmp_path / "out")
+    clean = {r["sample_id"] for r in records if r["condition"] == "clean"}
+    # the runner's 3 samples, and one of each modality they leave out (no task may be empty)
+    chosen = {s.id for s in EvaluationPlan.from_card(CARD, limit=3).samples()}
+    assert chosen < clean and len(clean) == 5
+    assert {r["modality"] for r in records} == {"ct", "mri", "xray", "dermoscopy", "endoscopy"}
+    assert all(r["sample_id"] in clean for r in records)
+    # each sample under every condition of its suite
+    card = EvaluationPlan.from_card(CARD).card
+    for sample_id in clean:
+        mine = [r for r in records if r["sample_id"] == sample_id]
+        suite = card.corruptions_for(mine[0]["modality"])
+        assert len(mine) == 1 + len(suite) * len(card.severities)
+
+    report = CliRunner().invoke(main, ["report", str(tmp_path / "out"), "-o", str(tmp_path / "r")])
+    assert report.exit_code == 0, report.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    conditions = [c for run in summary["runs"] for c in run["summary"]["conditions"]]
+    assert conditions and all(c["n_paired"] == c["n"] > 0 for c in conditions)
+    assert all(c["absolute_drop"]["accuracy"] == 0 for c in conditions)
 
 
 @needs_lm_eval
@@ -259,13 +334,20 @@ def test_hf_multimodal_runs_a_tiny_llava_on_the_mini_suite(tmp_path):
     )
     results = results_of(tmp_path / "out")
     assert 0.0 <= results[f"{LITE}_ct_metal_streaks"]["accuracy,none"] <= 1.0
-    logged = [
-        json.loads(line)
-        for file in (tmp_path / "out").glob("*/samples_*ct_metal_streaks_s3*.jsonl")
-        for line in file.read_text().splitlines()
-    ]
-    assert len(logged) == 2 and all(s["doc"]["condition"] == "ct_metal_streaks_s3" for s in logged)
-    assert all(s["doc"]["modality"] == "ct" for s in logged)  # only the CT suite has it
+
+    def logged(condition: str) -> list[dict]:
+        return [
+            json.loads(line)
+            for file in (tmp_path / "out").glob(f"*/samples_*{condition}*.jsonl")
+            for line in file.read_text().splitlines()
+        ]
+
+    metal = logged("ct_metal_streaks_s3")
+    assert metal and all(s["doc"]["condition"] == "ct_metal_streaks_s3" for s in metal)
+    assert all(s["doc"]["modality"] == "ct" for s in metal)  # only the CT suite has it
+    # --limit 2: whole samples; the CT ones among the clean task's are the metal streaks' ones
+    clean_ct = {s["doc"]["sample_id"] for s in logged("clean") if s["doc"]["modality"] == "ct"}
+    assert {s["doc"]["sample_id"] for s in metal} == clean_ct
 
 
 @needs_lm_eval
@@ -351,7 +433,11 @@ def test_our_medgemma_class_runs_a_tiny_gemma3_checkpoint(tmp_path):
             str(tmp_path / "out"),
         ]
     )
-    assert results_of(tmp_path / "out")[f"{LITE}_clean"]["sample_len"] == 2
+    from medfm_robust_plugin.hosts.lm_eval_tasks.conditions import paired_samples
+    from medfm_robust_plugin.tasks import get_task
+
+    expected = len(paired_samples(get_task(CARD), None, 2))  # 2, and one of each other modality
+    assert results_of(tmp_path / "out")[f"{LITE}_clean"]["sample_len"] == expected
 
 
 LAB_PLUGIN = """

@@ -85,11 +85,12 @@ def bright_or_dark(image: np.ndarray) -> str:
 
 
 def expected_views():
-    """(task, doc, display image) of the first LIMIT documents of each condition task."""
+    """(task, doc, display image) of each condition task under ``--limit LIMIT``: the documents
+    of LIMIT whole samples (one of each of the five modalities)."""
     from medfm_robust_plugin.hosts.lm_eval_tasks import conditions
 
     for task in TASKS:
-        for doc in conditions.condition_documents(CARD, task[len(MINI) + 1 :])[:LIMIT]:
+        for doc in conditions.condition_documents(CARD, task[len(MINI) + 1 :], samples=LIMIT):
             views, view = conditions.view_of(doc)
             yield task, doc, views.display(view)
 
@@ -206,11 +207,20 @@ def test_a_tiny_random_weight_vlm_runs_through_our_manifest(tmp_path):
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
+    assert "--limit 2: 2 samples of each MedFM-Robust task card" in result.output
     (results_file,) = out.glob("*/*_results.json")
     results = json.loads(results_file.read_text())["results"]
     run = load_run(out)
     assert (run.task, run.model) == ("MedFMRobust-Mini-VQA-Lite", f"hf:{path}")
-    assert len(run.records) == 4 and all(isinstance(r["prediction"], str) for r in run.records)
+    assert all(isinstance(r["prediction"], str) for r in run.records)
+    # --limit 2: whole samples (2, and one of each modality they leave out, as lm-eval's host);
+    # the CT samples of the clean task are those under the CT-only corruption: paired
+    clean = [r for r in run.records if r["condition"] == "clean"]
+    metal = [r for r in run.records if r["condition"] == "ct_metal_streaks_s3"]
+    assert len(clean) == 5 and {r["modality"] for r in metal} == {"ct"}
+    assert {r["sample_id"] for r in metal} == {
+        r["sample_id"] for r in clean if r["modality"] == "ct"
+    }
     for condition in ("clean", "ct_metal_streaks_s3"):
         mine = [r["score"]["accuracy"] for r in run.records if r["condition"] == condition]
         assert results[f"{lite}_{condition}"]["accuracy,none"] == pytest.approx(np.mean(mine))

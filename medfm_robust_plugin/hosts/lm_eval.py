@@ -19,7 +19,8 @@ corruption's task holds only the samples whose modality suite has that corruptio
 
 Models. ``register_models`` adds our vision-language models to lm-eval's registry (lazily; after
 ``import lm_eval.models``, whose import fills the registry: registering first would leave it with
-ours only). ``main`` runs lm-eval's own command line with them registered and our tasks included.
+ours only). ``main`` runs lm-eval's own command line with them registered and our tasks included;
+there ``--limit N`` means N whole samples of each card (``whole_sample_limit``).
 """
 
 from __future__ import annotations
@@ -398,15 +399,99 @@ def _model_classes() -> dict[str, type]:
 
 # ---------------------------------------------------------------------- launcher
 
+LIMIT_OPTIONS = ("--limit", "-L")
+TASKS_OPTIONS = ("--tasks", "-t")
+
+
+def option_values(args: Sequence[str], names: Sequence[str]) -> tuple[int, int, list[str]] | None:
+    """(start, end, values) of the first of ``names`` in ``args``: ``--x v1 v2`` or ``--x=v``."""
+    for at, arg in enumerate(args):
+        flag, equals, value = arg.partition("=")
+        if flag not in names:
+            continue
+        if equals:
+            return at, at + 1, [value]
+        end = at + 1
+        while end < len(args) and (not args[end].startswith("-") or _is_number(args[end])):
+            end += 1
+        return at, end, list(args[at + 1 : end])
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_card_task(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether a task, group or tag name is one of a MedFM-Robust card's (``<prefix>...``)."""
+    return any(name == prefix or name.startswith(prefix + "_") for prefix in prefixes)
+
+
+def whole_sample_limit(
+    args: Sequence[str], harness: str = "lm-eval"
+) -> tuple[list[str], int | float | None, str | None]:
+    """``--limit N`` as N whole samples of each MedFM-Robust card: (args, samples, note).
+
+    The harness's ``--limit N`` keeps the first N documents of each task. A condition task holds
+    only the samples whose suite has its corruption, so the first N documents of the clean task
+    (CT, say) and of an MRI corruption are different samples and no drop can be measured between
+    them. Our tasks take ``samples`` instead: N whole samples of the card, chosen as our runner's
+    ``--limit`` chooses them, each clean and under every condition of its suite (see
+    ``conditions.paired_samples``). When every task of the run is ours, the limit is taken out of
+    the harness's arguments. Beside other tasks it stays for them, and so also cuts ours to N
+    documents each (a fraction is left to the harness alone); ``note`` says so. ``note`` is what
+    to tell the user on stderr (None: nothing to say).
+    """
+    args = list(args)
+    limit, tasks = option_values(args, LIMIT_OPTIONS), option_values(args, TASKS_OPTIONS)
+    if limit is None or tasks is None or len(limit[2]) != 1 or not _is_number(limit[2][0]):
+        return args, None, None  # the harness reports a bad --limit itself
+    value = float(limit[2][0])
+    names = [n.strip() for v in tasks[2] for n in v.split(",") if n.strip()]
+    prefixes = [task_prefix(card.name) for card in host_cards()]
+    ours = [n for n in names if is_card_task(n, prefixes)]
+    if value <= 0 or not ours:
+        return args, None, None
+    if len(ours) < len(names):
+        note = (
+            f"{harness}: --limit {value:g} with other tasks in the run applies to every task, "
+            "ours too: a MedFM-Robust condition task may then hold other samples than its clean "
+            "task. Run the MedFM-Robust tasks apart for paired results"
+        )
+        return args, (int(value) if value >= 1 else None), note
+    del args[limit[0] : limit[1]]
+    samples: int | float = int(value) if value >= 1 else value
+    what = f"{samples} samples" if value >= 1 else f"a fraction {samples:g} of the samples"
+    note = (
+        f"{harness}: --limit {value:g}: {what} of each MedFM-Robust task card, each clean and "
+        f"under every condition (samples={samples}), not the first documents of each condition task"
+    )
+    return args, samples, note
+
+
+def _after_subcommand(args: Sequence[str]) -> int:
+    return 1 if args and args[0] in ("run", "ls", "validate") else 0
+
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """lm-eval's own command line, with our models registered and our tasks on the include path."""
+    """lm-eval's own command line, with our models registered and our tasks on the include path;
+    ``--limit N`` takes N whole samples of each of our cards (``whole_sample_limit``)."""
     from lm_eval.__main__ import cli_evaluate
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not any(a == "--include_path" or a.startswith("--include_path=") for a in args):
-        at = 1 if args[0] in ("run", "ls", "validate") else 0  # after lm-eval's subcommand
+        at = _after_subcommand(args)
         args[at:at] = ["--include_path", str(tasks_dir())]
+    args, samples, note = whole_sample_limit(args)
+    if note:
+        print(note, file=sys.stderr)
+    if samples is not None:
+        at = _after_subcommand(args)  # before the user's --metadata, which merges over it
+        args[at:at] = ["--metadata", f"samples={samples}"]
     register_models()
     saved = sys.argv
     sys.argv = ["lm_eval", *args]

@@ -20,6 +20,7 @@ lmms-eval asks for it, so nothing is stored and lmms-eval sees the pixels every 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from .lm_eval import (
     build_folder,
     host_cards,
     task_prefix,
+    whole_sample_limit,
 )
 
 GENERATOR = "medfm_robust_plugin.hosts.lmms_eval"
@@ -130,19 +132,31 @@ def with_include_path(args: list[str], folder: str | Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """lmms-eval's own command line, with our tasks on the include path."""
+    """lmms-eval's own command line, with our tasks on the include path; ``--limit N`` takes N
+    whole samples of each of our cards (``hosts.lm_eval.whole_sample_limit``)."""
     from lmms_eval.cli.dispatch import main as lmms_eval_main
+
+    from .lmms_eval_conditions import SAMPLES_ENV
 
     args = list(sys.argv[1:] if argv is None else argv)
     args = with_include_path(args, tasks_dir())
+    args, samples, note = whole_sample_limit(args, "lmms-eval")
+    if note:
+        print(note, file=sys.stderr)
     _skip_filelock_patch()
     failures = _count_failures()
-    saved = sys.argv
+    saved, saved_samples = sys.argv, os.environ.get(SAMPLES_ENV)
     sys.argv = ["lmms-eval", *args]
+    if samples is not None:
+        os.environ[SAMPLES_ENV] = str(samples)
     try:
         lmms_eval_main()
     finally:
         sys.argv = saved
+        if saved_samples is None:
+            os.environ.pop(SAMPLES_ENV, None)
+        else:
+            os.environ[SAMPLES_ENV] = saved_samples
     if failures:
         raise SystemExit(f"lmms-eval: {len(failures)} evaluation(s) failed: {failures[0]}")
 

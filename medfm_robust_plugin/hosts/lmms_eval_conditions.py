@@ -8,27 +8,31 @@ document's identity is returned by ``process_results`` under ``ITEM`` because lm
 document from its ``--log_samples`` output.
 
 The data root comes from ``MEDFM_ROBUST_DATA`` (the Mini suite needs none); the views' global seed
-is 0, as in the other hosts' defaults.
+is 0, as in the other hosts' defaults. ``MEDFM_ROBUST_SAMPLES=N`` keeps N whole samples of each
+card, each clean and under every condition (``medfm-robust lmms-eval --limit N`` sets it).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .lm_eval_tasks import conditions
 
 ITEM = "medfm_robust_item"  # the logged sample's key holding our document
 SEED = 0
+SAMPLES_ENV = "MEDFM_ROBUST_SAMPLES"  # lmms-eval passes tasks no metadata: N whole samples
 
 
 def process_docs(dataset: Any) -> Any:
     """The one-line dataset ``{medfm_task, medfm_condition}`` -> the condition's documents."""
     import datasets
 
+    samples = os.environ.get(SAMPLES_ENV) or None
     documents: list[dict[str, Any]] = []
     for row in dataset:
         documents += conditions.condition_documents(
-            row["medfm_task"], row["medfm_condition"], seed=SEED
+            row["medfm_task"], row["medfm_condition"], seed=SEED, samples=samples
         )
     return datasets.Dataset.from_list(documents)
 

@@ -7,11 +7,15 @@ task mixes modalities, a corruption's task holds only the samples whose modality
 
 The data root comes from ``--metadata data_root=DIR`` or ``MEDFM_ROBUST_DATA``; the global seed of
 the views from ``--metadata seed=N`` (default 0). The Mini suite needs neither.
+``--metadata samples=N`` keeps N samples of the card (stratified, as our runner's ``--limit``), each
+clean and under every condition, so that every condition is paired with the clean task; the
+launchers turn ``--limit N`` into it (see ``hosts.lm_eval.whole_sample_limit``).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from typing import Any
 
@@ -22,6 +26,7 @@ _lock = threading.Lock()
 _samples: dict[tuple[str, str, str], Any] = {}  # (card, dataset, sample id) -> Sample
 _loaded: dict[tuple[str, str | None], list[Any]] = {}  # (card, data root) -> samples
 _views: dict[tuple[int, str], Any] = {}  # (seed, severity mode) -> CorruptedViews
+_chosen: dict[tuple[str, str | None, int], list[Any]] = {}  # (card, data root, N) -> samples
 
 
 def parse_condition(key: str) -> Any:
@@ -73,26 +78,86 @@ def load_condition(
     medfm_condition: str,
     data_root: str | None = None,
     seed: int = 0,
+    samples: int | float | str | None = None,
     **_lm_eval_metadata: Any,
 ) -> dict[str, Any]:
     """lm-eval's ``custom_dataset``: the documents of one (task card, condition), split ``test``.
 
     lm-eval passes the task's metadata and ``--metadata`` (and the model arguments) as keywords;
-    only ``data_root`` and ``seed`` matter here.
+    only ``data_root``, ``seed`` and ``samples`` matter here.
     """
     import datasets
 
     return {
         "test": datasets.Dataset.from_list(
-            condition_documents(medfm_task, medfm_condition, data_root, seed)
+            condition_documents(medfm_task, medfm_condition, data_root, seed, samples)
         )
     }
 
 
+def paired_samples(card: Any, data_root: str | None, samples: Any) -> list[Any]:
+    """The card's samples that every condition task holds: all of them, or ``samples`` of them.
+
+    ``samples=N`` chooses N as our runner's ``--limit N`` does (stratified by modality, seeded
+    by the card). A harness cannot run a task without documents, so a modality of the card that
+    the N leave out gets one sample of its own (chosen the same way), and the choice is
+    announced once on stderr. Every task of the card then holds the same samples: each
+    condition is paired with the clean task.
+    """
+    from ...plan import limit_samples
+    from ...tasks import Sampling, select
+
+    loaded = card_samples(card.name, data_root)
+    count = sample_count(samples, len(loaded))
+    if count is None:
+        return loaded
+    key = (card.name, str(data_root) if data_root else None, count)
+    with _lock:
+        if key in _chosen:
+            return _chosen[key]
+    seed = card.sampling.seed
+    chosen = limit_samples(loaded, count, seed)
+    missing = sorted({s.modality for s in loaded} - {s.modality for s in chosen})
+    for modality in missing:
+        chosen += select([s for s in loaded if s.modality == modality], Sampling(size=1, seed=seed))
+    order = {id(sample): at for at, sample in enumerate(loaded)}
+    chosen.sort(key=lambda sample: order[id(sample)])
+    if missing:
+        print(
+            f"{card.name}: {count} samples leave out {', '.join(missing)}, whose corruption "
+            f"tasks would be empty; one sample of each is added ({len(chosen)} samples)",
+            file=sys.stderr,
+        )
+    with _lock:
+        _chosen[key] = chosen
+    return chosen
+
+
+def sample_count(samples: int | float | str | None, total: int) -> int | None:
+    """``samples=N`` as a number of whole samples: N (>= 1), or a fraction (0, 1) of ``total``
+    (at least one); None, 0 or a negative number (lm-eval's "no limit") keep them all."""
+    if samples is None or str(samples).strip() in ("", "None"):
+        return None
+    try:
+        value = float(samples)
+    except ValueError:
+        raise ValueError(
+            f"samples={samples!r}: give a number of samples (e.g. samples=5) or a fraction"
+        ) from None
+    if value <= 0:
+        return None
+    return max(1, round(value * total)) if value < 1 else int(value)
+
+
 def condition_documents(
-    medfm_task: str, medfm_condition: str, data_root: str | None = None, seed: int = 0
+    medfm_task: str,
+    medfm_condition: str,
+    data_root: str | None = None,
+    seed: int = 0,
+    samples: int | float | str | None = None,
 ) -> list[dict[str, Any]]:
-    """The documents of one (task card, condition): the plan's items under that condition."""
+    """The documents of one (task card, condition): the plan's items under that condition, of
+    ``samples`` whole samples when given (the same ones in every condition of the card)."""
     from ...plan import EvaluationPlan
     from ...tasks import get_task
 
@@ -103,7 +168,7 @@ def condition_documents(
         corruptions=[condition.corruption] if condition.corruption else None,
         severities=[condition.severity] if condition.severity else None,
         seed=int(seed),
-        samples=card_samples(card.name, data_root),
+        samples=paired_samples(card, data_root, samples),
     )
     views = views_for(plan.seed, plan.mode)
     return [
