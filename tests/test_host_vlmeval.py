@@ -538,3 +538,41 @@ def test_vlmevalkit_and_our_runner_give_the_same_summary_for_the_same_items(loca
         }
 
     assert scores(theirs) == scores(ours)
+
+
+@needs_vlmeval
+def test_a_dataset_without_its_data_fails_the_run_naming_what_works_in_vlmeval(tmp_path):
+    # the README's command on a card that reads files, with no data root set anywhere
+    env = offline_env(tmp_path)
+    env.pop("MEDFM_ROBUST_DATA", None)
+    args = ["--data", "MedFMRobust-VQA-Lite", "--model", "gpt-4o", "--work-dir", str(tmp_path)]
+    result = subprocess.run(
+        [str(VLMEVAL_SCRIPT), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("vlmeval: 1 model x dataset combination(s) failed"), last
+    assert "gpt-4o x MedFMRobust-VQA-Lite" in last
+    assert "set MEDFM_ROBUST_DATA=DIR before vlmeval" in last and "--config JSON" in last
+    assert "--data-root" not in result.stderr  # vlmeval has no such option
+
+
+@needs_vlmeval
+def test_a_data_root_without_the_release_layout_names_what_works_in_vlmeval(tmp_path):
+    from medfm_robust_plugin.hosts.vlmeval import register
+    from medfm_robust_plugin.hosts.vlmeval_datasets import MedFMRobustDatasetError
+
+    register()
+    from medfm_robust_plugin.hosts.vlmeval_datasets import MedFMRobustVQA
+
+    (tmp_path / "OmniMedVQA").mkdir()
+    with pytest.raises(MedFMRobustDatasetError) as raised:
+        MedFMRobustVQA(dataset="MedFMRobust-VQA-Lite", data_root=str(tmp_path / "OmniMedVQA"))
+    message = str(raised.value)
+    assert "does not hold the released layout" in message
+    assert "Under vlmeval the data root is $MEDFM_ROBUST_DATA" in message and "--config" in message

@@ -314,9 +314,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_vlmeval()  # says whether VLMEvalKit or one of its dependencies is missing
             raise
         register(robustify=robust_names(argv), samples=samples)
+        failures = _count_failures(runner)
         if callable(runner.get("load_env")):
             runner["load_env"]()  # what run.py does under ``__main__``: keys from its .env
         runner["main"]()
+        if failures:
+            print(
+                f"vlmeval: {len(failures)} model x dataset combination(s) failed (VLMEvalKit "
+                f"skipped them and ran the others): {'; '.join(failures)}",
+                file=sys.stderr,
+            )
+            return 1
     except MedFMRobustError as exc:
         print(f"vlmeval: {exc}", file=sys.stderr)
         return 2
@@ -329,6 +337,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.MedFMRobustRows.default_samples = None
         uninstall_log_redaction()  # a caller in the same process gets its logging back as it was
     return 0
+
+
+def _count_failures(runner: dict[str, Any]) -> list[str]:
+    """The combinations run.py gives up on in this run, as ``model x dataset: error``.
+
+    run.py logs a combination that raised (a dataset that cannot be built, say) or a dataset it
+    does not know, marks it in its status file, skips it and exits 0; its status function is
+    wrapped here to remember them, so that the command can fail after running the others.
+    """
+    failures: list[str] = []
+    record = runner.get("upsert_dataset_status")
+    if not callable(record):
+        return failures  # another VLMEvalKit: its own exit status stands
+
+    def upsert_dataset_status(*args: Any, **kwargs: Any) -> Any:
+        error = kwargs.get("error_message")
+        if error is None and kwargs.get("skip_reason") == "invalid_dataset":
+            error = "VLMEvalKit does not know this dataset"
+        if error is not None:
+            model, dataset = kwargs.get("model_name"), kwargs.get("dataset_name")
+            failures.append(f"{model} x {dataset}: {error}")
+        return record(*args, **kwargs)
+
+    runner["upsert_dataset_status"] = upsert_dataset_status
+    return failures
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from vlmeval.dataset.image_base import ImageBaseDataset
 from vlmeval.dataset.image_mcq import ImageMCQDataset
 from vlmeval.smp import dump, get_intermediate_file_path, load
 
+from ..data.sample import DATA_ROOT_ENV
 from ..errors import MedFMRobustError
 from ..metrics.base import get_metric
 from ..plan import EvaluationPlan, WorkItem, item_key
@@ -37,6 +38,24 @@ JUDGE_KEY_ENVS = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "LOCAL_LLM")
 
 class MedFMRobustDatasetError(MedFMRobustError, ValueError):
     """A MedFM-Robust dataset that VLMEvalKit asked for but that cannot be built as asked."""
+
+
+VLMEVAL_DATA_ROOT = (
+    f"Under vlmeval the data root is ${DATA_ROOT_ENV} (DIR holding each dataset as "
+    'DIR/<dataset name>), or "data_root" in the dataset\'s entry of a --config JSON '
+    "(docs/vlmeval.md)"
+)
+
+
+def no_data_root(dataset: str, card: TaskCard) -> str:
+    """What to do when a card that reads files is asked for without a data root."""
+    names = ", ".join(ref.name for ref in card.datasets)
+    return (
+        f"{dataset}: task card {card.name} reads {names} from disk, and no data root is set: "
+        f"set {DATA_ROOT_ENV}=DIR before vlmeval (with {names} in DIR/<dataset name>), or give "
+        f'"data_root": DIR in the dataset\'s entry of a --config JSON (docs/vlmeval.md); '
+        f"`medfm-robust tasks show {card.name}` says how to get the data"
+    )
 
 
 # --------------------------------------------------------------------------- shared parts
@@ -200,6 +219,8 @@ class MedFMRobustRows:
                 f"{type(self).__name__} takes {'/'.join(self.KINDS)} tasks; '{card.name}' is a "
                 f"{card.kind} task"
             )
+        if card.needs_data_root and not data_root and not os.environ.get(DATA_ROOT_ENV):
+            raise MedFMRobustDatasetError(no_data_root(dataset, card))
         if not samples:  # `vlmeval --limit N` on our datasets only: N whole samples
             samples = self.default_samples
         self.plan = EvaluationPlan.from_card(
@@ -216,7 +237,13 @@ class MedFMRobustRows:
         self.global_seed = self.plan.seed
         self._samples: dict[tuple[str, str], Any] = {}
         self._items: dict[str, WorkItem] = {}
-        ImageBaseDataset.__init__(self, dataset=dataset, skip_noimg=False)
+        try:
+            ImageBaseDataset.__init__(self, dataset=dataset, skip_noimg=False)
+        except MedFMRobustError as exc:
+            if "--data-root" not in str(exc):
+                raise
+            # the loaders speak to `medfm-robust run`; vlmeval has no --data-root option
+            raise MedFMRobustDatasetError(f"{dataset}: {exc}. {VLMEVAL_DATA_ROOT}") from exc
 
     @classmethod
     def supported_datasets(cls) -> list[str]:
