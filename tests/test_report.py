@@ -302,3 +302,28 @@ def test_the_severity_plot_title_clears_the_panel_titles(tmp_path, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", measure)
     plots.score_vs_severity([run], tmp_path / "severity.png")
     assert len(overlaps) == 40 and not any(overlaps.values()), overlaps
+
+
+def test_worst_corruption_names_ties_together_and_nothing_when_no_drop():
+    from medfm_robust_plugin.metrics.robustness import summarize
+
+    def records(drops):
+        rows = []
+        for k in range(2):
+            rows.append(
+                dict(sample_id=str(k), dataset="d", modality="ct", condition="clean",
+                     corruption=None, severity=None, family=None, state={"accuracy": 1.0},
+                     error=None)
+            )  # fmt: skip
+            for name, accuracy in drops.items():
+                rows.append(
+                    dict(sample_id=str(k), dataset="d", modality="ct", condition=f"{name}_s1",
+                         corruption=name, severity=1, family="natural",
+                         state={"accuracy": accuracy}, error=None)
+                )  # fmt: skip
+        return rows
+
+    tied = summarize(records({"blur": 0.5, "noise": 0.5, "jpeg": 1.0}), ["accuracy"], resamples=0)
+    assert tied.worst == {"accuracy": "blur, noise"}
+    flat = summarize(records({"blur": 1.0, "noise": 1.0}), ["accuracy"], resamples=0)
+    assert flat.worst == {"accuracy": None}
