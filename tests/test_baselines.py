@@ -181,3 +181,56 @@ def test_baselines_are_registered_as_floors():
         spec, model_id = resolve(name)
         assert (spec.name, spec.kind, spec.extra, model_id) == (name, kind, None, None)
         assert load_model(name).name == name
+
+
+def test_lesion_finder_reads_the_question_kind_and_the_finding():
+    from medfm_robust_plugin.models.vqa_floor import question_of
+
+    assert question_of("Is there a hypodense lesion in this image?") == ("presence", "hypodense")
+    assert question_of("How many polyps are visible in this image?") == ("count", "polyp")
+    assert question_of("On which side of the image is the polyp?") == ("side", "polyp")
+    assert question_of("Is the pigmented lesion small or large?") == ("size", "pigmented")
+    assert question_of("What imaging modality is this image?") == ("modality", None)
+    assert question_of("Describe the image.") == (None, None)
+
+
+def test_lesion_finder_counts_blobs_and_answers_from_the_image():
+    from medfm_robust_plugin.models.vqa_floor import LesionFinderBaseline
+
+    image = np.full((128, 128), 120, np.uint8)
+    for x in (30, 90):
+        image[50:64, x : x + 14] = 30  # two dark blobs, left and right
+    model = LesionFinderBaseline()
+    model.detectors["hypodense"] = (-1, 0.1)
+    prompt = "How many hypodense lesions are visible in this image?\nA. 1\nB. 2\nC. 0\nD. 3"
+    assert model.answer([image], prompt) == "B"
+    image[:, 64:] = 120  # the right one is gone
+    side = "On which side of the image is the hypodense lesion?\nA. Right\nB. Left"
+    assert model.answer([image], side) == "B"
+    assert model.answer([np.full((128, 128), 120, np.uint8)], prompt) == "C"
+
+
+def test_lesion_finder_is_a_floor_that_corruptions_move():
+    """Fitted on the clean Mini VQA samples it answers most of them from the pixels, and heavy
+    noise and blur cost it accuracy (the demo's VQA curves are not flat)."""
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.plan import EvaluationPlan
+    from medfm_robust_plugin.tasks import Condition
+
+    plan = EvaluationPlan.from_card("MedFMRobust-Mini-VQA-Lite")
+    samples = plan.samples()
+    model = load_model("baseline:lesion-finder").fit(samples)
+    views = plan.views()
+
+    def accuracy(condition=None):
+        right = 0
+        for sample in samples:
+            image = views.display(views.get(sample, condition))
+            prompt = plan.card.render_prompt(sample, (image.shape[1], image.shape[0]))
+            right += model.answer([image], prompt) == sample.answer
+        return right / len(samples)
+
+    clean = accuracy()
+    assert clean >= 0.7
+    assert accuracy(Condition("gaussian_noise", 5)) < clean - 0.1
+    assert accuracy(Condition("defocus_blur", 5)) < clean - 0.1

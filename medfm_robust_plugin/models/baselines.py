@@ -3,6 +3,8 @@
 - ``baseline:box-otsu`` (segmenter): Otsu's threshold inside each box prompt.
 - ``baseline:grounding`` (vlm): the box of the largest region that stands out from the rest.
 - ``baseline:majority`` (vlm): the multiple-choice option whose text was most often correct.
+- ``baseline:lesion-finder`` (vlm): multiple-choice answers from blobs found in the image
+  (``vqa_floor``).
 - ``baseline:template-caption`` (vlm): a caption from the modality and coarse image statistics.
 
 Each ignores what a real model would read (the question, the finding asked for); that is the point:
@@ -388,6 +390,18 @@ def register_models(register):
             factory=MajorityBaseline,
             description="Floor: the option whose text was most often correct in fit(samples); "
             "else the first option",
+        )
+    )
+    from .vqa_floor import LesionFinderBaseline
+
+    register(
+        ModelSpec(
+            name="baseline:lesion-finder",
+            kind="vlm",
+            factory=LesionFinderBaseline,
+            description="Floor: answers presence, count, side and size questions from the blobs "
+            "that stand out of the image's local background, and the modality from image "
+            "statistics (calibrated by fit(samples))",
         )
     )
     register(

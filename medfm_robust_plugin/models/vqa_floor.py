@@ -1,0 +1,211 @@
+"""``baseline:lesion-finder``: a multiple-choice floor that reads the image with classical tools.
+
+It answers the geometric questions of the Mini suite (is there a finding, how many, on which side,
+small or large, which modality) from the picture it is shown, so corruptions move its answers as
+they move a model's: noise adds spurious blobs, blur and low contrast hide lesions, colour shifts
+confuse the modality. It is a floor, not a model: nothing is learnt beyond a handful of numbers.
+
+How it reads an image (grey, resized to 128 px a side): the local background is a 31 px median;
+a finding is a connected region that differs from it by more than a threshold, in the direction
+(darker or brighter) the finding takes, and covers at least 12 px. ``fit(samples)`` sets, per
+finding named in the questions (e.g. "hypodense lesion"), the direction and threshold that best
+reproduce the answers of the clean samples; the area that separates "small" from "large"; and one
+centroid of simple image statistics per modality (mean colour, spread, dark and bright fractions)
+for the modality question. Unfitted, it looks for regions either way at a middle threshold.
+Questions it cannot parse, and options it cannot map, get the first option.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..modalities import label
+from .baselines import _InstantVLM, answer_key, first_image, parse_options, unit_range
+
+WORK_SIZE = 128
+BACKGROUND_KERNEL = 31  # px at WORK_SIZE: wider than the largest lesion
+MIN_AREA = 12  # px at WORK_SIZE
+BORDER = 4  # px at WORK_SIZE left out (scanner frames, vignettes)
+THRESHOLDS = (0.03, 0.05, 0.08, 0.11, 0.15, 0.2, 0.26)
+DEFAULT_THRESHOLD = 0.11
+MAX_COUNT = 3
+
+QUESTIONS = (
+    ("presence", re.compile(r"\bis there an? (.+?) in\b", re.I)),
+    ("count", re.compile(r"\bhow many (.+?) are\b", re.I)),
+    ("side", re.compile(r"\bwhich side of the image is the (.+?)\?", re.I)),
+    ("size", re.compile(r"\bis the (.+?) small or large\b", re.I)),
+    ("modality", re.compile(r"\bwhat imaging modality\b", re.I)),
+)
+
+
+def question_of(prompt: str) -> tuple[str | None, str | None]:
+    """(kind, finding key) of a prompt: e.g. ("count", "hypodense"); (None, None) when unknown."""
+    for kind, pattern in QUESTIONS:
+        match = pattern.search(prompt)
+        if match:
+            finding = match.group(1) if match.groups() else None
+            return kind, finding_key(finding) if finding else None
+    return None, None
+
+
+def finding_key(noun: str) -> str:
+    """One key for a finding's singular and plural ("polyps" and "polyp": "polyp")."""
+    first = noun.strip().lower().split()[0]
+    return re.sub(r"(es|s)$", "", first) if first.endswith("s") and len(first) > 4 else first
+
+
+def grey_work(image: np.ndarray) -> np.ndarray:
+    """The image as grey values in [0, 1] at WORK_SIZE x WORK_SIZE."""
+    import cv2
+
+    array = np.asarray(image, dtype=np.float32)
+    grey = array if array.ndim == 2 else array[..., :3].mean(axis=2)
+    grey = unit_range(grey)
+    return cv2.resize(grey, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def deviation(grey: np.ndarray) -> np.ndarray:
+    """Grey minus its local background (a wide median), lightly smoothed."""
+    import cv2
+
+    as_byte = np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8)
+    background = cv2.medianBlur(as_byte, BACKGROUND_KERNEL).astype(np.float32) / 255
+    return cv2.GaussianBlur(grey - background, (0, 0), 1.2)
+
+
+def regions(dev: np.ndarray, polarity: int, threshold: float) -> list[tuple[int, float]]:
+    """(area, centroid x in [0, 1]) of the regions beyond ``threshold`` in ``polarity``'s
+    direction (0: either), largest first."""
+    import cv2
+
+    found = np.abs(dev) > threshold if polarity == 0 else polarity * dev > threshold
+    found[:BORDER] = found[-BORDER:] = False
+    found[:, :BORDER] = found[:, -BORDER:] = False
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(found.astype(np.uint8), 8)
+    kept = [
+        (int(stats[i, cv2.CC_STAT_AREA]), float(centroids[i][0]) / WORK_SIZE)
+        for i in range(1, count)
+        if stats[i, cv2.CC_STAT_AREA] >= MIN_AREA
+    ]
+    return sorted(kept, reverse=True)
+
+
+def statistics(image: np.ndarray) -> np.ndarray:
+    """Mean R, G, B, grey spread, dark and bright fractions, on [0, 1] values."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    rgb = array[..., :3] if array.ndim == 3 else np.repeat(array[..., None], 3, axis=2)
+    grey = rgb.mean(axis=2)
+    return np.array(
+        [
+            *rgb.reshape(-1, 3).mean(axis=0),
+            grey.std(),
+            float((grey < 0.08).mean()),
+            float((grey > 0.85).mean()),
+        ]
+    )
+
+
+def _truth(kind: str, answer: str) -> Any:
+    """What a clean sample's answer says of the count (a test on the predicted count)."""
+    text = answer_key(answer)
+    if kind == "count" and text.isdigit():
+        return lambda n: n == int(text)
+    if kind == "presence":
+        return lambda n: (n > 0) == (text == "yes")
+    if kind in ("side", "size"):
+        return lambda n: n >= 1
+    return None
+
+
+class LesionFinderBaseline(_InstantVLM):
+    """Multiple-choice floor that finds blobs in the image (see the module doc)."""
+
+    name = "baseline:lesion-finder"
+
+    def __init__(self) -> None:
+        self.detectors: dict[str, tuple[int, float]] = {}  # finding -> (polarity, threshold)
+        self.large_area: dict[str, float] = {}  # finding -> area (px) above which "large"
+        self.centroids: dict[str, np.ndarray] = {}  # modality -> mean statistics
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, samples: Iterable[Any]) -> LesionFinderBaseline:
+        """Calibrate on clean multiple-choice samples (their presented images and answers)."""
+        from ..views import CorruptedViews
+
+        views = CorruptedViews(memory_items=0)
+        by_finding: dict[str, list[tuple[np.ndarray, Any, str, str]]] = defaultdict(list)
+        stats: dict[str, list[np.ndarray]] = defaultdict(list)
+        for sample in samples:
+            options = getattr(sample, "options", None) or {}
+            answer = options.get(getattr(sample, "answer", None))
+            question = getattr(sample, "question", None) or ""
+            kind, finding = question_of(question)
+            if answer is None or kind is None:
+                continue
+            image = views.display(views.get(sample))
+            stats[sample.modality].append(statistics(image))
+            test = _truth(kind, answer)
+            if finding and test is not None:
+                by_finding[finding].append((deviation(grey_work(image)), test, kind, answer))
+        self.centroids = {m: np.mean(v, axis=0) for m, v in stats.items()}
+        for finding, items in by_finding.items():
+            best = max(
+                ((p, t) for p in (-1, 1) for t in THRESHOLDS),
+                key=lambda pt: sum(test(len(regions(dev, *pt))) for dev, test, _, _ in items),
+            )
+            self.detectors[finding] = best
+            areas: dict[str, list[int]] = defaultdict(list)
+            for dev, _, kind, answer in items:
+                found = regions(dev, *best)
+                if kind == "size" and found:
+                    areas[answer_key(answer)].append(found[0][0])
+            if areas.get("small") and areas.get("large"):
+                small, large = np.median(areas["small"]), np.median(areas["large"])
+                self.large_area[finding] = float(np.sqrt(small * large))
+        return self
+
+    # ------------------------------------------------------------------ answering
+
+    def answer(self, images: Sequence[Any], prompt: str) -> str:
+        options = parse_options(prompt)
+        if not options:
+            return "A"
+        kind, finding = question_of(prompt)
+        image = first_image(images)
+        if kind == "modality":
+            return self._modality(image, options)
+        if kind is None:
+            return "A"
+        polarity, threshold = self.detectors.get(finding or "", (0, DEFAULT_THRESHOLD))
+        found = regions(deviation(grey_work(image)), polarity, threshold)
+        if kind == "count":
+            wanted = str(min(len(found), MAX_COUNT))
+        elif kind == "presence":
+            wanted = "yes" if found else "no"
+        elif kind == "side":
+            wanted = "left" if found and found[0][1] < 0.5 else "right"
+        else:  # size
+            limit = self.large_area.get(finding or "", 60.0)
+            wanted = "large" if found and found[0][0] > limit else "small"
+        return next((k for k, v in options.items() if answer_key(v) == wanted), "A")
+
+    def _modality(self, image: np.ndarray, options: dict[str, str]) -> str:
+        if not self.centroids:
+            return "A"
+        features = statistics(image)
+        ranked = sorted(
+            self.centroids, key=lambda m: float(np.sum((features - self.centroids[m]) ** 2))
+        )
+        for modality in ranked:
+            name = answer_key(label(modality))
+            for letter, text in options.items():
+                if answer_key(text) == name:
+                    return letter
+        return "A"
