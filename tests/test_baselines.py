@@ -234,3 +234,31 @@ def test_lesion_finder_is_a_floor_that_corruptions_move():
     assert clean >= 0.7
     assert accuracy(Condition("gaussian_noise", 5)) < clean - 0.1
     assert accuracy(Condition("defocus_blur", 5)) < clean - 0.1
+
+
+def test_findings_caption_states_what_the_pixels_show_and_corruptions_move_it():
+    from medfm_robust_plugin.models.base import load_model
+    from medfm_robust_plugin.plan import EvaluationPlan
+    from medfm_robust_plugin.tasks import Condition
+
+    plan = EvaluationPlan.from_card("MedFMRobust-Mini-Caption-Lite")
+    samples = plan.samples()
+    model = load_model("baseline:findings-caption").fit(samples)
+    assert model.wording["ct"] == (
+        "Axial CT slice of the abdomen",
+        "hypodense lesion",
+        "hypodense lesions",
+    )
+    views = plan.views()
+
+    def exact(condition=None):
+        right = 0
+        for sample in samples:
+            image = views.display(views.get(sample, condition))
+            prompt = plan.card.render_prompt(sample, (image.shape[1], image.shape[0]))
+            right += model.answer([image], prompt) == sample.answer
+        return right / len(samples)
+
+    clean = exact()
+    assert clean >= 0.5  # the reference caption, word for word, from the pixels alone
+    assert exact(Condition("defocus_blur", 5)) < clean - 0.15

@@ -377,7 +377,7 @@ def _print_summary_headline(summary: dict[str, Any]) -> None:
 
 DEMO_RUNS = (
     ("MedFMRobust-Mini-VQA-Lite", "baseline:lesion-finder"),
-    ("MedFMRobust-Mini-Caption-Lite", "baseline:template-caption"),
+    ("MedFMRobust-Mini-Caption-Lite", "baseline:findings-caption"),
     ("MedFMRobust-Mini-Grounding-Lite", "baseline:grounding"),
     ("MedFMRobust-Mini-Seg-Lite", "baseline:box-otsu"),
 )

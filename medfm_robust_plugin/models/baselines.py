@@ -3,8 +3,8 @@
 - ``baseline:box-otsu`` (segmenter): Otsu's threshold inside each box prompt.
 - ``baseline:grounding`` (vlm): the box of the largest region that stands out from the rest.
 - ``baseline:majority`` (vlm): the multiple-choice option whose text was most often correct.
-- ``baseline:lesion-finder`` (vlm): multiple-choice answers from blobs found in the image
-  (``vqa_floor``).
+- ``baseline:lesion-finder`` (vlm): multiple-choice answers from blobs found in the image, and
+  ``baseline:findings-caption`` (vlm): captions stating those findings (``vqa_floor``).
 - ``baseline:template-caption`` (vlm): a caption from the modality and coarse image statistics.
 
 Each ignores what a real model would read (the question, the finding asked for); that is the point:
@@ -392,7 +392,18 @@ def register_models(register):
             "else the first option",
         )
     )
-    from .vqa_floor import LesionFinderBaseline
+    from .vqa_floor import FindingsCaptionBaseline, LesionFinderBaseline
+
+    register(
+        ModelSpec(
+            name="baseline:findings-caption",
+            kind="vlm",
+            factory=FindingsCaptionBaseline,
+            description="Floor: a caption in the references' wording whose findings (how many, "
+            "which side, small or large) come from blobs found in the image (calibrated by "
+            "fit(samples))",
+        )
+    )
 
     register(
         ModelSpec(

@@ -1,4 +1,5 @@
-"""``baseline:lesion-finder``: a multiple-choice floor that reads the image with classical tools.
+"""Floors that read the image with classical tools: ``baseline:lesion-finder`` (multiple choice)
+and ``baseline:findings-caption`` (captions whose findings come from the pixels).
 
 It answers the geometric questions of the Mini suite (is there a finding, how many, on which side,
 small or large, which modality) from the picture it is shown, so corruptions move its answers as
@@ -18,7 +19,7 @@ Questions it cannot parse, and options it cannot map, get the first option.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -209,3 +210,90 @@ class LesionFinderBaseline(_InstantVLM):
                 if answer_key(text) == name:
                     return letter
         return "A"
+
+
+# Captions -----------------------------------------------------------------------------------
+
+NUMBER_WORDS = ("no", "one", "two", "three")
+CAPTION = re.compile(
+    r"^(?P<title>.+?) (?:showing (?P<count>one|two|three) (?:(?P<size>small|large) )?"
+    r"(?P<noun>.+?) on (?:the (?P<side>left|right) side|both sides) of the image"
+    r"|with no focal (?P<none>.+?))\.$"
+)
+
+
+class FindingsCaptionBaseline(_InstantVLM):
+    """Captioning floor whose findings come from the pixels: ``fit`` reads the reference captions'
+    wording per modality (the image title and the finding's noun, e.g. "Axial CT slice of the
+    abdomen", "hypodense lesion") and calibrates the blob finder of ``baseline:lesion-finder`` on
+    the counts they state; a caption then says how many findings the image shows, on which side,
+    and whether a single one is small or large. Modalities it has no wording for get a sentence
+    of coarse image statistics (as ``baseline:template-caption``)."""
+
+    name = "baseline:findings-caption"
+
+    def __init__(self) -> None:
+        self.wording: dict[str, tuple[str, str, str]] = {}  # modality -> (title, noun, plural)
+        self.finder = LesionFinderBaseline()
+
+    def fit(self, samples: Iterable[Any]) -> FindingsCaptionBaseline:
+        from ..views import CorruptedViews
+
+        views = CorruptedViews(memory_items=0)
+        singular: dict[str, Counter[str]] = defaultdict(Counter)
+        plural: dict[str, Counter[str]] = defaultdict(Counter)
+        titles: dict[str, Counter[str]] = defaultdict(Counter)
+        items: dict[str, list[tuple[np.ndarray, Any, str, str]]] = defaultdict(list)
+        areas: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+        for sample in samples:
+            match = CAPTION.match((getattr(sample, "answer", None) or "").strip())
+            if not match:
+                continue
+            modality = sample.modality
+            titles[modality][match["title"]] += 1
+            count = 0 if match["none"] else NUMBER_WORDS.index(match["count"])
+            noun = match["none"] or match["noun"]
+            (plural if count > 1 else singular)[modality][noun] += 1
+            dev = deviation(grey_work(views.display(views.get(sample))))
+            items[modality].append((dev, lambda n, c=count: n == c, "count", str(count)))
+            if count == 1 and match["size"]:
+                areas[modality][match["size"]].append(dev)
+        for modality, counter in titles.items():
+            noun = (singular[modality] or plural[modality]).most_common(1)[0][0]
+            many = plural[modality].most_common(1)[0][0] if plural[modality] else noun + "s"
+            self.wording[modality] = (counter.most_common(1)[0][0], noun, many)
+            best = max(
+                ((p, t) for p in (-1, 1) for t in THRESHOLDS),
+                key=lambda pt, m=modality: sum(
+                    test(len(regions(dev, *pt))) for dev, test, _, _ in items[m]
+                ),
+            )
+            self.finder.detectors[modality] = best
+            sizes = {
+                size: [found[0][0] for dev in devs if (found := regions(dev, *best))]
+                for size, devs in areas[modality].items()
+            }
+            if sizes.get("small") and sizes.get("large"):
+                small, large = np.median(sizes["small"]), np.median(sizes["large"])
+                self.finder.large_area[modality] = float(np.sqrt(small * large))
+        return self
+
+    def answer(self, images: Sequence[Any], prompt: str) -> str:
+        from .baselines import named_modality, template_caption
+
+        image = first_image(images)
+        modality = named_modality(prompt)
+        if modality not in self.wording:
+            return template_caption(image, modality)
+        title, noun, many = self.wording[modality]
+        found = regions(deviation(grey_work(image)), *self.finder.detectors[modality])
+        found = found[:MAX_COUNT]
+        if not found:
+            return f"{title} with no focal {noun}."
+        sides = {"left" if x < 0.5 else "right" for _, x in found}
+        where = f"on the {sides.pop()} side" if len(sides) == 1 else "on both sides"
+        if len(found) == 1:
+            large = found[0][0] > self.finder.large_area.get(modality, 60.0)
+            size = "large" if large else "small"
+            return f"{title} showing one {size} {noun} {where} of the image."
+        return f"{title} showing {NUMBER_WORDS[len(found)]} small {many} {where} of the image."
