@@ -131,6 +131,8 @@ def preview_grid(
     names = [item if isinstance(item, str) else item.name for item in corruptions]
     label_width = max([MIN_LABEL_WIDTH, *(int(font.getlength(n)) + 16 for n in names)])
     width = label_width + cols * (tile + 4)
+    if title:  # the title is read whole, however narrow the grid
+        width = max(width, int(font.getlength(title)) + 16)
     height = title_h + LABEL_HEIGHT + len(corruptions) * (tile + 4)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)

@@ -191,3 +191,12 @@ def test_preview_needs_a_modality_or_corruptions_and_titles_what_it_shows(tmp_pa
     assert _what(chosen, ["gaussian_noise", "contrast"], None) == "gaussian_noise, contrast"
     mri = list_corruptions(modality="mri")
     assert _what(mri, None, "mri") == f"mri suite ({len(mri)} corruptions)"
+
+
+def test_a_preview_is_wide_enough_for_its_title():
+    from medfm_robust_plugin.preview import _font, preview_grid
+
+    title = "MedFM-Robust  dermoscopy phantom  gaussian_noise, contrast  (table severities)"
+    image = np.full((32, 32), 120, np.uint8)
+    grid = preview_grid(image, ["contrast"], severities=(1,), tile=16, title=title)
+    assert grid.size[0] >= _font(14).getlength(title)
