@@ -116,7 +116,7 @@ def disk_kernel(radius: float, alias_sigma: float) -> np.ndarray:
     "defocus_blur",
     family=FAMILY,
     severity_params=[(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
-    param_range=((0, 0.1), (30, 0.5)),
+    param_range=((0.0, 0.1), (30.0, 0.5)),  # float radii: continuous in strength (SSIM mode)
     reference=IMAGENET_C,
 )
 def defocus_blur(
@@ -265,7 +265,7 @@ def _trail(image: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.nd
     "motion_blur",
     family=FAMILY,
     severity_params=[(10, 3.0), (15, 5.0), (15, 8.0), (15, 12.0), (20, 15.0)],
-    param_range=((0, 1.0), (60, 50.0)),
+    param_range=((0.0, 1.0), (60.0, 50.0)),  # float radii: continuous in strength (SSIM mode)
     reference=IMAGENET_C,
 )
 def motion_blur(
