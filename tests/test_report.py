@@ -325,5 +325,8 @@ def test_worst_corruption_names_ties_together_and_nothing_when_no_drop():
 
     tied = summarize(records({"blur": 0.5, "noise": 0.5, "jpeg": 1.0}), ["accuracy"], resamples=0)
     assert tied.worst == {"accuracy": "blur, noise"}
+    from medfm_robust_plugin.report.tables import _worst
+
+    assert _worst("a, b, c, d, e") == "a, b, c (+2 tied)" and _worst("a, b") == "a, b"
     flat = summarize(records({"blur": 1.0, "noise": 1.0}), ["accuracy"], resamples=0)
     assert flat.worst == {"accuracy": None}

@@ -53,7 +53,7 @@ def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[di
                 "medical_drop": _group_drop(summary, "medical", name),
                 # FGSM / PGD, apart from the corruptions' headline (None when not attacked)
                 "adversarial_drop": _group_drop(summary, "adversarial", name),
-                "worst": summary.worst.get(name),
+                "worst": _worst(summary.worst.get(name)),
                 "mce": None,
                 "relative_mce": None,
                 "failures": summary.failures.get("total", 0),
@@ -71,6 +71,16 @@ def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[di
             row["note"] = "; ".join(notes) or None
             rows.append(row)
     return rows
+
+
+def _worst(names: str | None, shown: int = 3) -> str | None:
+    """The worst corruption; of many tied ones, the first few and how many more."""
+    if names is None:
+        return None
+    tied = names.split(", ")
+    if len(tied) <= shown:
+        return names
+    return f"{', '.join(tied[:shown])} (+{len(tied) - shown} tied)"
 
 
 def unpaired_note(summary: Any) -> str:
