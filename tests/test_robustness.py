@@ -283,3 +283,9 @@ def test_a_modality_specific_corruption_is_compared_with_its_own_samples():
     metal = summarize(records, [get_metric("accuracy")], resamples=0).condition("metal_streaks", 1)
     assert metal.clean_scores["accuracy"] == 1.0  # CT alone; the task's clean accuracy is 0.5
     assert metal.absolute_drop["accuracy"] == pytest.approx(0.5)
+
+
+def test_mce_between_summaries_of_different_sample_counts_warns(summary):
+    fewer = summarize([r for r in grid(RUN) if r["sample_id"] != "s4"], ["accuracy"], resamples=0)
+    with pytest.warns(UserWarning, match="summaries of 3 and 4 clean samples"):
+        relative_mce(fewer, summary, "accuracy")

@@ -704,6 +704,14 @@ def _corruption_errors(
     summary: Summary, reference: Summary, metric: str | None, relative: bool
 ) -> CorruptionError:
     name = metric or next(iter(summary.metrics))
+    if summary.clean_n != reference.clean_n:
+        import warnings
+
+        warnings.warn(
+            f"mCE between summaries of {summary.clean_n} and {reference.clean_n} clean samples: "
+            "errors of different samples do not compare; summarize runs on the same samples",
+            stacklevel=3,
+        )
     if name not in summary.metrics or name not in reference.metrics:
         raise MetricError(f"metric '{name}' is not in both summaries; summarize both with it")
     higher = summary.metrics[name]
