@@ -6,7 +6,12 @@ run resumes where it stopped, and an item that runs past the per-item time limit
 ``errors.jsonl`` while the others go on. One process writes into an output directory at a time
 (see ``outdir``). Items are written under ``items/<dataset>/<sample>/<condition>`` in the image's
 own dtype, with names that never collide (``path_part``); ``--format tsv`` (VLMEvalKit style) and
-``--format hf`` (``datasets.load_from_disk``) are exported from them.
+``--format hf`` (``datasets.load_from_disk``) are exported from them. ``--format parquet`` writes
+the same items into Parquet shards instead, each with a completion marker (see ``shards``).
+
+The items are made by worker processes here (``executor="local"``) or by the tasks of a Ray
+cluster (``executor="ray"``, see ``on_ray``); either way an item's bytes depend only on the plan
+and the item, never on which process made it, and only this process appends to the manifest.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import shards
 from .atomic_files import replacing
 from .data.sample import Sample
 from .errors import MedFMRobustError
@@ -30,10 +37,12 @@ from .file_names import path_part
 from .jsonl import JsonlAppender, read_jsonl, write_json
 from .outdir import OutputDirLock
 from .plan import EvaluationPlan, WorkItem
+from .shards import DEFAULT_SHARD_SIZE
 from .time_limit import DEFAULT_ITEM_TIMEOUT, ItemPool, Outcome
 from .views import CorruptedViews
 
-FORMATS = ("folder", "tsv", "hf")
+FORMATS = ("folder", "tsv", "hf", "parquet")
+EXECUTORS = ("local", "ray")
 MANIFEST = "manifest.jsonl"
 ERRORS = "errors.jsonl"
 SETTINGS = "materialize.json"
@@ -74,6 +83,18 @@ def _init_worker(plan: Plan, out: str) -> None:
     _worker["out"] = Path(out)
     _worker["samples"] = _samples(plan)
     _worker["views"] = plan.views(memory_items=4)
+    _worker["token"] = _plan_token(plan, out)
+
+
+def _plan_token(plan: Plan, out: str) -> str:
+    return json.dumps([plan_settings(plan), plan.data_root, str(out)], sort_keys=True)
+
+
+def ensure_worker(plan: Plan, out: str) -> None:
+    """Set up this process to make the items of ``plan`` (once per process and plan): the
+    tasks of a cluster reuse their worker processes."""
+    if _worker.get("token") != _plan_token(plan, out):
+        _init_worker(plan, out)
 
 
 Job = tuple[int, int, str]  # (sample index, condition position, item key): small to send
@@ -87,7 +108,7 @@ def _work_items(plan: Plan, samples: list[Sample], done: set[str]) -> Iterator[J
                 yield index, position, item.key
 
 
-def _write_job(job: Job) -> dict[str, Any]:
+def _job_item(job: Job) -> WorkItem:
     plan: Plan = _worker["plan"]
     index, position, key = job
     item = _conditions(plan, _worker["samples"][index])[position]
@@ -96,37 +117,75 @@ def _write_job(job: Job) -> dict[str, Any]:
             f"item {key}: this worker loaded the task's samples in another order "
             f"(found {item.key}); the dataset loader must be deterministic"
         )
-    return _write_item(item)
+    return item
+
+
+def _write_job(job: Job) -> dict[str, Any]:
+    """Make one item and write its files into the folder layout; its manifest record."""
+    return _write_item(_job_item(job))
 
 
 def _write_item(item: WorkItem) -> dict[str, Any]:
-    from .image import save_image
-
     out: Path = _worker["out"]
-    views: CorruptedViews = _worker["views"]
-    sample, condition = item.sample, item.condition
     try:
-        view = views.get(sample, condition, corruption=item.spec)
-        image = view.image
-        suffix = ".png" if image.dtype in (np.uint8, np.uint16) else ".tif"
-        folder = sample_folder(sample)
-        relative = folder / f"{path_part(condition.key)}{suffix}"
-        record: dict[str, Any] = {
-            "key": item.key,
-            **view.record(),
-            "image": str(relative),
-            "sha256": _write_atomic(out / relative, np.ascontiguousarray(image), save_image),
-            "ssim": (view.params or {}).get("ssim"),  # on the presented image
-            "window": list(views.window(sample)),
-        }
-        if condition.is_clean and sample.mask is not None:
-            mask = sample.load_mask().astype(np.uint8) * 255
-            record["mask_sha256"] = _write_atomic(out / folder / "mask.png", mask, save_image)
-            record["mask"] = str(folder / "mask.png")
-        record["label"] = _label(sample)
+        record, files = _made_item(item, _worker["views"])
+        for relative, data in files.items():
+            with replacing(out / relative, readable=True) as tmp:
+                tmp.write_bytes(data)
         return record
     except Exception as exc:  # recorded, and the run goes on
         return _failure(item, f"{type(exc).__name__}: {exc}")
+
+
+def make_job(job: Job) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """One item, made but not written: (manifest record or failure, files by relative name).
+
+    Every item of a segmentation sample carries the sample's mask (a shard is read row by row)."""
+    item = _job_item(job)
+    try:
+        return _made_item(item, _worker["views"], every_mask=True)
+    except Exception as exc:  # recorded, and the run goes on
+        return _failure(item, f"{type(exc).__name__}: {exc}"), {}
+
+
+def _made_item(
+    item: WorkItem, views: CorruptedViews, every_mask: bool = False
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """An item's manifest record and its encoded files (the image; the mask with the clean item,
+    or with every item when ``every_mask``), by their paths relative to the output folder."""
+    sample, condition = item.sample, item.condition
+    view = views.get(sample, condition, corruption=item.spec)
+    image = view.image
+    suffix = ".png" if image.dtype in (np.uint8, np.uint16) else ".tif"
+    folder = sample_folder(sample)
+    relative = str(folder / f"{path_part(condition.key)}{suffix}")
+    data = encode_image(np.ascontiguousarray(image), suffix)
+    files = {relative: data}
+    record: dict[str, Any] = {
+        "key": item.key,
+        **view.record(),
+        "image": relative,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "ssim": (view.params or {}).get("ssim"),  # on the presented image
+        "window": list(views.window(sample)),
+    }
+    if (condition.is_clean or every_mask) and sample.mask is not None:
+        mask = encode_image(sample.load_mask().astype(np.uint8) * 255, ".png")
+        record["mask"] = str(folder / "mask.png")
+        record["mask_sha256"] = hashlib.sha256(mask).hexdigest()
+        files[record["mask"]] = mask
+    record["label"] = _label(sample)
+    return record, files
+
+
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """The bytes of ``image`` saved as ``suffix`` (as ``save_image`` writes them)."""
+    from .image import save_image
+
+    with tempfile.TemporaryDirectory(prefix="medfm-robust-item-") as folder:
+        path = Path(folder) / f"item{suffix}"
+        save_image(path, image)
+        return path.read_bytes()
 
 
 def _failure(item: WorkItem, error: str) -> dict[str, Any]:
@@ -136,14 +195,6 @@ def _failure(item: WorkItem, error: str) -> dict[str, Any]:
         "sample_id": item.sample.id,
         "condition": item.condition.key,
     }
-
-
-def _write_atomic(path: Path, image: np.ndarray, save_image: Any) -> str:
-    """Write ``image`` to ``path`` through a temporary file; return the SHA-256 of what is there."""
-    with replacing(path, readable=True) as tmp:
-        save_image(tmp, image)
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    return digest
 
 
 def sample_folder(sample: Sample) -> Path:
@@ -179,30 +230,46 @@ def materialize(
     *,
     wait: bool = False,
     item_timeout: float | None = DEFAULT_ITEM_TIMEOUT,
+    executor: str = "local",
+    ray_address: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> dict[str, Any]:
     """Write every (sample, condition) of ``plan`` under ``out``; return counts.
 
     ``num_proc`` worker processes make the items, each under ``item_timeout`` seconds (None: no
-    limit); ``num_proc=0`` works in this process, without the time limit. When another process is
-    writing into ``out``, this one refuses (``OutputDirBusyError`` naming it) or, with ``wait``,
-    waits for it to finish.
+    limit); ``num_proc=0`` works in this process, without the time limit. ``executor="ray"``
+    makes them on a Ray cluster instead (``ray_address``: ``auto``, ``host:port``, or None to
+    start one on this machine), ``shard_size`` items per task. ``fmt="parquet"`` writes Parquet
+    shards of ``shard_size`` items (see ``shards``). When another process is writing into
+    ``out``, this one refuses (``OutputDirBusyError`` naming it) or, with ``wait``, waits for it.
     """
     if fmt not in FORMATS:
         raise MedFMRobustError(f"format '{fmt}' is unknown; use one of {', '.join(FORMATS)}")
+    if executor not in EXECUTORS:
+        raise MedFMRobustError(
+            f"executor '{executor}' is unknown; use one of {', '.join(EXECUTORS)}"
+        )
+    if shard_size < 1:
+        raise MedFMRobustError(f"shard size {shard_size} must be at least 1 item")
     out = Path(out)
     command = f"medfm-robust materialize --task {plan.card.name}"
     with OutputDirLock(out, command, wait=wait):
-        return _materialize(plan, out, fmt, num_proc, progress, item_timeout)
+        _check_settings(plan, out)
+        if fmt == "parquet":
+            return _materialize_shards(
+                plan, out, num_proc, progress, item_timeout, executor, ray_address, shard_size
+            )
+        result = _materialize(
+            plan, out, num_proc, progress, item_timeout, executor, ray_address, shard_size
+        )
+        if fmt == "tsv":
+            result["tsv"] = str(export_tsv(out, plan))
+        elif fmt == "hf":
+            result["hf"] = str(export_hf(out))
+        return result
 
 
-def _materialize(
-    plan: Plan,
-    out: Path,
-    fmt: str,
-    num_proc: int,
-    progress: Any,
-    item_timeout: float | None,
-) -> dict[str, Any]:
+def _check_settings(plan: Plan, out: Path) -> None:
     settings_path = out / SETTINGS
     settings = plan_settings(plan)
     if settings_path.exists():
@@ -215,34 +282,174 @@ def _materialize(
     else:
         write_json(settings_path, settings)
 
+
+def _materialize(
+    plan: Plan,
+    out: Path,
+    num_proc: int,
+    progress: Any,
+    item_timeout: float | None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    batch_size: int = DEFAULT_SHARD_SIZE,
+) -> dict[str, Any]:
     done = {r["key"] for r in read_manifest(out)}
     samples = _samples(plan)
     jobs = _work_items(plan, samples, done)
+    if executor == "ray":
+        from .on_ray.materialize import write_items
+
+        stream = write_items(plan, out, list(jobs), batch_size, item_timeout, ray_address)
+    else:
+        stream = _run(plan, out, samples, jobs, num_proc, item_timeout)
     written = failed = timed_out = 0
+    finished = set(done)
     with (
         JsonlAppender(out / MANIFEST) as manifest,
         JsonlAppender(out / ERRORS) as errors,
-        contextlib.closing(_run(plan, out, samples, jobs, num_proc, item_timeout)) as records,
+        contextlib.closing(stream) as records,
     ):
         for record, late in records:
-            (errors if "error" in record else manifest).write(record)
-            failed += "error" in record
-            written += "error" not in record
+            if "error" in record:
+                errors.write(record)
+                failed += 1
+            elif record["key"] not in finished:  # one line per item, whatever was retried
+                manifest.write(record)
+                finished.add(record["key"])
+                written += 1
             timed_out += late
             if progress is not None:
                 progress(1)
-    result = {
+    return {
         "written": written,
         "failed": failed,
         "timed_out": timed_out,
         "skipped_done": len(done),
         "out": str(out),
     }
-    if fmt == "tsv":
-        result["tsv"] = str(export_tsv(out, plan))
-    elif fmt == "hf":
-        result["hf"] = str(export_hf(out))
-    return result
+
+
+def _materialize_shards(
+    plan: Plan,
+    out: Path,
+    num_proc: int,
+    progress: Any,
+    item_timeout: float | None,
+    executor: str,
+    ray_address: str | None,
+    shard_size: int,
+) -> dict[str, Any]:
+    """Parquet shards: the shards without a clean marker are made (whole), the others kept."""
+    samples = _samples(plan)
+    jobs = list(_work_items(plan, samples, set()))  # every item: a job's position is its index
+    layout = shards.cut(len(jobs), shard_size)
+    shards.check_layout(out, shard_size, len(jobs))
+    todo = shards.pending(out, layout)
+    skipped = len(jobs) - sum(s.stop - s.start for s in todo)
+    written = failed = timed_out = 0
+    with (
+        JsonlAppender(out / MANIFEST) as manifest,
+        JsonlAppender(out / ERRORS) as errors,
+    ):
+        listed = {r["key"] for r in read_manifest(out)}
+        # a run killed between a shard's marker and its manifest lines: add them now
+        for record in shards.finished_records(out, layout):
+            if record["key"] not in listed:
+                manifest.write(record)
+                listed.add(record["key"])
+        if executor == "ray":
+            from .on_ray.materialize import write_shards
+
+            stream = write_shards(plan, out, todo, jobs, item_timeout, ray_address)
+        else:
+            stream = _local_shards(plan, out, samples, todo, jobs, num_proc, item_timeout)
+        with contextlib.closing(stream) as finished:
+            for records, failures, late in finished:
+                for record in records:
+                    if record["key"] not in listed:
+                        manifest.write(record)
+                        listed.add(record["key"])
+                for failure in failures:
+                    errors.write(failure)
+                written += len(records)
+                failed += len(failures)
+                timed_out += late
+                if progress is not None:
+                    progress(len(records) + len(failures))
+    return {
+        "written": written,
+        "failed": failed,
+        "timed_out": timed_out,
+        "skipped_done": skipped,
+        "shards": len(layout),
+        "out": str(out),
+    }
+
+
+ShardResult = tuple[list[dict[str, Any]], list[dict[str, Any]], int]  # records, failures, late
+
+
+def make_shard(
+    out: Path, shard: shards.Shard, made: Iterable[tuple[int, Any, bool]]
+) -> ShardResult:
+    """Write one shard from its items' ``(position, (record, files), timed out)``; what it holds."""
+    items: list[shards.Made] = []
+    failures: list[dict[str, Any]] = []
+    late = 0
+    for position, (record, files), timed_out in made:
+        late += timed_out
+        if "error" in record:
+            failures.append(record)
+        else:
+            items.append((position, record, files))
+    records = shards.write_shard(out, shard, items, [f["key"] for f in failures])
+    return records, failures, late
+
+
+def _local_shards(
+    plan: Plan,
+    out: Path,
+    samples: list[Sample],
+    todo: list[shards.Shard],
+    jobs: list[Job],
+    num_proc: int,
+    item_timeout: float | None,
+) -> Iterator[ShardResult]:
+    """Each pending shard, written here once its last item is made (items come from workers)."""
+    position_of = {job[2]: position for position, job in enumerate(jobs)}
+    shard_of = {p: shard for shard in todo for p in range(shard.start, shard.stop)}
+    open_shards: dict[int, list[tuple[int, Any, bool]]] = {}
+
+    def made_items() -> Iterator[tuple[int, Any, bool]]:
+        pending_jobs = (jobs[p] for shard in todo for p in range(shard.start, shard.stop))
+        if num_proc <= 0:  # in this process: no worker start-up, and no time limit
+            _init_worker(plan, str(out))
+            for job in pending_jobs:
+                yield position_of[job[2]], make_job(job), False
+            return
+        pool = ItemPool(
+            num_proc,
+            make_job,
+            initializer=_init_worker,
+            initargs=(plan, str(out)),
+            timeout=item_timeout or None,
+            describe=lambda job: f"item {job[2]}",
+        )
+        with pool:
+            for outcome in pool.map_unordered(pending_jobs):
+                position = position_of[outcome.job[2]]
+                if outcome.error is None:
+                    yield position, outcome.value, outcome.timed_out
+                else:
+                    failure = _outcome_record(plan, samples, outcome)
+                    yield position, (failure, {}), outcome.timed_out
+
+    for position, value, late in made_items():
+        shard = shard_of[position]
+        items = open_shards.setdefault(shard.index, [])
+        items.append((position, value, late))
+        if len(items) == shard.stop - shard.start:
+            yield make_shard(out, shard, open_shards.pop(shard.index))
 
 
 def count_items(plan: Plan) -> int:

@@ -189,3 +189,72 @@ def test_tsv_images_are_what_the_hosts_show(tmp_path):
         np.testing.assert_array_equal(decoded, views.display(view))
         checked += 1
     assert checked >= 2
+
+
+def test_parquet_shards_resume_shard_by_shard_and_load_with_datasets(tmp_path):
+    """Local parquet: the folder's bytes in shards; an interrupted run redoes the missing shards."""
+    import datasets
+
+    mat.materialize(plan(), tmp_path / "folder", num_proc=0)
+    out = tmp_path / "pq"
+    calls = {"n": 0}
+
+    def stop_after_two_shards(_):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mat.materialize(plan(), out, "parquet", 0, stop_after_two_shards, shard_size=8)
+    assert len(list((out / "shards").glob("*.done.json"))) == 2 and len(manifest(out)) == 16
+    result = mat.materialize(plan(), out, "parquet", num_proc=2, shard_size=8)
+    total = mat.count_items(plan())
+    assert result["shards"] == -(-total // 8) and result["skipped_done"] == 16
+    assert result["written"] == total - 16
+    records = manifest(out)
+    assert len({r["key"] for r in records}) == len(records) == total
+    folder = {r["key"]: r["sha256"] for r in manifest(tmp_path / "folder")}
+    assert {r["key"]: r["sha256"] for r in records} == folder
+
+    files = str(out / "shards" / "*.parquet")
+    ds = datasets.load_dataset(
+        "parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert len(ds) == total
+    row = ds[0]  # plan order: the first sample's clean item
+    assert row["key"] == records[0]["key"] and row["condition"] == "clean"
+    local = load_image(tmp_path / "folder" / records[0]["image"]).array
+    np.testing.assert_array_equal(np.asarray(row["image"]), local)
+    assert json.loads(row["label"]) == records[0]["label"]
+
+    with pytest.raises(MedFMRobustError, match="shards of 8 items"):
+        mat.materialize(plan(), out, "parquet", shard_size=4)
+
+
+def test_a_parquet_shard_with_a_failed_item_is_redone_on_the_next_run(tmp_path, monkeypatch):
+    real = mat._made_item
+    broken = {
+        "key": next(item.key for item in plan().items() if item.condition.key == "contrast_s5")
+    }
+
+    def failing(item, views, every_mask=False):
+        if item.key == broken["key"]:
+            raise OSError("disk read error")
+        return real(item, views, every_mask)
+
+    monkeypatch.setattr(mat, "_made_item", failing)
+    total = mat.count_items(plan())
+    first = mat.materialize(plan(), tmp_path, "parquet", num_proc=0, shard_size=8)
+    assert first["failed"] == 1 and first["written"] == total - 1
+    markers = [json.loads(p.read_text()) for p in sorted((tmp_path / "shards").glob("*.done.json"))]
+    assert [m["failed"] for m in markers] == [[broken["key"]], [], [], []]
+    broken["key"] = None
+    again = mat.materialize(plan(), tmp_path, "parquet", num_proc=0, shard_size=8)
+    assert again["failed"] == 0 and again["written"] == 8 and again["skipped_done"] == total - 8
+    records = manifest(tmp_path)  # items of the redone shard that were listed stay listed once
+    assert len({r["key"] for r in records}) == len(records) == total
+
+
+def test_unknown_executor_is_refused(tmp_path):
+    with pytest.raises(MedFMRobustError, match="executor 'dask' is unknown; use one of local, ray"):
+        mat.materialize(plan(), tmp_path, executor="dask")

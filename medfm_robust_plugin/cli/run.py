@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..shards import DEFAULT_SHARD_SIZE
 from ..time_limit import DEFAULT_ITEM_TIMEOUT
 from .common import console, fail, outside_data_root_option, parse_list, parse_severities
 
@@ -19,6 +20,20 @@ _item_timeout_option = click.option(
     metavar="SECONDS",
     help="Time one item may take: a corrupted view (in its worker process) or a model call "
     "(per item of the batch). Past it the item is recorded as failed and the run goes on. 0: no limit.",
+)
+_executor_option = click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this machine's processes; ray: the tasks of a Ray cluster "
+    "(pip install 'medfm-robust-plugin[ray]'; see docs/scaling.md).",
+)
+_ray_address_option = click.option(
+    "--ray-address",
+    metavar="auto|HOST:PORT",
+    help="The Ray cluster to join with --executor ray (auto: the one `ray start` runs on this "
+    "node); default: start one on this machine.",
 )
 _wait_option = click.option(
     "--wait",
@@ -36,9 +51,11 @@ _wait_option = click.option(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["folder", "tsv", "hf"]),
+    type=click.Choice(["folder", "tsv", "hf", "parquet"]),
     default="folder",
     show_default=True,
+    help="folder: image files and manifest.jsonl; tsv / hf: exported from them too; parquet: "
+    "shards of --shard-size items (images and manifest columns), each with a completion marker.",
 )
 @click.option(
     "--num-proc",
@@ -46,6 +63,15 @@ _wait_option = click.option(
     show_default=True,
     type=click.IntRange(min=0),
     help="Worker processes making the items (0: this process, without the item time limit).",
+)
+@_executor_option
+@_ray_address_option
+@click.option(
+    "--shard-size",
+    default=DEFAULT_SHARD_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Items per Parquet shard, and per Ray task.",
 )
 @_item_timeout_option
 @_wait_option
@@ -64,6 +90,9 @@ def materialize(
     out: str,
     fmt: str,
     num_proc: int,
+    executor: str,
+    ray_address: str | None,
+    shard_size: int,
     item_timeout: float,
     wait: bool,
     limit: int | None,
@@ -101,6 +130,9 @@ def materialize(
                 progress=lambda n: bar.advance(job, n),
                 wait=wait,
                 item_timeout=item_timeout or None,
+                executor=executor,
+                ray_address=ray_address,
+                shard_size=shard_size,
             )
     except MedFMRobustError as exc:
         fail(str(exc))
@@ -108,6 +140,8 @@ def materialize(
         f"{result['written']} written, {result['skipped_done']} already done, {result['failed']} failed "
         f"(see {out}/errors.jsonl); manifest: {out}/manifest.jsonl"
     )
+    if "shards" in result:
+        click.echo(f"parquet: {out}/shards/*.parquet ({result['shards']} shards)")
     for key in ("tsv", "hf"):
         if key in result:
             click.echo(f"{key}: {result[key]}")

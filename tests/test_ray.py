@@ -1,0 +1,177 @@
+"""--executor ray on a real Ray cluster (a head and one more worker node, 1 CPU each) that runs in
+a network namespace with only loopback (see ``ray_cluster``): the items are the local executor's
+bytes, a killed worker or driver costs only unfinished work, and nothing is listed twice.
+
+Ray itself never starts in the test process: every Ray command runs in the namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medfm_robust_plugin import materialize as mat
+from medfm_robust_plugin.tasks import get_task
+
+from .ray_cluster import LoopbackRayCluster, missing_tools
+
+pytest.importorskip("ray")
+pytest.importorskip("pyarrow")
+_unavailable = missing_tools()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=_unavailable or "")
+
+SMALL = {"limit": 6, "corruptions": ("gaussian_noise", "contrast"), "severities": (1, 5)}
+# about 430 items of a few ms each: long enough to kill something in the middle of it
+LARGE = {"limit": 10, "severities": (1, 3, 5)}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LoopbackRayCluster(workers=1, cpus=1) as running:
+        yield running
+
+
+def plan(task="MedFMRobust-Mini-VQA-Lite", **options):
+    return mat.Plan(get_task(task), **options)
+
+
+def cli(out: Path, task: str, options: dict, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "medfm_robust_plugin", "materialize", "--task", task]
+    args += ["--out", str(out), "--limit", str(options["limit"])]
+    if options.get("corruptions"):
+        args += ["--corruptions", ",".join(options["corruptions"])]
+    args += ["--severities", ",".join(map(str, options["severities"]))]
+    return [*args, *extra]
+
+
+def on_ray(cluster, *extra: str) -> list[str]:
+    return ["--executor", "ray", "--ray-address", cluster.address, *extra]
+
+
+def hashes(out: Path) -> dict[str, str]:
+    records = list(mat.read_manifest(out))
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)), "a key is listed twice"
+    return {r["key"]: r["sha256"] for r in records}
+
+
+def shard_rows(out: Path) -> dict[str, str]:
+    """key -> sha256 of the image bytes, read from the Parquet shards themselves."""
+    import pyarrow.parquet as pq
+
+    rows: dict[str, str] = {}
+    for path in sorted((out / "shards").glob("*.parquet")):
+        table = pq.read_table(path, columns=["key", "image"]).to_pylist()
+        for row in table:
+            assert row["key"] not in rows, f"{row['key']} is in two shards"
+            rows[row["key"]] = hashlib.sha256(row["image"]["bytes"]).hexdigest()
+    return rows
+
+
+def test_ray_writes_the_bytes_of_the_local_executor_and_both_readers_load_them(tmp_path, cluster):
+    task = "MedFMRobust-Mini-Seg-Lite"
+    mat.materialize(plan(task, **SMALL), tmp_path / "local", num_proc=0)
+    mat.materialize(plan(task, **SMALL), tmp_path / "local-pq", "parquet", 0, shard_size=8)
+    for name, fmt in (("ray", "folder"), ("ray-pq", "parquet")):
+        args = cli(tmp_path / name, task, SMALL, "--format", fmt, "--shard-size", "8")
+        done = cluster.run(args + on_ray(cluster))
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    expected = hashes(tmp_path / "local")
+    assert len(expected) == mat.count_items(plan(task, **SMALL)) > 20
+    assert hashes(tmp_path / "ray") == hashes(tmp_path / "ray-pq") == expected
+    for path in (tmp_path / "ray" / "items").rglob("*.png"):  # the files, not only the records
+        assert (
+            path.read_bytes()
+            == (tmp_path / "local" / path.relative_to(tmp_path / "ray")).read_bytes()
+        )
+    assert shard_rows(tmp_path / "ray-pq") == expected
+    local_shards = sorted((tmp_path / "local-pq" / "shards").iterdir())
+    assert [p.name for p in local_shards] == sorted(
+        p.name for p in (tmp_path / "ray-pq" / "shards").iterdir()
+    )
+    for path in local_shards:  # one writer function: the same shard files, marker and all
+        assert path.read_bytes() == (tmp_path / "ray-pq" / "shards" / path.name).read_bytes()
+
+    import datasets
+
+    files = str(tmp_path / "ray-pq" / "shards" / "*.parquet")
+    loaded = datasets.load_dataset(
+        "parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert sorted(loaded["key"]) == sorted(expected)
+    row = loaded[0]
+    assert row["image"].size == (128, 128) and row["mask"].size == (128, 128)
+
+    read = (
+        "import hashlib, json, sys, ray\n"
+        f"ray.init(address={cluster.address!r})\n"
+        f"rows = ray.data.read_parquet({str(tmp_path / 'ray-pq' / 'shards')!r}).take_all()\n"
+        "print(json.dumps({r['key']: hashlib.sha256(r['image']['bytes']).hexdigest() for r in rows}))\n"
+    )
+    done = cluster.run([sys.executable, "-c", read])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == expected
+
+
+@pytest.fixture(scope="module")
+def large_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    mat.materialize(plan("MedFMRobust-Mini-VQA", **LARGE), out, num_proc=0)
+    return hashes(out)
+
+
+def test_a_worker_killed_mid_job_costs_only_its_items(tmp_path, cluster, large_reference):
+    out = tmp_path / "killed-worker"
+    args = cli(out, "MedFMRobust-Mini-VQA", LARGE, "--format", "parquet", "--shard-size", "10")
+    job = cluster.popen(
+        args + on_ray(cluster), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    killed = None
+    while job.poll() is None and killed is None:
+        busy = [pid for pid, line in cluster.processes().items() if line.startswith("ray::Map(")]
+        done = len(list((out / "shards").glob("*.done.json"))) if (out / "shards").exists() else 0
+        if busy and done >= 2:  # in the middle of the job, and of a task
+            killed = busy[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    stdout, stderr = job.communicate(timeout=300)
+    assert killed is not None, "the job ended before a worker could be killed"
+    assert job.returncode == 0, stderr[-3000:]
+    assert killed not in cluster.processes()
+    assert "0 failed" in stdout
+    assert hashes(out) == shard_rows(out) == large_reference
+
+
+def test_a_killed_driver_is_resumed_with_the_missing_shards_only(
+    tmp_path, cluster, large_reference
+):
+    out = tmp_path / "killed-driver"
+    args = cli(out, "MedFMRobust-Mini-VQA", LARGE, "--format", "parquet", "--shard-size", "10")
+    job = cluster.popen(args + on_ray(cluster), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    markers = out / "shards"
+    deadline = time.monotonic() + 240
+    while job.poll() is None and time.monotonic() < deadline:
+        if markers.exists() and len(list(markers.glob("*.done.json"))) >= 3:
+            job.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    job.wait(timeout=60)
+    assert job.returncode == -signal.SIGKILL, "the job ended before its driver could be killed"
+    finished = len(list(markers.glob("*.done.json")))
+    total = len(large_reference)
+    assert 3 <= finished < -(-total // 10)
+
+    again = cluster.run(args + on_ray(cluster))
+    assert again.returncode == 0, again.stderr[-3000:]
+    already = int(again.stdout.split(" already done")[0].split()[-1])
+    assert already >= finished * 10 - 10 and f"{total - already} written" in again.stdout
+    assert hashes(out) == shard_rows(out) == large_reference
