@@ -1,5 +1,7 @@
 """``medfm-robust report``: one or more run directories -> Markdown, CSV, JSON and LaTeX tables,
-PNG plots, and a self-contained HTML page (figures and thumbnails embedded) that opens offline.
+PNG plots, a self-contained HTML page (figures and thumbnails embedded), and ``index.html``, the
+same results as one page to explore (sortable leaderboard, filters, heatmap, curves, examples;
+see ``explore``). Both open offline.
 
 Runs of one task are compared side by side; the first run of a task is the reference model of its
 mCE unless another is named.
@@ -47,7 +49,8 @@ PAIRING = (
     "with the clean score of the samples it applies to (a modality's own corruptions apply to "
     "that modality only), so Clean minus Corrupted in a headline can differ from its mean drop. "
     "A condition none of whose samples was scored clean (e.g. a --limit that kept other samples) "
-    "has no drop, says so, and is left out of every mean drop."
+    "has no drop, says so, and is left out of every mean drop. Paired clean is the mean of those "
+    "clean scores, taken as Corrupted is: Paired clean minus Corrupted is the absolute drop."
 )
 
 
@@ -132,6 +135,15 @@ def build_report(
     paths.files["json"] = out / "summary.json"
     (out / "report.md").write_text(_markdown(sections, out))
     paths.files["markdown"] = out / "report.md"
+    from .explore import explore_data, render_explorer
+
+    mce: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"mce": {}, "rel_mce": {}})
+    for row in headline:
+        mce[(row["task"], row["model"])]["mce"][row["metric"]] = _finite(row["mce"])
+        mce[(row["task"], row["model"])]["rel_mce"][row["metric"]] = _finite(row["relative_mce"])
+    explorer = explore_data(runs, mce, examples=thumbnails)
+    (out / "index.html").write_text(render_explorer(explorer, PAIRING), encoding="utf-8")
+    paths.files["index"] = out / "index.html"
     from .html import render_html
 
     (out / "report.html").write_text(render_html(sections), encoding="utf-8")
@@ -139,6 +151,10 @@ def build_report(
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return paths
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def _warnings(task: str, runs: list[RunData], reference: RunData | None) -> list[str]:

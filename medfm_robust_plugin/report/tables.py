@@ -16,6 +16,7 @@ HEADLINE_COLUMNS = (
     ("model", "Model"),
     ("metric", "Metric"),
     ("clean", "Clean"),
+    ("paired_clean", "Paired clean"),
     ("corrupted", "Corrupted"),
     ("absolute_drop", "Abs. drop"),
     ("relative_drop", "Rel. drop"),
@@ -46,6 +47,9 @@ def headline_rows(runs: Sequence[RunData], reference: RunData | None) -> list[di
                 "model": run.label,
                 "metric": name,
                 "clean": summary.clean.get(name),
+                # the clean scores of the samples each condition applies to, averaged as the
+                # corrupted scores are: paired clean - corrupted = the absolute drop
+                "paired_clean": summary.overall.clean_scores.get(name),
                 "corrupted": summary.overall.scores.get(name),
                 "absolute_drop": summary.overall.absolute_drop.get(name),
                 "relative_drop": summary.overall.relative_drop.get(name),
