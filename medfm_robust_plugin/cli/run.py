@@ -444,7 +444,10 @@ def demo(out: str, seed: int) -> None:
         paths = build_report(run_dirs, folder / "report")
     except MedFMRobustError as exc:
         fail(str(exc))
-    click.echo(f"report: {paths.files['html']} (also report.md, headline.csv, tables.tex, plots/)")
+    click.echo(
+        f"report: {paths.files['index']} (to explore; also report.html, report.md, headline.csv, "
+        "tables.tex, plots/)"
+    )
 
 
 @click.command()
