@@ -175,3 +175,51 @@ def test_a_killed_driver_is_resumed_with_the_missing_shards_only(
     already = int(again.stdout.split(" already done")[0].split()[-1])
     assert already >= finished * 10 - 10 and f"{total - already} written" in again.stdout
     assert hashes(out) == shard_rows(out) == large_reference
+
+
+def test_run_on_ray_gives_the_records_of_a_local_run_and_resumes(tmp_path, cluster):
+    """A tiny random-weight VLM (a real transformers checkpoint) in model actors on both nodes."""
+    from .tiny_models import build_tiny_gemma3
+
+    model = build_tiny_gemma3(tmp_path / "gemma3")
+    args = [
+        sys.executable,
+        "-m",
+        "medfm_robust_plugin",
+        "run",
+        "--task",
+        "MedFMRobust-Mini-VQA-Lite",
+    ]
+    args += ["--model", f"hf:{model}", "--model-option", "device=cpu"]
+    args += ["--model-option", "dtype=float32", "--batch-size", "4", "--max-new-tokens", "4"]
+    args += ["--limit", "5", "--corruptions", "gaussian_noise,contrast", "--severities", "1,5"]
+    local = subprocess.run(
+        [*args, "--out", str(tmp_path / "local")], capture_output=True, text=True, timeout=300
+    )
+    assert local.returncode == 0, local.stderr[-3000:]
+    run_dir = next((tmp_path / "local").glob("*/*"))
+    local_records = (run_dir / "records.jsonl").read_text().splitlines()
+    # a run that stopped after 6 records, resumed on the cluster
+    resumed = tmp_path / "ray" / run_dir.relative_to(tmp_path / "local")
+    resumed.mkdir(parents=True)
+    (resumed / "config.json").write_bytes((run_dir / "config.json").read_bytes())
+    (resumed / "records.jsonl").write_text("\n".join(local_records[:6]) + "\n")
+    done = cluster.run(
+        [*args, "--out", str(tmp_path / "ray"), *on_ray(cluster, "--ray-workers", "2")]
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    total = len(local_records)
+    assert f"{total - 6} records written, 6 already done, 0 failed" in done.stdout
+
+    def by_key(lines):
+        records = [json.loads(line) for line in lines]
+        for record in records:
+            record.pop("seconds")  # timings are the only difference
+        return {r["key"]: r for r in records}
+
+    ray_lines = (resumed / "records.jsonl").read_text().splitlines()
+    assert len(ray_lines) == total == len(by_key(ray_lines))
+    assert by_key(ray_lines) == by_key(local_records)
+    assert any(r["prediction"] for r in by_key(ray_lines).values())
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary == json.loads((run_dir / "summary.json").read_text())

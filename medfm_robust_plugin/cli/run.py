@@ -229,6 +229,14 @@ def _model_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     help="PGD's step in pixel levels of 255.",
 )
 @click.option("--attack-seed", default=0, show_default=True, type=int, help="PGD's random starts.")
+@_executor_option
+@_ray_address_option
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(min=1),
+    help="Model actors with --executor ray (default: one per GPU of the cluster, else one per "
+    "CPU slot); each loads the model once.",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Print the number of calls and estimated cost; call nothing."
 )
@@ -257,6 +265,9 @@ def run(
     attack_steps: int,
     attack_step_size: float,
     attack_seed: int,
+    executor: str,
+    ray_address: str | None,
+    ray_workers: int | None,
     dry_run: bool,
 ) -> None:
     """Evaluate a model on a task, clean and under every corruption and severity."""
@@ -302,9 +313,25 @@ def run(
         if dry_run:
             _print_dry_run(job, spec, model_name, options, max_new_tokens)
             return
-        model = load_model(model_name, **options)
-        _print_endpoint(model)
-        result = _execute_with_progress(job, model)
+        if executor == "ray":
+            from ..on_ray.run import execute_on_ray
+
+            result = _execute_with_progress(
+                job,
+                None,
+                lambda advance: execute_on_ray(
+                    job,
+                    model_name,
+                    options,
+                    address=ray_address,
+                    workers=ray_workers,
+                    progress=advance,
+                ),
+            )
+        else:
+            model = load_model(model_name, **options)
+            _print_endpoint(model)
+            result = _execute_with_progress(job, model)
     except MedFMRobustError as exc:
         fail(str(exc))
     click.echo(
@@ -375,7 +402,7 @@ def _every_item_failed(result: Any) -> str:
     )
 
 
-def _execute_with_progress(job: Any, model: Any) -> Any:
+def _execute_with_progress(job: Any, model: Any, execute: Any = None) -> Any:
     from rich.progress import (
         BarColumn,
         Progress,
@@ -400,6 +427,8 @@ def _execute_with_progress(job: Any, model: Any) -> Any:
             cost = usage.get("cost_usd")
             bar.update(handle, advance=n, cost=f"${cost:.4f}" if cost else "")
 
+        if execute is not None:  # another executor (on_ray.run)
+            return execute(advance)
         return job.execute(model, progress=advance)
 
 
