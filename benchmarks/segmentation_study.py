@@ -66,7 +66,13 @@ def tiny_sam(path: Path, seed: int = 0) -> str:
 
 
 def fine_tune(
-    args: argparse.Namespace, model: str, strategy: str, out: Path, epochs: int, lr: float
+    args: argparse.Namespace,
+    model: str,
+    strategy: str,
+    out: Path,
+    epochs: int,
+    lr: float,
+    box_jitter: float | None = None,
 ):
     from medfm_robust_plugin.finetune.run import FinetuneConfig, finetune
     from medfm_robust_plugin.finetune.strategies import StrategyOptions
@@ -82,6 +88,7 @@ def fine_tune(
         seed=args.seed,
         data_root=args.data_root,
         device=args.device,
+        box_jitter=box_jitter,
         # the tiny SAM has 2 encoder blocks: encoder-partial trains the last one
         options=StrategyOptions(encoder_blocks=1) if args.model is None else StrategyOptions(),
     )
@@ -219,8 +226,16 @@ def main(argv: list[str] | None = None) -> int:
         if not base_dir.exists():
             tiny_sam(base_dir, args.seed)
         pretrained = out / "pretrained"
+        # loose boxes (up to 15 % of the image per side): a box alone no longer gives the mask,
+        # so the tiny model has to read the image (as a pre-trained SAM does)
         record = fine_tune(
-            args, f"medsam:{base_dir}", "full", pretrained, args.pretrain_epochs, args.pretrain_lr
+            args,
+            f"medsam:{base_dir}",
+            "full",
+            pretrained,
+            args.pretrain_epochs,
+            args.pretrain_lr,
+            box_jitter=0.15,
         )
         best = record["best"]
         print(

@@ -372,3 +372,24 @@ def test_training_works_where_a_harness_turned_gradients_off_for_the_process():
         torch.set_grad_enabled(previous)
     changed = [n for n, p in after.items() if not torch.equal(before[n], p.detach())]
     assert changed and all("mask_decoder" in n for n in changed)
+
+
+def test_box_jitter_is_an_option_and_is_checked(base_dir, tmp_path):
+    from medfm_robust_plugin.finetune.training import box_from_mask, jittered_box
+
+    mask = np.zeros((100, 80), bool)
+    mask[30:60, 20:50] = True
+    rng = np.random.default_rng(0)
+    assert np.array_equal(jittered_box(mask, rng, 0.0), box_from_mask(mask))
+    loose = np.array([jittered_box(mask, rng, 0.2) for _ in range(50)])
+    tight = box_from_mask(mask)
+    assert (loose[:, :2] <= tight[:2]).all() and (loose[:, 2:] >= tight[2:]).all()
+    assert (tight[:2] - loose[:, :2]).max() > 10  # up to 20 px on a 100 px image
+    bad = config(base_dir, tmp_path / "bad", epochs=1)
+    bad.box_jitter = 0.7
+    with pytest.raises(FinetuneError, match="box-jitter"):
+        finetune(bad)
+    loose_run = config(base_dir, tmp_path / "loose", epochs=1)
+    loose_run.box_jitter = 0.1
+    record = finetune(loose_run)
+    assert record["box_jitter"] == 0.1

@@ -56,6 +56,12 @@ from .common import check_seed, console, fail, parse_list
 )
 @click.option("--device", help="torch device (default: cuda when available, else cpu).")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast (CUDA only).")
+@click.option(
+    "--box-jitter",
+    type=click.FloatRange(0, 0.5),
+    help="How far each side of a training box may move outward, as a fraction of the image's "
+    "longest side (default: MedSAM's 20 px at 1024, 0.0195).",
+)
 @click.option("--data-root", type=click.Path(file_okay=False), help="Where the dataset lives.")
 @click.option("--resume", is_flag=True, help="Go on with the run in --out after its last epoch.")
 def finetune(
@@ -77,6 +83,7 @@ def finetune(
     lora_targets: str,
     device: str | None,
     bf16: bool,
+    box_jitter: float | None,
     data_root: str | None,
     resume: bool,
 ) -> None:
@@ -114,6 +121,7 @@ def finetune(
         data_root=data_root,
         device=device,
         bf16=bf16,
+        box_jitter=box_jitter,
     )
     columns = (
         TextColumn("{task.description}"),

@@ -74,6 +74,7 @@ class FinetuneConfig:
     data_root: str | None = None
     device: str | None = None
     bf16: bool = False
+    box_jitter: float | None = None  # None: MedSAM's 20 px at 1024 (training.BOX_JITTER)
 
 
 def split_ids(
@@ -154,10 +155,12 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune ``config.model`` on ``config.task``; the run's record (as in finetune.json)."""
     from .strategies import STRATEGIES, parameter_counts, trainable_state
-    from .training import train_epoch, validation_dice
+    from .training import BOX_JITTER, train_epoch, validation_dice
 
     if config.strategy not in STRATEGIES:
         raise FinetuneError(f"unknown strategy '{config.strategy}'; one of {', '.join(STRATEGIES)}")
+    if config.box_jitter is not None and not 0 <= config.box_jitter <= 0.5:
+        raise FinetuneError(f"--box-jitter {config.box_jitter} must be in [0, 0.5]")
     if config.epochs < 1 or config.batch_size < 1:
         raise FinetuneError("--epochs and --batch-size must be 1 or more")
     out = Path(config.out)
@@ -196,6 +199,7 @@ def finetune(
             batch_size=config.batch_size,
             autocast=autocast,
             on_step=on_step,
+            jitter=BOX_JITTER if config.box_jitter is None else config.box_jitter,
         )
         dice = validation_dice(segmenter, validation)
         entry = {"epoch": epoch, "loss": loss, "validation_dice": dice}
@@ -252,6 +256,8 @@ def _settings(config: FinetuneConfig, family: str, model_id: str) -> dict[str, A
     settings["options"]["lora_targets"] = list(config.options.lora_targets)
     settings["model"] = f"{family}:{model_id}"
     settings["epochs"] = config.epochs
+    if config.box_jitter is not None:  # runs with MedSAM's jitter keep the settings they had
+        settings["box_jitter"] = config.box_jitter
     return settings
 
 

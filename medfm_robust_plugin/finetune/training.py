@@ -194,15 +194,17 @@ def train_epoch(
     batch_size: int,
     autocast: Any,
     on_step: Callable[[float], None] | None = None,
+    jitter: float = BOX_JITTER,
 ) -> float:
-    """One pass over the training data in this epoch's order; the mean loss."""
+    """One pass over the training data in this epoch's order; the mean loss. ``jitter``: how far
+    (a fraction of the image's longest side) each side of a box prompt may move outward."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(data.items))
     segmenter.model.train()
     losses = []
     for start in range(0, len(order), batch_size):
         items = [data.items[i] for i in order[start : start + batch_size]]
-        boxes = [jittered_box(mask, rng) for _, mask in items]
+        boxes = [jittered_box(mask, rng, jitter) for _, mask in items]
         optimizer.zero_grad(set_to_none=True)
         loss = batch_loss(segmenter, items, boxes, autocast)
         loss.backward()
