@@ -273,6 +273,11 @@ def test_limit_takes_whole_paired_samples_as_the_docs_quick_test_runs_it(tmp_pat
     conditions = [c for run in summary["runs"] for c in run["summary"]["conditions"]]
     assert conditions and all(c["n_paired"] == c["n"] > 0 for c in conditions)
     assert all(c["absolute_drop"]["accuracy"] == 0 for c in conditions)
+    # lm-eval's gpt-4o is the model our runner calls openai:gpt-4o: one report row, one folder
+    assert [r["model"] for r in summary["runs"]] == ["openai:gpt-4o"]
+    runs = str(tmp_path / "runs")
+    split = CliRunner().invoke(main, ["lm-eval-records", str(tmp_path / "out"), "-o", runs])
+    assert split.exit_code == 0 and split.output.strip().endswith("openai_gpt-4o"), split.output
 
 
 @needs_lm_eval

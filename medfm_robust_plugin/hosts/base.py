@@ -140,11 +140,27 @@ def one_run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The records and run configuration of an output holding exactly one (card, model); with
     several, ``error`` lists them and says ``how_to_split``."""
+    runs = canonical_models(runs)
     if len(runs) > 1:
         listed = ", ".join(f"{task} x {model}" for task, model in sorted(runs))
         raise error(f"'{path}' holds several runs ({listed}); {how_to_split}")
     (task, model), records = next(iter(runs.items()))
     return records, {"task": task, "model": model, "host": host, "source": str(path)}
+
+
+def canonical_models(runs: Runs) -> Runs:
+    """The runs with each model under its one name (``gpt-4o`` -> ``openai:gpt-4o``, as our runner
+    names it), in the keys and in the records, so that one model is one report row and one run
+    folder whichever harness or spelling ran it."""
+    from ..lookup import canonical_model_name
+
+    named: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for (task, model), records in runs.items():
+        name = canonical_model_name(model)
+        by_key = named.setdefault((task, name), {})
+        for record in records:  # two spellings of one model in one output: one record per item
+            by_key[record.get("key") or str(len(by_key))] = {**record, "model": name}
+    return {run: list(by_key.values()) for run, by_key in named.items()}
 
 
 def write_run_folders(runs: Runs, out: str | Path, host: str, source: str | Path) -> list[Path]:
@@ -155,7 +171,7 @@ def write_run_folders(runs: Runs, out: str | Path, host: str, source: str | Path
     from ..runner import _slug as path_part
 
     written = []
-    for (task, model), records in sorted(runs.items()):
+    for (task, model), records in sorted(canonical_models(runs).items()):
         run_dir = Path(out) / path_part(task) / path_part(model)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(run_dir / RECORDS, records)
