@@ -240,6 +240,7 @@ th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 .example{font-size:.72rem;width:128px}.example img{width:112px;image-rendering:auto;
  border:1px solid #ccc;display:block}
 .example .answer{color:#333;word-break:break-word}
+.example.current img{outline:3px solid #d62728}.example.current b{color:#d62728}
 svg text{font-size:10px;fill:#333}
 .legend{font-size:.75rem}
 .muted{color:#777}
@@ -283,7 +284,7 @@ SCRIPT = r"""
 const DATA = JSON.parse(document.getElementById("medfm-data").textContent);
 const $ = (id) => document.getElementById(id);
 const state = {task: "all", metric: null, modality: "all", family: "all", corruption: "",
-  severity: "all", model: null, selected: null, sort: {key: "rel_drop", dir: -1}};
+  severity: "all", model: null, selected: null, selectedSeverity: null, sort: {key: "rel_drop", dir: -1}};
 const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v)) ? "-" : Number(v).toFixed(d);
 function options(select, values, labels) {
   select.innerHTML = "";
@@ -400,7 +401,10 @@ function drawHeatmap() {
     return `<tr data-c="${name}" class="${state.selected === name ? "selected" : ""}"><td class="text name">${name} <span class="muted">${family}</span></td>${cells}</tr>`;
   }).join("");
   $("heatmap-note").textContent = `${names.length} corruptions, relative drop in ${m} (red: worse, blue: better; n/p: no paired clean samples). Hover for values, click a row for its curves and images.`;
-  table.querySelectorAll("tr[data-c]").forEach((tr) => tr.onclick = () => { state.selected = tr.dataset.c; draw(); });
+  table.querySelectorAll("tr[data-c]").forEach((tr) => tr.onclick = (e) => {
+    const cell = e.target.closest("td.cell[data-s]");
+    state.selected = tr.dataset.c; state.selectedSeverity = cell ? Number(cell.dataset.s) : null; draw();
+  });
   table.querySelectorAll("td.cell[data-c]").forEach((td) => {
     td.onmousemove = (e) => {
       const c = cs.find((x) => x.corruption === td.dataset.c && String(x.severity) === td.dataset.s);
@@ -453,12 +457,13 @@ function drawExamples() {
   const ex = mods.map((k) => perModality[k]).find((e) => e && e.cells[name]);
   if (!ex) { $("example-note").textContent = name.match(/^(fgsm|pgd)$/) ? "Attacked images depend on the model's gradients and are not kept." : "No example image for this corruption here."; return; }
   $("example-note").textContent = `Sample ${ex.sample}` + (ex.question ? `: ${ex.question}` : "") + (ex.reference ? ` (reference: ${String(ex.reference).slice(0, 140)})` : "");
-  const card = (title, e) => {
+  const card = (title, e, severity) => {
+    const current = severity !== undefined && severity === state.selectedSeverity ? " current" : "";
     const img = e.image ? `<img alt="${title}" src="data:image/jpeg;base64,${DATA.images[e.image]}">` : "<div class='muted'>no image</div>";
-    return `<div class="example">${img}<b>${title}</b><br>SSIM ${fmt(e.ssim)} &middot; score ${fmt(e.score, 2)}<div class="answer">${(e.answer || "-").replace(/[<>&]/g, (c) => ({"<": "&lt;", ">": "&gt;", "&": "&amp;"}[c]))}</div></div>`;
+    return `<div class="example${current}" data-severity="${severity ?? 0}">${img}<b>${title}</b><br>SSIM ${fmt(e.ssim)} &middot; score ${fmt(e.score, 2)}<div class="answer">${(e.answer || "-").replace(/[<>&]/g, (c) => ({"<": "&lt;", ">": "&gt;", "&": "&amp;"}[c]))}</div></div>`;
   };
   let html = card("clean", ex.clean);
-  Object.keys(ex.cells[name]).map(Number).sort((a, b) => a - b).forEach((s) => { html += card(`${name} ${s}`, ex.cells[name][s]); });
+  Object.keys(ex.cells[name]).map(Number).sort((a, b) => a - b).forEach((s) => { html += card(`${name} ${s}`, ex.cells[name][s], s); });
   box.innerHTML = html;
 }
 function draw() { drawLeaderboard(); drawHeatmap(); drawCurves(); drawExamples(); }
