@@ -138,7 +138,7 @@ class LoopbackRayCluster:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 2
             while self.processes() and time.monotonic() < deadline:
                 time.sleep(0.1)
         self.holder.kill()

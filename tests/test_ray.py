@@ -223,3 +223,52 @@ def test_run_on_ray_gives_the_records_of_a_local_run_and_resumes(tmp_path, clust
     assert any(r["prediction"] for r in by_key(ray_lines).values())
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary == json.loads((run_dir / "summary.json").read_text())
+
+
+SERVE_AND_RUN = """
+import json, subprocess, sys, time
+sys.path.insert(0, {repo!r})
+from tests.fake_api_servers import FakeOpenAIServer
+
+class Counting(FakeOpenAIServer):
+    spans = []
+
+    def handle(self, request):
+        self.spans.append((request.received_at, time.monotonic()))
+        return super().handle(request)
+
+with Counting(reply="A", delay=0.3) as server:
+    args = json.loads(sys.argv[1]) + ["--model-option", "base_url=" + server.base_url]
+    done = subprocess.run(args, capture_output=True, text=True)
+edges = sorted([(s, 1) for s, _ in Counting.spans] + [(e, -1) for _, e in Counting.spans])
+level = peak = 0
+for _, step in edges:
+    level += step
+    peak = max(peak, level)
+print(json.dumps({{"rc": done.returncode, "err": done.stderr[-2000:], "out": done.stdout,
+                  "requests": len(Counting.spans), "peak": peak}}))
+"""
+
+
+def test_an_api_model_keeps_one_concurrency_limit_across_the_cluster(tmp_path, cluster):
+    """Two actors, each sending its batch two at a time, to a server on the cluster's loopback:
+    never more than the model's concurrency (2) in flight together."""
+    args = [
+        sys.executable,
+        "-m",
+        "medfm_robust_plugin",
+        "run",
+        "--task",
+        "MedFMRobust-Mini-VQA-Lite",
+    ]
+    args += ["--model", "gpt-4o", "--concurrency", "2", "--limit", "4", "--corruptions", "contrast"]
+    args += ["--severities", "5", "--out", str(tmp_path / "runs")]
+    args += on_ray(cluster, "--ray-workers", "2")
+    script = SERVE_AND_RUN.format(repo=str(Path(__file__).resolve().parents[1]))
+    env = cluster.env(OPENAI_API_KEY="sk-test-0000", MEDFM_ROBUST_CACHE=str(tmp_path / "cache"))
+    done = cluster.run([sys.executable, "-c", script, json.dumps(args)], env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0, result["err"]
+    assert "8 records written" in result["out"] and result["requests"] == 8
+    assert result["peak"] == 2  # in parallel, and never beyond the one limit
