@@ -220,15 +220,9 @@ def test_lesion_finder_is_a_floor_that_corruptions_move():
     plan = EvaluationPlan.from_card("MedFMRobust-Mini-VQA-Lite")
     samples = plan.samples()
     model = load_model("baseline:lesion-finder").fit(samples)
-    views = plan.views()
 
     def accuracy(condition=None):
-        right = 0
-        for sample in samples:
-            image = views.display(views.get(sample, condition))
-            prompt = plan.card.render_prompt(sample, (image.shape[1], image.shape[0]))
-            right += model.answer([image], prompt) == sample.answer
-        return right / len(samples)
+        return share_right(plan, samples, model, condition)
 
     clean = accuracy()
     assert clean >= 0.7
@@ -249,16 +243,21 @@ def test_findings_caption_states_what_the_pixels_show_and_corruptions_move_it():
         "hypodense lesion",
         "hypodense lesions",
     )
-    views = plan.views()
 
     def exact(condition=None):
-        right = 0
-        for sample in samples:
-            image = views.display(views.get(sample, condition))
-            prompt = plan.card.render_prompt(sample, (image.shape[1], image.shape[0]))
-            right += model.answer([image], prompt) == sample.answer
-        return right / len(samples)
+        return share_right(plan, samples, model, condition)
 
     clean = exact()
     assert clean >= 0.5  # the reference caption, word for word, from the pixels alone
     assert exact(Condition("defocus_blur", 5)) < clean - 0.15
+
+
+def share_right(plan, samples, model, condition=None) -> float:
+    """The share of ``samples`` whose answer under ``condition`` is the reference, word for word."""
+    views = plan.views()
+    right = 0
+    for sample in samples:
+        image = views.display(views.get(sample, condition))
+        prompt = plan.card.render_prompt(sample, (image.shape[1], image.shape[0]))
+        right += model.answer([image], prompt) == sample.answer
+    return right / len(samples)

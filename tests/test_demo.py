@@ -5,14 +5,12 @@ the network off)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from medfm_robust_plugin.cli import main
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser import open_page
 
 
 @pytest.fixture(scope="module")
@@ -43,30 +41,8 @@ def test_every_task_kind_shows_non_zero_drops_that_grow_with_severity(demo):
 
 @pytest.fixture(scope="module")
 def page(demo):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    if CHROMIUM is None:
-        pytest.skip("no chromium executable (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"error: {error}"))
-        page.on(
-            "console",
-            lambda message: page.problems.append(message.text) if message.type == "error" else None,
-        )
-        page.on(
-            "request",
-            lambda request: (
-                None
-                if request.url.startswith(("file:", "data:"))
-                else page.problems.append(f"network: {request.url}")
-            ),
-        )
-        page.goto((demo / "report" / "index.html").as_uri())
+    with open_page(demo / "report" / "index.html") as page:
         yield page
-        browser.close()
 
 
 def names(page):

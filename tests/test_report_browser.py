@@ -8,19 +8,13 @@ corruption for its curves (one line per model) and its example images.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from medfm_robust_plugin.models.base import load_model
 from medfm_robust_plugin.report import build_report
 from medfm_robust_plugin.runner import Run, RunConfig
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (Debian: apt-get install chromium)"
-)
+from tests.browser import open_page
 
 TASK = "MedFMRobust-Mini-VQA-Lite"
 MODELS = ("baseline:lesion-finder", "baseline:majority")
@@ -61,26 +55,8 @@ def report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(report):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"error: {error}"))
-        page.on(
-            "console",
-            lambda message: page.problems.append(message.text) if message.type == "error" else None,
-        )
-        page.on(
-            "request",
-            lambda request: (
-                None
-                if request.url.startswith(("file:", "data:"))
-                else page.problems.append(f"network: {request.url}")
-            ),
-        )
-        page.goto(report.as_uri())
+    with open_page(report) as page:
         yield page
-        browser.close()
 
 
 def cells(page, selector):
