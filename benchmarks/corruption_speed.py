@@ -1,15 +1,34 @@
 """Speed of our corruptions against imagecorruptions 1.1.2 (the ImageNet-C reference), one thread.
 
 For every corruption that both the reference and our registry have (whatever is registered when
-the script runs), time ours (``medfm_robust_plugin.corrupt``) and the reference on the same RGB
-uint8 phantoms at severity 3: one warm-up call, then the median of ``--repeat`` runs. Times are
-the CPU time of this (single-threaded) process, so other load on the machine does not count. Prints
-the time per image, the ratio reference / ours per corruption and for the sums, at every size, and
-flags any corruption where we are slower. The first line per size is the engine's round trip
-(uint8 -> unit float -> uint8 around a corruption that does nothing), the floor under our times.
+the script runs), time ours (``medfm_robust_plugin.corrupt``) and the reference's own entry point
+(``imagecorruptions.corrupt``, called directly: no wrapper copies its result) on the same RGB uint8
+images at severity 3, on two image sets: colour phantoms and real photographs (scikit-image's
+astronaut and coffee). What is timed:
+
+- the CPU time of this process (``time.process_time``), one thread for numpy, OpenCV and BLAS, so
+  other load on the machine counts little; page faults count as CPU time, so allocator state moves
+  small figures, which is why the A/B order alternates;
+- warm: one untimed pass per corruption and side just before the timed passes; a timed pass loops
+  over the images until it has ``--min-seconds`` of CPU time;
+- A/B interleaved: per corruption the two sides run back to back, and which goes first alternates
+  from one corruption and one repeat to the next;
+- ``--repeats`` full runs (default 3): every figure is the median over them with its range.
+
+Per size and image set it prints each corruption's times and ratio reference / ours, then the
+distribution of those ratios (geometric mean, median, min with the corruption, max), the same
+without glass_blur (the reference's per-pixel Python loop, which rules any sum), and the sum of
+times only after them. Any corruption where we are not faster is named. The first line per size
+is the engine's round trip (uint8 -> unit float -> uint8 around a corruption that does nothing),
+the floor under our times.
+
+The reference needs a compatibility shim on current numpy / scikit-image (``tests/reference.py``:
+pkg_resources, ``multichannel=``, ``np.float_``); it is installed once for the whole run, so the
+only cost it adds is one keyword translation per scikit-image ``gaussian`` call (glass_blur,
+gaussian_blur).
 
     .venv/bin/python benchmarks/corruption_speed.py
-    .venv/bin/python benchmarks/corruption_speed.py --sizes 224 --repeat 5 --names glass_blur,zoom_blur
+    .venv/bin/python benchmarks/corruption_speed.py --sizes 224 --repeats 1 --names glass_blur,pixelate
 
 Needs the dev dependencies (imagecorruptions, scikit-image).
 """
@@ -44,6 +63,15 @@ cv2.setNumThreads(1)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from _stats import (  # noqa: E402
+    a_first,
+    load_average,
+    not_faster_note,
+    spread,
+    summarize_ratios,
+    summary_over_repeats,
+)
+
 from medfm_robust_plugin import corrupt, list_corruptions  # noqa: E402
 from medfm_robust_plugin.corruptions.spec import Corruption  # noqa: E402
 from medfm_robust_plugin.data.phantoms import phantom  # noqa: E402
@@ -51,14 +79,21 @@ from medfm_robust_plugin.data.phantoms import phantom  # noqa: E402
 SEVERITY = 3
 DEFAULT_SIZES = (224, 512)
 DEFAULT_MODALITIES = ("dermoscopy", "endoscopy")
+PHOTOGRAPHS = ("astronaut", "coffee")  # bundled with scikit-image
+IMAGE_SETS = ("phantoms", "photographs")
+# The reference's glass_blur swaps pixels in a pure-Python loop: it alone rules any sum.
+PYTHON_LOOP = "glass_blur"
 
 
-def load_reference() -> tuple[list[str], Callable[..., np.ndarray]]:
+def load_reference() -> tuple[list[str], Callable[..., np.ndarray], Callable]:
+    """(shared names, ``imagecorruptions.corrupt``, the shim context to run it in)."""
     if importlib.util.find_spec("imagecorruptions") is None:
         sys.exit("imagecorruptions is not installed: pip install -e '.[dev]' imagecorruptions")
-    from tests.reference import reference_corrupt, reference_names
+    from tests.reference import _shimmed, reference_names  # also provides pkg_resources
 
-    return reference_names(), reference_corrupt
+    # imported only now: it needs the pkg_resources that tests.reference provides
+    reference_corrupt = importlib.import_module("imagecorruptions").corrupt
+    return reference_names(), reference_corrupt, _shimmed
 
 
 def rgb_phantoms(size: int, modalities: list[str]) -> list[np.ndarray]:
@@ -71,19 +106,34 @@ def rgb_phantoms(size: int, modalities: list[str]) -> list[np.ndarray]:
     return images
 
 
-def seconds_per_image(
-    run: Callable[[np.ndarray, int], object], images: list[np.ndarray], repeat: int
+def photographs(size: int) -> list[np.ndarray]:
+    """scikit-image's bundled photographs, centre-cropped square and resized to ``size``."""
+    import skimage.data
+
+    images = []
+    for name in PHOTOGRAPHS:
+        image = getattr(skimage.data, name)()
+        side = min(image.shape[:2])
+        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        square = np.ascontiguousarray(image[top : top + side, left : left + side])
+        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+        images.append(cv2.resize(square, (size, size), interpolation=interpolation))
+    return images
+
+
+def cpu_seconds_per_image(
+    run: Callable[[np.ndarray, int], object], images: list[np.ndarray], min_seconds: float
 ) -> float:
-    """Median over ``repeat`` runs (after one warm-up) of the mean time per image."""
-    for k, image in enumerate(images):
-        run(image, k)
-    samples = []
-    for _ in range(repeat):
-        start = time.process_time()
+    """CPU time per image of whole passes over ``images``, as many as fill ``min_seconds``."""
+    passes = 0
+    start = time.process_time()
+    while True:
         for k, image in enumerate(images):
             run(image, k)
-        samples.append((time.process_time() - start) / len(images))
-    return statistics.median(samples)
+        passes += 1
+        elapsed = time.process_time() - start
+        if elapsed >= min_seconds:
+            return elapsed / (passes * len(images))
 
 
 def _unchanged(image: np.ndarray, param: object, rng: np.random.Generator) -> np.ndarray:
@@ -100,41 +150,117 @@ def run_ours(image: np.ndarray, seed: int, *, name: str | Corruption) -> np.ndar
 def run_reference(
     reference_corrupt: Callable, image: np.ndarray, seed: int, *, name: str
 ) -> np.ndarray:
-    return reference_corrupt(image, name, SEVERITY, seed=seed)
+    # seeded once per pass by the caller (np.random's global state), not per call
+    return reference_corrupt(image, severity=SEVERITY, corruption_name=name)
 
 
-def benchmark_size(
-    size: int, names: list[str], modalities: list[str], repeat: int, reference_corrupt: Callable
-) -> tuple[float, float]:
-    images = rgb_phantoms(size, modalities)
-    print(
-        f"\n{size} x {size} RGB uint8, severity {SEVERITY}, {len(images)} images, median of {repeat}"
+def time_pair(
+    sides: dict[str, Callable], images: list[np.ndarray], ours_first: bool, min_seconds: float
+) -> dict[str, float]:
+    """Warm both sides, then time both, in the given order: seconds per image per side."""
+    order = ["ours", "reference"] if ours_first else ["reference", "ours"]
+    for side in order:
+        np.random.seed(0)
+        sides[side](images[0], 0)
+    seconds = {}
+    for side in order:
+        np.random.seed(0)
+        seconds[side] = cpu_seconds_per_image(sides[side], images, min_seconds)
+    return seconds
+
+
+def measure(
+    images: list[np.ndarray],
+    names: list[str],
+    repeat: int,
+    min_seconds: float,
+    reference_corrupt: Callable,
+    results: dict,
+) -> None:
+    """One repeat over every corruption of one (size, image set); appends to ``results``."""
+    results.setdefault("(engine round trip)", {"ours": []})["ours"].append(
+        cpu_seconds_per_image(functools.partial(run_ours, name=UNCHANGED), images, min_seconds)
     )
-    print(f"{'corruption':<20}{'ours ms':>10}{'reference ms':>14}{'ref/ours':>10}")
-    round_trip = seconds_per_image(functools.partial(run_ours, name=UNCHANGED), images, repeat)
-    print(f"{'(engine round trip)':<20}{round_trip * 1e3:>10.2f}")
-    total_ours = total_reference = 0.0
-    for name in names:
-        ours = seconds_per_image(functools.partial(run_ours, name=name), images, repeat)
+    for index, name in enumerate(names):
+        sides = {
+            "ours": functools.partial(run_ours, name=name),
+            "reference": functools.partial(run_reference, reference_corrupt, name=name),
+        }
         try:
-            reference = seconds_per_image(
-                functools.partial(run_reference, reference_corrupt, name=name), images, repeat
-            )
+            seconds = time_pair(sides, images, a_first(repeat, index), min_seconds)
         except Exception as exc:  # a broken reference corruption should not end the run
-            print(f"{name:<20}{ours * 1e3:>10.2f}   reference failed: {type(exc).__name__}: {exc}")
+            results.setdefault("failed", {})[name] = f"{type(exc).__name__}: {exc}"
             continue
-        total_ours += ours
-        total_reference += reference
-        ratio = reference / ours
-        flag = "  << slower than the reference" if ratio < 1.0 else ""
-        print(f"{name:<20}{ours * 1e3:>10.2f}{reference * 1e3:>14.2f}{ratio:>10.1f}{flag}")
-    if total_ours > 0:
-        ratio = total_reference / total_ours
-        flag = "  << slower than the reference" if ratio < 1.0 else ""
+        entry = results.setdefault(name, {"ours": [], "reference": []})
+        for side, value in seconds.items():
+            entry[side].append(value)
+
+
+def report(title: str, results: dict, names: list[str]) -> dict[str, list[float]]:
+    """Print one (size, image set); return its per-repeat headline figures for the summary."""
+    print(f"\n{title}")
+    print(f"{'corruption':<20}{'ours ms':>10}{'reference ms':>14}{'ref/ours':>10}  range")
+    floor = statistics.median(results["(engine round trip)"]["ours"])
+    print(f"{'(engine round trip)':<20}{floor * 1e3:>10.2f}")
+    for name, error in results.get("failed", {}).items():
+        print(f"{name:<20}   reference failed: {error}")
+    timed = [n for n in names if n in results]
+    repeats = len(results[timed[0]]["ours"]) if timed else 0
+    ratios = {
+        n: [r / o for o, r in zip(results[n]["ours"], results[n]["reference"])] for n in timed
+    }
+    for name in timed:
+        ours = statistics.median(results[name]["ours"])
+        reference = statistics.median(results[name]["reference"])
+        middle = statistics.median(ratios[name])
+        low, high = min(ratios[name]), max(ratios[name])
         print(
-            f"{'sum':<20}{total_ours * 1e3:>10.2f}{total_reference * 1e3:>14.2f}{ratio:>10.1f}{flag}"
+            f"{name:<20}{ours * 1e3:>10.2f}{reference * 1e3:>14.2f}{middle:>10.2f}"
+            f"  {low:.2f}-{high:.2f}{not_faster_note(middle)}"
         )
-    return total_ours, total_reference
+    if not timed:
+        return {}
+    per_repeat = [summarize_ratios({n: ratios[n][r] for n in timed}) for r in range(repeats)]
+    print(f"ratio reference / ours per corruption, median (range) over {repeats} repeats:")
+    for line in summary_over_repeats(per_repeat):
+        print("  " + line)
+    rest = [n for n in timed if n != PYTHON_LOOP]
+    if PYTHON_LOOP in timed and rest:
+        without = [summarize_ratios({n: ratios[n][r] for n in rest}) for r in range(repeats)]
+        sums = [
+            sum(results[n]["reference"][r] for n in rest) / sum(results[n]["ours"][r] for n in rest)
+            for r in range(repeats)
+        ]
+        print(
+            f"without {PYTHON_LOOP} (the reference's per-pixel Python loop): geometric mean "
+            f"{spread([s.geomean for s in without], unit='x')}, median "
+            f"{spread([s.median for s in without], unit='x')}, sum {spread(sums, unit='x')}"
+        )
+    sum_ours = [sum(results[n]["ours"][r] for n in timed) for r in range(repeats)]
+    sum_reference = [sum(results[n]["reference"][r] for n in timed) for r in range(repeats)]
+    sum_ratios = [r / o for o, r in zip(sum_ours, sum_reference)]
+    print(
+        f"sum of times (secondary: ruled by the slowest reference corruption): ours "
+        f"{spread([s * 1e3 for s in sum_ours], unit=' ms')}, reference "
+        f"{spread([s * 1e3 for s in sum_reference], unit=' ms')}, ratio {spread(sum_ratios, unit='x')}"
+    )
+    behind = [
+        f"{n} {statistics.median(ratios[n]):.2f}x"
+        for n in timed
+        if not_faster_note(statistics.median(ratios[n]))
+    ]
+    print(
+        "not faster than the reference here: "
+        + (", ".join(behind) if behind else "none")
+        + " (ratio below 1.10)"
+    )
+    return {
+        "geomean": [s.geomean for s in per_repeat],
+        "median": [s.median for s in per_repeat],
+        "min": [s.low for s in per_repeat],
+        "sum": sum_ratios,
+        "worst": sorted({s.low_item for s in per_repeat}),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +271,18 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated square sizes (default: 224,512)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="timed runs per corruption (default: 3)"
+        "--images",
+        default=",".join(IMAGE_SETS),
+        help="comma-separated image sets: phantoms, photographs (default: both)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="full runs, for the spread (default: 3)"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.1,
+        help="CPU seconds each timed measurement lasts at least (default: 0.1)",
     )
     parser.add_argument(
         "--names", default="", help="comma-separated corruptions (default: all shared)"
@@ -156,10 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         help="colour phantoms to time on (default: dermoscopy,endoscopy)",
     )
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    image_sets = [s.strip() for s in args.images.split(",") if s.strip()]
+    unknown_sets = [s for s in image_sets if s not in IMAGE_SETS]
+    if unknown_sets:
+        parser.error(f"unknown image sets {unknown_sets}; choose from {', '.join(IMAGE_SETS)}")
 
-    reference_names, reference_corrupt = load_reference()
+    reference_names, reference_corrupt, shimmed = load_reference()
     ours = {c.name for c in list_corruptions()}
     shared = [n for n in reference_names if n in ours]
     if args.names:
@@ -181,10 +322,48 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
     print(
-        f"one thread (cv2 {cv2.getNumThreads()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})"
+        "timed: CPU time of this process, one thread (cv2 "
+        f"{cv2.getNumThreads()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}); warm (one "
+        f"untimed pass per corruption and side first); each measurement >= {args.min_seconds} s "
+        "of CPU; ours and the reference interleaved, the first alternating; "
+        f"{args.repeats} repeats"
     )
-    for size in sizes:
-        benchmark_size(size, shared, modalities, args.repeat, reference_corrupt)
+    print(
+        "reference: imagecorruptions.corrupt(image, severity, corruption_name) called directly "
+        "(shim for current numpy / scikit-image installed once for the run)"
+    )
+    print(f"at start: {load_average()}")
+    loaders = {
+        "phantoms": lambda size: rgb_phantoms(size, modalities),
+        "photographs": photographs,
+    }
+    images = {(size, s): loaders[s](size) for size in sizes for s in image_sets}
+    results: dict = {key: {} for key in images}
+    with shimmed():
+        for repeat in range(args.repeats):
+            for key, batch in images.items():
+                measure(batch, shared, repeat, args.min_seconds, reference_corrupt, results[key])
+            print(f"repeat {repeat + 1} of {args.repeats} done; {load_average()}", file=sys.stderr)
+
+    headlines = {}
+    for (size, image_set), batch in images.items():
+        described = modalities if image_set == "phantoms" else list(PHOTOGRAPHS)
+        title = (
+            f"{size} x {size} RGB uint8 {image_set} ({', '.join(described)}), severity "
+            f"{SEVERITY}, {len(batch)} images"
+        )
+        headlines[size, image_set] = report(title, results[size, image_set], shared)
+
+    print("\nsummary, ratio reference / ours per corruption, median (range) over repeats:")
+    for (size, image_set), figures in headlines.items():
+        if not figures:
+            continue
+        print(
+            f"  {size:>4} {image_set:<12} geometric mean {spread(figures['geomean'], unit='x')}, "
+            f"median {spread(figures['median'], unit='x')}, min {spread(figures['min'], unit='x')} "
+            f"[{', '.join(figures['worst'])}]; sum {spread(figures['sum'], unit='x')}"
+        )
+    print(f"at end: {load_average()}")
     return 0
 
 
