@@ -146,7 +146,14 @@ def main() -> None:
     results: dict[tuple[int, int], list[dict]] = {c: [] for c in configs}
     for repeat in range(args.repeats):
         for size, proc in configs if repeat % 2 == 0 else configs[::-1]:
-            results[size, proc].append(run(size, proc, args.corruption, args.sample_seconds))
+            r = run(size, proc, args.corruption, args.sample_seconds)
+            results[size, proc].append(r)
+            print(
+                f"  {size:>6} samples, {proc} worker(s): {r['images_per_s']:.1f} images/s, RSS sum "
+                f"{r['sum_rss_mb']:.0f} MB, PSS sum {r['sum_pss_mb']:.0f} MB, largest process "
+                f"{r['largest_rss_mb']:.0f} MB; {load_average()}",
+                flush=True,
+            )
         print(f"  repeat {repeat + 1} of {args.repeats} done; {load_average()}")
 
     print("\nper configuration, median (range) over repeats:")
