@@ -116,7 +116,8 @@ def main() -> None:
         )
 
     print(
-        f"timed: wall time, {os.cpu_count()} CPUs; {args.repeats} repeats; per cache state "
+        f"timed: wall time, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; {args.repeats} repeats; per cache state "
         f"workers=0 and workers={args.workers} back to back, the first alternating; "
         "one untimed warm-up run first"
     )
