@@ -59,7 +59,9 @@ def test_fgsm_equals_torchattacks():
     torchattacks = pytest.importorskip("torchattacks")
     model = tiny_classifier()
     images, labels = classifier_batch()
-    theirs = torchattacks.FGSM(model, eps=8 / 255)(images, labels)
+    # torchattacks needs gradients on, which some harnesses turn off for the whole process
+    with torch.enable_grad():
+        theirs = torchattacks.FGSM(model, eps=8 / 255)(images, labels)
     ours = fgsm(images.permute(0, 2, 3, 1) * 255, our_loss(model, labels), 8.0)
     assert torch.allclose(ours.permute(0, 3, 1, 2) / 255, theirs, atol=1e-5)
     assert not torch.allclose(theirs, images)  # the attack did move the images
@@ -76,7 +78,8 @@ def test_pgd_with_a_fixed_random_start_equals_torchattacks():
         _ChannelsLast(model), eps=6 / 255, alpha=1 / 255, steps=7, random_start=True
     )
     torch.manual_seed(11)
-    theirs = attack(images, labels)
+    with torch.enable_grad():
+        theirs = attack(images, labels)
     ours = pgd(
         images * 255,
         our_loss(model, labels),
@@ -139,6 +142,13 @@ def test_pgd_is_deterministic_per_item_and_differs_between_items():
     assert not np.array_equal(first, other)
     reseeded, _ = perturb(Attack("pgd", steps=2, seed=1), 4, objective, "toy/1/pgd_eps4")
     assert not np.array_equal(first, reseeded)
+
+
+def test_attacks_switch_gradients_on_when_the_process_has_them_off():
+    _, objective, _ = segmentation_objective()
+    with torch.no_grad():  # as importing VLMEvalKit leaves the whole process
+        _, params = perturb(Attack("pgd", steps=2), 4, objective, "toy/1/pgd_eps4")
+    assert params["loss_attacked"] > params["loss_clean"]
 
 
 def test_the_attacks_raise_the_segmentation_loss():
