@@ -24,6 +24,7 @@ from .engine import corrupt, sample_seed
 
 LEVELS = (1, 2, 3, 4, 5)
 GRID_POINTS = 11  # strengths from the previous level to 1 bracket each level's target
+PLATEAU = 0.01  # medians this close count as one where the SSIM curve has flattened
 REFINE_STEPS = 7  # halvings of the bracket; the band is ~0.09 wide, SSIM moves smoothly
 SEED_DATASET = "reference_set"
 
@@ -103,51 +104,54 @@ def tune_levels(
     Each level uses its own seeds (those the table is checked and run with): a coarse grid of
     strengths from the previous level's up to 1 brackets the target, and the bracket is halved.
     When no strength gets down to the target but some lie inside the band's upper part, the
-    strongest of those is taken (the level is reachable). A
+    one nearest the target is taken (the weakest of those within ``PLATEAU`` of it, where the
+    curve has flattened); the level is reachable. Each strength is measured at the
+    parameter the table will hold (rounded as written); a level whose SSIM steps over its band
+    between two neighbouring parameters keeps the nearest and is reported unreachable. A
     level whose band lies below what full strength reaches is unreachable within the corruption's
     ``param_range``: it is reported, and takes a strength that keeps the table rising
     (``_fill_unreachable``); the levels after it are still searched.
     """
     bands = bands or PAPER_BANDS
     modality = references[0].modality
+    measured: dict[int, dict[float, float]] = {level: {} for level in LEVELS}
+
+    def median_at(s: float, level: int) -> float:
+        # Measured at the parameter the table will hold (rounded as written, whole numbers
+        # whole), so that a level is never judged at a strength its table entry differs from.
+        s = float(s)
+        if s not in measured[level]:
+            fixed = _at_parameter(spec, param_at(spec, s))
+            values = [presented_ssim(r, fixed, level=1, seed_level=level) for r in references]
+            measured[level][s] = float(np.median(values))
+        return measured[level][s]
+
     strengths: list[float] = []
     reachable: list[bool] = []
     floor = 0.0
     for level in LEVELS:
-        lo, hi = bands[level]
-        target = 0.5 * (lo + hi)
-
-        def median_at(s: float, level: int = level) -> float:
-            values = [presented_ssim(r, spec, strength=s, seed_level=level) for r in references]
-            return float(np.median(values))
-
-        # Start just above the previous level, so that two levels never share a parameter.
-        grid = np.linspace(floor, 1.0, GRID_POINTS)[1:] if floor < 1.0 else np.array([1.0])
-        left, right = None, None
-        previous = floor
-        measured: dict[float, float] = {}
-        for s in grid:
-            measured[float(s)] = median_at(float(s))
-            if measured[float(s)] <= target:
-                left, right = previous, float(s)
-                break
-            previous = float(s)
-        if right is None:
-            # The target (the band's middle) is beyond reach, but the band's upper part may not
-            # be: the strongest grid point inside the band is the level's strength.
-            inside = [s for s, m in measured.items() if in_band(m, level, bands)]
-            if inside:
-                strengths.append(max(inside))
-                reachable.append(True)
-                floor = max(inside)
-                continue
-            strengths.append(math.nan)
-            reachable.append(False)
-            continue
-        strength = _refine(median_at, left, right, target)
+        strength, ok = _search_level(lambda s, k=level: median_at(s, k), bands[level], floor)
+        previous = level - 1
+        if not ok and previous >= 1 and median_at(floor, level) < bands[level][0]:
+            # Even the previous level's strength is too strong for this level's seeds (each
+            # level has its own draws): move the previous level to the weakest strength that
+            # still holds it in its band, if that is weaker, and search this level again.
+            weaker = [
+                t
+                for t, m in measured[previous].items()
+                if t < floor and in_band(m, previous, bands)
+            ]
+            if weaker and reachable[previous - 1]:
+                retry, retry_ok = _search_level(
+                    lambda s, k=level: median_at(s, k), bands[level], min(weaker)
+                )
+                if retry_ok:
+                    strengths[previous - 1] = min(weaker)
+                    strength, ok = retry, retry_ok
         strengths.append(strength)
-        reachable.append(True)
-        floor = strength
+        reachable.append(ok)
+        if not math.isnan(strength):
+            floor = strength
     strengths = _fill_unreachable(strengths)
     table = [param_at(spec, s) for s in strengths]
     tuned = dataclasses.replace(spec, severity_params=tuple(table))
@@ -155,9 +159,64 @@ def tune_levels(
     return TunedTable(spec.name, modality, strengths, table, medians, reachable)
 
 
-def _refine(median_at, left: float, right: float, target: float) -> float:
-    """Halve the bracket [left, right] (SSIM above the target at left, at or below it at right)."""
-    best, best_gap = right, abs(median_at(right) - target)
+def _search_level(median_at, band: tuple[float, float], floor: float) -> tuple[float, bool]:
+    """(strength, whether the median there lies in ``band``) for one level, at or above ``floor``.
+
+    A grid from ``floor`` up to 1 brackets the band's middle and the bracket is halved. When no
+    strength gets down to the middle but some lie in the band's upper part, the one nearest the
+    middle is taken (the weakest within ``PLATEAU`` of it). NaN when the whole grid stays above
+    the band.
+    """
+    lo, hi = band
+    target = 0.5 * (lo + hi)
+    # Start just above the previous level, so that two levels share a parameter only when the
+    # floor itself is the nearest to this level's target.
+    grid = np.linspace(floor, 1.0, GRID_POINTS)[1:] if floor < 1.0 else np.array([1.0])
+    left, right = None, None
+    previous = floor
+    seen: dict[float, float] = {}
+    for s in grid:
+        seen[float(s)] = median_at(float(s))
+        if seen[float(s)] <= target:
+            left, right = previous, float(s)
+            break
+        previous = float(s)
+    if right is None:
+        # The target (the band's middle) is beyond reach, but the band's upper part may not
+        # be: the grid point nearest the middle is the level's strength, or the weakest of
+        # those within PLATEAU of it where the SSIM has stopped falling (a blur of a smooth
+        # image), so that the table does not jump to full strength for nothing.
+        inside = {s: m for s, m in seen.items() if lo <= m <= hi}
+        if inside:
+            nearest = min(inside.values())
+            return min(s for s, m in inside.items() if m - nearest <= PLATEAU), True
+        return math.nan, False
+    strength, median = _refine(median_at, left, right, band)
+    # Out of band here means the SSIM steps over the band between two neighbouring parameters
+    # (a whole number of bubbles or hairs), or that the floor is already past it: recorded, the
+    # nearest kept.
+    return strength, lo <= median <= hi
+
+
+def _at_parameter(spec: Corruption, param: Any) -> Corruption:
+    """``spec`` with ``param`` at every level (a table entry, to measure it as it will be run)."""
+    entry = tuple(param) if isinstance(param, list) else param
+    return dataclasses.replace(spec, severity_params=(entry,) * len(LEVELS))
+
+
+def _refine(median_at, left: float, right: float, band: tuple[float, float]) -> tuple[float, float]:
+    """Halve the bracket [left, right] (SSIM above the band's middle at left, at or below it at
+    right); the strength nearest the middle and its median.
+
+    The left end is the previous level's strength when the first grid point is already past the
+    middle: it is taken only when nothing inside the bracket lands in the band, so that two levels
+    share a parameter only when they must.
+    """
+    lo, hi = band
+    target = 0.5 * (lo + hi)
+    start = left
+    best_value = median_at(right)
+    best, best_gap = right, abs(best_value - target)
     for _ in range(REFINE_STEPS):
         if best_gap < 0.015:  # well inside a band of width 0.08
             break
@@ -165,12 +224,16 @@ def _refine(median_at, left: float, right: float, target: float) -> float:
         value = median_at(middle)
         gap = abs(value - target)
         if gap < best_gap:
-            best, best_gap = middle, gap
+            best, best_gap, best_value = middle, gap, value
         if value > target:
             left = middle
         else:
             right = middle
-    return best
+    if not lo <= best_value <= hi:
+        start_value = median_at(start)
+        if abs(start_value - target) < best_gap:
+            best, best_value = start, start_value
+    return best, best_value
 
 
 def _fill_unreachable(strengths: list[float]) -> list[float]:
