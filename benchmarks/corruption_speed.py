@@ -30,7 +30,14 @@ gaussian_blur).
     .venv/bin/python benchmarks/corruption_speed.py
     .venv/bin/python benchmarks/corruption_speed.py --sizes 224 --repeats 1 --names glass_blur,pixelate
 
-Needs the dev dependencies (imagecorruptions, scikit-image).
+``--medical`` times the MR corruptions against TorchIO's and MONAI's transforms of the same
+artifact instead (MR phantoms, float32 in [0, 1], ``--sizes``; each library's random transform at
+a strength of its usual range, ours at severity 3 through ``corrupt``), the same way, and flags
+any of ours that is not faster:
+
+    .venv/bin/python benchmarks/corruption_speed.py --medical --sizes 256
+
+Needs the dev dependencies (imagecorruptions, scikit-image; torchio and monai for --medical).
 """
 
 from __future__ import annotations
@@ -292,9 +299,16 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_MODALITIES),
         help="colour phantoms to time on (default: dermoscopy,endoscopy)",
     )
+    parser.add_argument(
+        "--medical",
+        action="store_true",
+        help="time the MR corruptions against TorchIO's and MONAI's same artifact instead",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.medical:
+        return medical(args)
     image_sets = [s.strip() for s in args.images.split(",") if s.strip()]
     unknown_sets = [s for s in image_sets if s not in IMAGE_SETS]
     if unknown_sets:
@@ -365,6 +379,106 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"at end: {load_average()}")
     return 0
+
+
+# ---------------------------------------------------------------------- TorchIO and MONAI
+
+
+def medical_references() -> list[tuple[str, str, Callable[[], Callable[[np.ndarray], object]]]]:
+    """(our corruption, the reference's name, a builder of the reference's call on one image)."""
+    import monai.transforms as monai_transforms
+    import torch
+    import torchio as tio
+
+    torch.set_num_threads(1)
+
+    def torchio(transform: object) -> Callable[[np.ndarray], object]:
+        # TorchIO takes (channels, x, y, z): a slice is a volume one voxel deep
+        return lambda image: transform(torch.from_numpy(image[None, :, :, None]))
+
+    def monai(transform: object) -> Callable[[np.ndarray], object]:
+        return lambda image: transform(image[None])  # channels first
+
+    return [
+        ("mri_bias_field", "TorchIO RandomBiasField", lambda: torchio(tio.RandomBiasField())),
+        (
+            "mri_bias_field",
+            "MONAI RandBiasField",
+            lambda: monai(monai_transforms.RandBiasField(prob=1.0, coeff_range=(0.2, 0.3))),
+        ),
+        (
+            "mri_rician_noise",
+            "MONAI RandRicianNoise",
+            lambda: monai(monai_transforms.RandRicianNoise(prob=1.0, std=0.05)),
+        ),
+        (
+            "mri_gibbs_ringing",
+            "MONAI RandGibbsNoise",
+            lambda: monai(monai_transforms.RandGibbsNoise(prob=1.0, alpha=(0.4, 0.6))),
+        ),
+        (
+            "mri_ghosting",
+            "TorchIO RandomGhosting",
+            lambda: torchio(tio.RandomGhosting(axes=(0, 1))),
+        ),
+        ("mri_motion", "TorchIO RandomMotion", lambda: torchio(tio.RandomMotion())),
+        ("mri_kspace_spike", "TorchIO RandomSpike", lambda: torchio(tio.RandomSpike())),
+        (
+            "mri_kspace_spike",
+            "MONAI RandKSpaceSpikeNoise",
+            lambda: monai(
+                monai_transforms.RandKSpaceSpikeNoise(prob=1.0, intensity_range=(10, 13))
+            ),
+        ),
+    ]
+
+
+def medical(args: argparse.Namespace) -> int:
+    """Ours against TorchIO's and MONAI's same artifact, per size; returns the exit status."""
+    from medfm_robust_plugin.data.phantoms import mri_slice
+
+    try:
+        pairs = medical_references()
+    except ImportError as exc:
+        sys.exit(f"--medical needs torchio and monai: pip install -e '.[dev]' ({exc})")
+    print(
+        "timed: CPU time of this process, one thread (torch, cv2, OpenMP); warm; each "
+        f"measurement >= {args.min_seconds} s of CPU; ours and the reference interleaved, the "
+        f"first alternating; {args.repeats} repeats; at start: {load_average()}"
+    )
+    for size in [int(size) for size in args.sizes.split(",") if size.strip()]:
+        images = [
+            np.ascontiguousarray(mri_slice(size, seed=k).image / 1000.0, dtype=np.float32)
+            for k in range(3)
+        ]
+        print(f"\n{size} x {size} MR phantoms (float32, 3 images), ours at severity {SEVERITY}")
+        print(f"{'ours':<20}{'reference':<28}{'ours ms':>9}{'ref ms':>9}{'ref/ours':>10}  range")
+        floor = functools.partial(run_medical, name=UNCHANGED)
+        print(f"{'(engine round trip)':<48}{cpu_seconds_per_image(floor, images, 0.2) * 1e3:>9.2f}")
+        for index, (name, label, build) in enumerate(pairs):
+            reference = build()
+            sides = {
+                "ours": functools.partial(run_medical, name=name),
+                "reference": lambda image, seed, reference=reference: reference(image),
+            }
+            ratios, ours_ms, reference_ms = [], [], []
+            for repeat in range(args.repeats):
+                seconds = time_pair(sides, images, a_first(repeat, index), args.min_seconds)
+                ratios.append(seconds["reference"] / seconds["ours"])
+                ours_ms.append(seconds["ours"] * 1e3)
+                reference_ms.append(seconds["reference"] * 1e3)
+            middle = statistics.median(ratios)
+            print(
+                f"{name:<20}{label:<28}{statistics.median(ours_ms):>9.2f}"
+                f"{statistics.median(reference_ms):>9.2f}{middle:>10.2f}  "
+                f"{min(ratios):.2f}-{max(ratios):.2f}{not_faster_note(middle)}"
+            )
+    print(f"at end: {load_average()}")
+    return 0
+
+
+def run_medical(image: np.ndarray, seed: int, *, name: str | Corruption) -> np.ndarray:
+    return corrupt(image, name, SEVERITY, seed=seed, modality="mri")
 
 
 if __name__ == "__main__":
