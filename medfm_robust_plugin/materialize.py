@@ -87,7 +87,8 @@ def _init_worker(plan: Plan, out: str) -> None:
 
 
 def _plan_token(plan: Plan, out: str) -> str:
-    return json.dumps([plan_settings(plan), plan.data_root, str(out)], sort_keys=True)
+    options = [plan.data_root, plan.limit_seed, str(out)]
+    return json.dumps([plan_settings(plan), *options], sort_keys=True, default=str)
 
 
 def ensure_worker(plan: Plan, out: str) -> None:
