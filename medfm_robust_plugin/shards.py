@@ -150,7 +150,8 @@ def _features(with_mask: bool) -> dict[str, Any]:
             "sha256": {**value, "dtype": "string"},
             "params": {**value, "dtype": "string"},
             "view_key": {**value, "dtype": "string"},
-            "window": {"_type": "List", "feature": {**value, "dtype": "float64"}},
+            # "Sequence": what datasets 2.x writes, and 4.x reads as its List
+            "window": {"_type": "Sequence", "feature": {**value, "dtype": "float64"}},
             "label": {**value, "dtype": "string"},
             "image": {"_type": "Image"},
         }

@@ -258,3 +258,22 @@ def test_a_parquet_shard_with_a_failed_item_is_redone_on_the_next_run(tmp_path, 
 def test_unknown_executor_is_refused(tmp_path):
     with pytest.raises(MedFMRobustError, match="executor 'dask' is unknown; use one of local, ray"):
         mat.materialize(plan(), tmp_path, executor="dask")
+
+
+def test_cli_materialize_parquet(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "pq"
+    args = [sys.executable, "-m", "medfm_robust_plugin", "materialize", "--out", str(out)]
+    args += ["--task", "MedFMRobust-Mini-Caption", "--limit", "3", "--corruptions", "contrast"]
+    args += ["--severities", "2", "--format", "parquet", "--shard-size", "4"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "6 written" in done.stdout and "(2 shards)" in done.stdout
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [
+        "part-00000.done.json",
+        "part-00000.parquet",
+        "part-00001.done.json",
+        "part-00001.parquet",
+    ]
