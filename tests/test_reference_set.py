@@ -84,3 +84,19 @@ def test_a_missing_package_names_what_to_install(monkeypatch):
 def test_unknown_modality_is_refused():
     with pytest.raises(ReferenceSetError, match="known"):
         reference_images("thermography")
+
+
+@pytest.mark.parametrize(
+    "modality,noise", [("mri", "mri_rician_noise"), ("ultrasound", "ultrasound_speckle")]
+)
+def test_every_real_image_shows_anatomy_that_noise_can_corrupt(modality, noise):
+    """A reference image SSIM hardly sees changed says nothing about a level: a synthetic stripe
+    DICOM (Rician noise at full strength scored 0.97) or a probe imaging air (speckle at 16 dB
+    scored 0.96) do not belong in the set."""
+    from medfm_robust_plugin.engine import corrupt
+
+    for reference in reference_images(modality, real_only=True):
+        _, params = corrupt(
+            reference.image, noise, 5, 0, True, strength=1.0, modality=reference.modality
+        )
+        assert params["ssim"] < 0.85, (reference.name, params["ssim"])
