@@ -350,16 +350,52 @@ def _read_raster(path: Path) -> MedicalImage:
         )
     check_size(*header, f"'{path}'")
     data = np.fromfile(path, dtype=np.uint8)
-    use_cv2 = data.size and not (_suffix(path) == ".png" and _foreign_zlib_loaded())
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if use_cv2 else None
+    foreign_zlib = _suffix(path) == ".png" and _foreign_zlib_loaded()
+    array = None
+    if foreign_zlib and not _pil_reads_png_losslessly(data):
+        array = _decode_png_in_python(data, path)
+    elif data.size and not foreign_zlib:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if array is not None and array.ndim == 3:
+            code = cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB
+            array = cv2.cvtColor(array, code)
     if array is None:
         array = _decode_with_pil(path, path)
-    elif array.ndim == 3:
-        code = cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        array = cv2.cvtColor(array, code)
     return MedicalImage(
         np.ascontiguousarray(array), source=str(path), meta={"format": _suffix(path)}
     )
+
+
+def _pil_reads_png_losslessly(data: np.ndarray) -> bool:
+    """PIL keeps every PNG but the 16-bit colour ones (RGB, RGBA, grey + alpha), which it cuts to
+    8 bits: those still go to OpenCV."""
+    header = data[:26].tobytes()
+    if len(header) < 26 or header[12:16] != b"IHDR":
+        return True
+    bit_depth, colour_type = header[24], header[25]
+    return not (bit_depth == 16 and colour_type in (2, 4, 6))
+
+
+def _decode_png_in_python(data: np.ndarray, path: Path) -> np.ndarray | None:
+    """A 16-bit colour PNG decoded by pypng (pure Python, Python's own zlib), for processes where
+    OpenCV's PNG reader is broken and PIL would cut it to 8 bits; None without pypng (PIL then
+    reads it, with a warning that the bit depth is lost)."""
+    try:
+        import png
+    except ImportError:
+        import warnings
+
+        warnings.warn(
+            f"'{path}': a 16-bit colour PNG in a process where OpenCV cannot read PNGs (decord is "
+            "loaded); PIL reads it at 8 bits. pip install pypng to keep all 16.",
+            stacklevel=3,
+        )
+        return None
+    width, height, rows, info = png.Reader(bytes=data.tobytes()).asDirect()
+    planes = int(info["planes"])
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    array = array.reshape(height, width, planes)
+    return array if planes > 1 else array[..., 0]
 
 
 def _foreign_zlib_loaded() -> bool:

@@ -66,6 +66,15 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield glued
 
 
+def parse_record_line(line: str) -> dict[str, Any]:
+    """The record of one line that ``record_line`` wrote (handed between processes, not read
+    back from a file: a torn line here is an error, not a line to skip)."""
+    record = _parse(line)
+    if record is None:
+        raise ValueError(f"not a JSON record line: {line[:80]!r}")
+    return record
+
+
 def _parse(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ItemTimeoutError
-from ..jsonl import record_line
+from ..jsonl import parse_record_line, record_line
 from ..time_limit import call_with_time_limit
 from .cluster import connect
 
@@ -41,9 +41,9 @@ def write_items(
     for row in _stream(groups, options, address):
         result = json.loads(row["result"])
         for line, late in result["failures"]:
-            yield json.loads(line), late
+            yield parse_record_line(line), late
         for line in result["records"]:
-            yield json.loads(line), False
+            yield parse_record_line(line), False
 
 
 def write_shards(

@@ -223,9 +223,9 @@ def _results(ray: Any, actors: list[Any], batches: list[list[str]], size: int) -
 
 
 def _parsed(line: str) -> dict[str, Any]:
-    import json
+    from ..jsonl import parse_record_line
 
-    return json.loads(line)
+    return parse_record_line(line)
 
 
 def _cause(exc: BaseException) -> str:
