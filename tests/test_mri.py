@@ -210,3 +210,58 @@ def test_rician_noise_never_goes_below_zero_signal(brain):
     as_uint16 = brain.astype(np.uint16)
     out16 = corrupt(as_uint16, "mri_rician_noise", severity=5, seed=2)
     assert out16.dtype == np.uint16 and out16[brain == 0].mean() > 0  # the Rayleigh background
+
+
+def _centred_truncation(image, kept):
+    """Gibbs truncation as the physics reads: centre k-space, zero the far lines, uncentre."""
+    from scipy import fft
+
+    kspace = fft.fftshift(fft.fft2(image))
+    for axis in (0, 1):
+        n = image.shape[axis]
+        half = (int(kept[axis]) - 1) // 2
+        if kept[axis] >= n or 2 * half + 1 >= n:
+            continue
+        index = np.arange(n)[:, None] if axis == 0 else np.arange(n)[None, :]
+        kspace = np.where(np.abs(index - n // 2) <= half, kspace, 0)
+    return np.abs(fft.ifft2(fft.ifftshift(kspace))).astype(np.float32)
+
+
+def _centred_ghosts(image, axis, period, intensity, restored):
+    from scipy import fft
+
+    kspace = fft.fftshift(fft.fft2(image))
+    index = np.arange(image.shape[axis])
+    offset = (index[:, None] if axis == 0 else index[None, :]) - image.shape[axis] // 2
+    modulated = (offset % period == 0) & (np.abs(offset) > restored)
+    kspace = np.where(modulated, kspace * np.float32(1.0 - intensity), kspace)
+    return np.abs(fft.ifft2(fft.ifftshift(kspace))).astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8, 31, 64, 65])
+def test_uncentred_kspace_edits_give_the_bytes_of_the_centred_ones(size):
+    """Gibbs truncation and ghosting edit the uncentred k-space (no shifts, contiguous or strided
+    blocks of lines): the same bytes as the centred computation, on odd and even sizes."""
+    from medfm_robust_plugin.corruptions.mri import ghost_lines, truncate_kspace
+
+    image = np.random.default_rng(size).random((size, size + 1), dtype=np.float32)
+    for kept in [(1, 1), (2, 3), (size // 2, size), (size - 1, 2), (size + 5, 4)]:
+        assert np.array_equal(truncate_kspace(image, kept), _centred_truncation(image, kept))
+    for axis in (0, 1):
+        for period in (2, 3, 4):
+            for restored in (0, 1, 2, 5, 40):
+                assert np.array_equal(
+                    ghost_lines(image, axis, period, 1.3, restored),
+                    _centred_ghosts(image, axis, period, 1.3, restored),
+                )
+
+
+def test_bias_log_field_is_the_sum_of_its_monomials():
+    from medfm_robust_plugin.corruptions.mri import bias_log_field, bias_monomials
+
+    coefficients = np.random.default_rng(0).uniform(-1, 1, len(bias_monomials()))
+    rows, cols = np.linspace(-1, 1, 37), np.linspace(-1, 1, 52)
+    expected = sum(
+        c * np.outer(rows**i, cols**j) for c, (i, j) in zip(coefficients, bias_monomials())
+    )
+    assert np.allclose(bias_log_field((37, 52), coefficients), expected, rtol=0, atol=1e-13)

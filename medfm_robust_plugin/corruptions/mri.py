@@ -51,6 +51,13 @@ def to_magnitude(kspace: np.ndarray) -> np.ndarray:
     return np.abs(fft.ifft2(fft.ifftshift(kspace))).astype(np.float32)
 
 
+def _centred_offsets(n: int) -> np.ndarray:
+    """Each sample's distance from the k-space centre (``n // 2`` once centred), in the order
+    ``fft2`` leaves them: masks built with it apply to the uncentred k-space directly, skipping
+    the two shifts (a permutation, so the values are those of the centred computation)."""
+    return (np.arange(n) + n // 2) % n - n // 2
+
+
 def _line_index(shape: tuple[int, int], axis: int) -> np.ndarray:
     """Index along ``axis`` of each k-space sample, shaped to broadcast against the k-space."""
     index = np.arange(shape[axis])
@@ -189,10 +196,13 @@ def bias_log_field(
     """The polynomial over pixel centres scaled to [-1, 1] on each axis (TorchIO's coordinates)."""
     rows = np.linspace(-1.0, 1.0, shape[0]) if shape[0] > 1 else np.zeros(1)
     cols = np.linspace(-1.0, 1.0, shape[1]) if shape[1] > 1 else np.zeros(1)
-    log_field = np.zeros(shape)
+    # sum_ij c_ij r^i q^j = sum_i r^i (sum_j c_ij q^j): one (H x order+1) @ (order+1 x W) product
+    # instead of a full-size outer product per term (the same field to ~1e-15)
+    row_powers = np.stack([rows**i for i in range(order + 1)], axis=1)
+    column_terms = np.zeros((order + 1, cols.size))
     for coefficient, (i, j) in zip(coefficients, bias_monomials(order)):
-        log_field += coefficient * np.outer(rows**i, cols**j)
-    return log_field
+        column_terms[i] += coefficient * cols**j
+    return row_powers @ column_terms
 
 
 def bias_field(
@@ -276,12 +286,15 @@ def ghost_lines(
     ``period`` puts ghosts of the object at multiples of FOV / ``period`` along the phase-encode
     axis. The ``restored_lines`` central lines on each side of the centre keep their values.
     """
-    kspace = to_kspace(image)
-    centre = image.shape[axis] // 2
-    offset = _line_index(image.shape, axis) - centre
-    modulated = (offset % period == 0) & (np.abs(offset) > restored_lines)
-    kspace = np.where(modulated, kspace * np.float32(1.0 - intensity), kspace)
-    return to_magnitude(kspace)
+    kspace = fft.fft2(image)  # uncentred: line u is at offset u, or u - n past the middle
+    n = image.shape[axis]
+    first = (restored_lines // period + 1) * period  # the first offset scaled on either side
+    factor = np.float32(1.0 - intensity)
+    above = slice(first, n - n // 2, period)
+    below = slice(n - first, n - n // 2 - 1, -period) if first <= n // 2 else slice(0, 0)
+    for lines in (above, below):
+        kspace[(lines, slice(None)) if axis == 0 else (slice(None), lines)] *= factor
+    return np.abs(fft.ifft2(kspace)).astype(np.float32)
 
 
 @corruption(
@@ -415,15 +428,17 @@ def truncate_kspace(image: np.ndarray, kept_lines: tuple[int, int]) -> np.ndarra
     The kept lines are symmetric about the centre (an even count keeps one line fewer), so the
     k-space stays Hermitian and the ringing is that of a real object.
     """
-    kspace = to_kspace(image)
+    kspace = fft.fft2(image)
     for axis in (0, 1):
         n = image.shape[axis]
         half = (int(kept_lines[axis]) - 1) // 2
         if kept_lines[axis] >= n or 2 * half + 1 >= n:
             continue  # everything is kept along this axis (an even n's Nyquist line too)
-        offset = np.abs(_line_index(image.shape, axis) - n // 2)
-        kspace = np.where(offset <= half, kspace, 0)
-    return to_magnitude(kspace)
+        # uncentred, the lines farther than ``half`` from the centre are one block in the middle
+        dropped = np.flatnonzero(np.abs(_centred_offsets(n)) > half)
+        block = slice(int(dropped[0]), int(dropped[-1]) + 1)
+        kspace[(block, slice(None)) if axis == 0 else (slice(None), block)] = 0
+    return np.abs(fft.ifft2(kspace)).astype(np.float32)
 
 
 def gibbs_kept_lines(
