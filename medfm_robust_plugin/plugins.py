@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     "medfm_robust_plugin.models.local_vlm",
     "medfm_robust_plugin.models.segmenters",
     "medfm_robust_plugin.models.baselines",
+    "medfm_robust_plugin.models.vqa_floor",
     "medfm_robust_plugin.metrics.vqa",
     "medfm_robust_plugin.metrics.caption",
     "medfm_robust_plugin.metrics.grounding",

@@ -19,22 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..data.sample import Sample
 from ..models.segmenters import (
-    MedSamSegmenter,
     SamFamilySegmenter,
-    SamMed2DSegmenter,
-    SamSegmenter,
     best_mask_logits,
+    dice_bce_loss,
     image_array,
     read_prompts,
-    rgb_uint8,
 )
 
 BOX_JITTER = 20 / 1024  # MedSAM: bbox_shift = 20 px on its 1024 px images
-DICE_SMOOTH = 1e-5  # MONAI's DiceLoss smoothing, as MedSAM uses it
 
 
 def box_from_mask(mask: np.ndarray) -> np.ndarray:
@@ -61,32 +56,7 @@ def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float = BOX
 
 def logits_at_input_size(segmenter: SamFamilySegmenter, logits: Any, height: int, width: int):
     """Low-resolution logits (h x w) -> H x W logits, as the family brings its masks back."""
-    size = segmenter.image_size
-    grid = logits[None, None]
-    if isinstance(segmenter, MedSamSegmenter):
-        full = F.interpolate(grid, (height, width), mode="bilinear", align_corners=False)
-    elif isinstance(segmenter, SamMed2DSegmenter):
-        square = F.interpolate(grid, (size, size), mode="bilinear", align_corners=False)
-        full = F.interpolate(square, (height, width), mode="bilinear", align_corners=False)
-    elif isinstance(segmenter, SamSegmenter):
-        # SamProcessor: longest side to S, zero padding; post_process_masks undoes both
-        scale = size / max(height, width)
-        inner = (int(height * scale + 0.5), int(width * scale + 0.5))
-        square = F.interpolate(grid, (size, size), mode="bilinear", align_corners=False)
-        cropped = square[..., : inner[0], : inner[1]]
-        full = F.interpolate(cropped, (height, width), mode="bilinear", align_corners=False)
-    else:
-        raise TypeError(f"not a SAM-family segmenter: {type(segmenter).__name__}")
-    return full[0, 0]
-
-
-def dice_bce_loss(logits: Any, target: Any) -> Any:
-    """MedSAM's loss: squared Dice on sigmoid probabilities + binary cross-entropy on logits."""
-    probability = torch.sigmoid(logits)
-    overlap = (probability * target).sum()
-    denominator = (probability**2).sum() + (target**2).sum()
-    dice = 1 - (2 * overlap + DICE_SMOOTH) / (denominator + DICE_SMOOTH)
-    return dice + F.binary_cross_entropy_with_logits(logits, target)
+    return segmenter.logits_at(logits, height, width)
 
 
 def dice_score(predicted: np.ndarray, target: np.ndarray) -> float:
@@ -146,42 +116,6 @@ def _batch_loss(
         target = torch.as_tensor(mask, dtype=torch.float32, device=device)
         losses.append(dice_bce_loss(full, target))
     return torch.stack(losses).mean()
-
-
-def segmentation_objective(segmenter: SamFamilySegmenter, image: np.ndarray, sample: Sample):
-    """The attack objective of one sample (``attacks.Objective``): the training loss (Dice + BCE
-    against the ground-truth mask) of the mask predicted from the sample's box, as a function of
-    the 8-bit RGB pixels the segmenter reads. The box stays fixed; the encoder input is built by
-    the segmenter's differentiable ``pixels_from_rgb``."""
-    from ..attacks import AttackError, Objective
-
-    rgb = rgb_uint8(image_array(image))
-    mask = sample.load_mask()
-    if mask is None or sample.box is None:
-        raise AttackError(
-            f"{sample.dataset}/{sample.id}: attacking a segmenter needs the sample's ground-truth "
-            "mask and box prompt"
-        )
-    if mask.shape[:2] != rgb.shape[:2]:
-        raise AttackError(
-            f"{sample.dataset}/{sample.id}: mask {mask.shape[:2]} and image {rgb.shape[:2]} differ"
-        )
-    height, width = rgb.shape[:2]
-    prompts = read_prompts(boxes=np.asarray([sample.box], dtype=np.float64))
-    boxes, _, _ = segmenter.scaled_prompts(prompts, height, width)
-    multimask = segmenter.multimask(prompts)
-    device = segmenter.device
-    target = torch.as_tensor(np.asarray(mask) > 0, dtype=torch.float32, device=device)
-
-    def loss(pixels: torch.Tensor) -> torch.Tensor:
-        pixel_values = segmenter.pixels_from_rgb(pixels.to(device, torch.float32))
-        outputs = segmenter.model(
-            pixel_values=pixel_values, input_boxes=boxes, multimask_output=multimask
-        )
-        logits = best_mask_logits(outputs.pred_masks[:, 0], outputs.iou_scores[:, 0]).float()
-        return dice_bce_loss(logits_at_input_size(segmenter, logits[0], height, width), target)
-
-    return Objective(torch.as_tensor(rgb, dtype=torch.float32, device=device), loss)
 
 
 def train_epoch(

@@ -392,29 +392,6 @@ def register_models(register):
             "else the first option",
         )
     )
-    from .vqa_floor import FindingsCaptionBaseline, LesionFinderBaseline
-
-    register(
-        ModelSpec(
-            name="baseline:findings-caption",
-            kind="vlm",
-            factory=FindingsCaptionBaseline,
-            description="Floor: a caption in the references' wording whose findings (how many, "
-            "which side, small or large) come from blobs found in the image (calibrated by "
-            "fit(samples))",
-        )
-    )
-
-    register(
-        ModelSpec(
-            name="baseline:lesion-finder",
-            kind="vlm",
-            factory=LesionFinderBaseline,
-            description="Floor: answers presence, count, side and size questions from the blobs "
-            "that stand out of the image's local background, and the modality from image "
-            "statistics (calibrated by fit(samples))",
-        )
-    )
     register(
         ModelSpec(
             name="baseline:template-caption",

@@ -51,6 +51,7 @@ SAM_MED2D_CHECKPOINT = "sam-med2d_b.pth"
 SAM_PIXEL_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 SAM_PIXEL_STD = np.array([58.395, 57.12, 57.375], np.float32)
 MEDSAM_MIN_RANGE = 1e-8  # MedSAM's guard against a constant image in its min-max step
+DICE_SMOOTH = 1e-5  # MONAI's DiceLoss smoothing, as MedSAM uses it
 
 
 # --------------------------------------------------------------------------- images
@@ -267,13 +268,44 @@ class SamFamilySegmenter:
         by torch's interpolation, which approximates the family's own resize)."""
         raise NotImplementedError
 
-    def attack_objective(self, image: np.ndarray, sample: Any, prompt: str | None = None) -> Any:
-        """What a white-box attack raises for ``sample``: Dice + BCE of the mask predicted from
-        the sample's box against its ground truth, as a function of the 8-bit RGB pixels (the
-        image as this segmenter reads it; see ``attacks``)."""
-        from ..finetune.training import segmentation_objective
+    def logits_at(self, logits: Any, height: int, width: int) -> Any:
+        """Low-resolution logits (h x w) -> H x W logits, as this family brings its masks back
+        (differentiable: the training loss and the attacks read them)."""
+        raise NotImplementedError
 
-        return segmentation_objective(self, image, sample)
+    def attack_objective(self, image: np.ndarray, sample: Any, prompt: str | None = None) -> Any:
+        """What a white-box attack raises for ``sample`` (``attacks.Objective``): the training
+        loss (Dice + BCE against the ground-truth mask) of the mask predicted from the sample's
+        box, which stays fixed, as a function of the 8-bit RGB pixels this segmenter reads; the
+        encoder input is built by the differentiable ``pixels_from_rgb``."""
+        import torch
+
+        from ..attacks import AttackError, Objective
+
+        rgb = rgb_uint8(image_array(image))
+        mask = sample.load_mask()
+        name = f"{sample.dataset}/{sample.id}"
+        if mask is None or sample.box is None:
+            raise AttackError(
+                f"{name}: attacking a segmenter needs the sample's ground-truth mask and box prompt"
+            )
+        if mask.shape[:2] != rgb.shape[:2]:
+            raise AttackError(f"{name}: mask {mask.shape[:2]} and image {rgb.shape[:2]} differ")
+        height, width = rgb.shape[:2]
+        prompts = read_prompts(boxes=np.asarray([sample.box], dtype=np.float64))
+        boxes, _, _ = self.scaled_prompts(prompts, height, width)
+        multimask = self.multimask(prompts)
+        target = torch.as_tensor(np.asarray(mask) > 0, dtype=torch.float32, device=self.device)
+
+        def loss(pixels: Any) -> Any:
+            pixel_values = self.pixels_from_rgb(pixels.to(self.device, torch.float32))
+            outputs = self.model(
+                pixel_values=pixel_values, input_boxes=boxes, multimask_output=multimask
+            )
+            logits = best_mask_logits(outputs.pred_masks[:, 0], outputs.iou_scores[:, 0]).float()
+            return dice_bce_loss(self.logits_at(logits[0], height, width), target)
+
+        return Objective(torch.as_tensor(rgb, dtype=torch.float32, device=self.device), loss)
 
     def scaled_prompts(self, prompts: Prompts, height: int, width: int) -> tuple[Any, Any, Any]:
         """Prompts stretched from H x W pixels to the S x S model input (x * S / W, y * S / H)."""
@@ -295,6 +327,24 @@ class SamFamilySegmenter:
             tensor(points, torch.float32),
             tensor(prompts.labels, torch.int64),
         )
+
+
+def dice_bce_loss(logits: Any, target: Any) -> Any:
+    """MedSAM's loss: squared Dice on sigmoid probabilities + binary cross-entropy on logits."""
+    import torch
+    import torch.nn.functional as F
+
+    probability = torch.sigmoid(logits)
+    overlap = (probability * target).sum()
+    denominator = (probability**2).sum() + (target**2).sum()
+    dice = 1 - (2 * overlap + DICE_SMOOTH) / (denominator + DICE_SMOOTH)
+    return dice + F.binary_cross_entropy_with_logits(logits, target)
+
+
+def _upsampled(grid: Any, size: tuple[int, int]) -> Any:
+    import torch.nn.functional as F
+
+    return F.interpolate(grid, size, mode="bilinear", align_corners=False)
 
 
 def best_mask_logits(pred_masks: Any, iou_scores: Any) -> Any:
@@ -347,6 +397,14 @@ class SamSegmenter(SamFamilySegmenter):
             to_masks=to_masks,
         )
 
+    def logits_at(self, logits: Any, height: int, width: int) -> Any:
+        # SamProcessor: longest side to S, zero padding; post_process_masks undoes both
+        size = self.image_size
+        scale = size / max(height, width)
+        inner = (int(height * scale + 0.5), int(width * scale + 0.5))
+        square = _upsampled(logits[None, None], (size, size))
+        return _upsampled(square[..., : inner[0], : inner[1]], (height, width))[0, 0]
+
     def pixels_from_rgb(self, rgb: Any) -> Any:
         import torch
         import torch.nn.functional as F
@@ -391,6 +449,9 @@ class MedSamSegmenter(SamFamilySegmenter):
 
         return ModelFrame(pixel_values, boxes, points, labels, to_masks)
 
+    def logits_at(self, logits: Any, height: int, width: int) -> Any:
+        return _upsampled(logits[None, None], (height, width))[0, 0]
+
     def pixels_from_rgb(self, rgb: Any) -> Any:
         import torch.nn.functional as F
 
@@ -429,6 +490,10 @@ class SamMed2DSegmenter(SamFamilySegmenter):
             return torch.sigmoid(full[:, 0]) > 0.5
 
         return ModelFrame(pixel_values, boxes, points, labels, to_masks)
+
+    def logits_at(self, logits: Any, height: int, width: int) -> Any:
+        square = _upsampled(logits[None, None], (self.image_size, self.image_size))
+        return _upsampled(square, (height, width))[0, 0]
 
     def pixels_from_rgb(self, rgb: Any) -> Any:
         import torch

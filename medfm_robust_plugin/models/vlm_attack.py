@@ -47,8 +47,6 @@ def vlm_objective(vlm: Any, image: np.ndarray, sample: Any, prompt: str | None) 
     """The attack objective of ``sample`` for a ``TransformersVLM`` (see the module doc)."""
     import torch
 
-    from .local_vlm import _to_pil_rgb
-
     if prompt is None:
         raise AttackError(f"{sample.dataset}/{sample.id}: attacking a VLM needs its prompt")
     processor = vlm.processor
@@ -66,7 +64,7 @@ def vlm_objective(vlm: Any, image: np.ndarray, sample: Any, prompt: str | None) 
             text=[content], images=[[picture]], return_tensors="pt", add_special_tokens=special
         )
 
-    pil = _to_pil_rgb(image, 0)
+    ((pil,), _) = vlm._prepare(0, ([image], prompt))  # the RGB image the model's processor reads
     full = encode(text + answer, pil)
     prompt_length = encode(text, pil)["input_ids"].shape[1]
     pixel_values = full["pixel_values"].float()

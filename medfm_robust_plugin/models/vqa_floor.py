@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from ..hookspecs import hookimpl
 from ..modalities import label
+from .base import ModelSpec
 from .baselines import _InstantVLM, answer_key, first_image, parse_options, unit_range
 
 WORK_SIZE = 128
@@ -297,3 +299,28 @@ class FindingsCaptionBaseline(_InstantVLM):
             size = "large" if large else "small"
             return f"{title} showing one {size} {noun} {where} of the image."
         return f"{title} showing {NUMBER_WORDS[len(found)]} small {many} {where} of the image."
+
+
+@hookimpl
+def register_models(register):
+    register(
+        ModelSpec(
+            name="baseline:findings-caption",
+            kind="vlm",
+            factory=FindingsCaptionBaseline,
+            description="Floor: a caption in the references' wording whose findings (how many, "
+            "which side, small or large) come from blobs found in the image (calibrated by "
+            "fit(samples))",
+        )
+    )
+
+    register(
+        ModelSpec(
+            name="baseline:lesion-finder",
+            kind="vlm",
+            factory=LesionFinderBaseline,
+            description="Floor: answers presence, count, side and size questions from the blobs "
+            "that stand out of the image's local background, and the modality from image "
+            "statistics (calibrated by fit(samples))",
+        )
+    )
