@@ -136,9 +136,10 @@ def materialize(
             )
     except MedFMRobustError as exc:
         fail(str(exc))
+    failed = f" (see {out}/errors.jsonl)" if result["failed"] else ""
     click.echo(
-        f"{result['written']} written, {result['skipped_done']} already done, {result['failed']} failed "
-        f"(see {out}/errors.jsonl); manifest: {out}/manifest.jsonl"
+        f"{result['written']} written, {result['skipped_done']} already done, "
+        f"{result['failed']} failed{failed}; manifest: {out}/manifest.jsonl"
     )
     if "shards" in result:
         click.echo(f"parquet: {out}/shards/*.parquet ({result['shards']} shards)")
