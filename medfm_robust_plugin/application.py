@@ -110,11 +110,14 @@ def apply_corruption(
     context: ImageContext,
     source: object | None = None,
     measure: bool = True,
+    reference: Any = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply ``spec`` with a chosen parameter; return the image and its replay record.
 
     With ``measure``, the record holds the SSIM of the presented result to the presented clean
-    image (``ssim``), which calibration, records and reports all read.
+    image (``ssim``), which calibration, records and reports all read. ``reference`` may hand over
+    the clean side of that SSIM already computed (``ssim.PresentedReference``; a severity search
+    measures many results against one clean image).
     """
     rng = np.random.Generator(np.random.PCG64(int(seed)))
     out, draws = _apply(spec, array, param, rng, context, source)
@@ -132,7 +135,12 @@ def apply_corruption(
         from .ssim import WIN, presented_ssim
 
         small = min(array.shape[:2]) < WIN  # no SSIM window fits: recorded as unmeasured
-        params["ssim"] = None if small else round(presented_ssim(out, array, context.window), 6)
+        if small:
+            params["ssim"] = None
+        elif reference is not None:
+            params["ssim"] = round(reference.ssim(out), 6)
+        else:
+            params["ssim"] = round(presented_ssim(out, array, context.window), 6)
     return out, params
 
 

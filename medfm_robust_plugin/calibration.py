@@ -18,6 +18,7 @@ import numpy as np
 from .application import apply_corruption, image_context
 from .corruptions.spec import Corruption, ImageContext
 from .errors import SeverityError
+from .ssim import WIN, PresentedReference
 
 # The paper's SSIM bands per severity level (SSIM of corrupted to clean).
 PAPER_BANDS: dict[int, tuple[float, float]] = {
@@ -83,13 +84,22 @@ class StrengthProbe:
             )
         else:
             self.array, _ = as_array(self.image)
+        self.reference = None  # the clean side of every probe's SSIM, computed at the first
 
     def __call__(self, strength: float) -> float:
         strength = float(min(max(strength, 0.0), 1.0))
         if strength not in self.seen:
             param = self.corruption.param_for(strength=strength)
+            if self.reference is None and min(self.array.shape[:2]) >= WIN:
+                self.reference = PresentedReference(self.array, self.context.window)
             out, params = apply_corruption(
-                self.array, self.corruption, param, self.seed, self.context, self.source
+                self.array,
+                self.corruption,
+                param,
+                self.seed,
+                self.context,
+                self.source,
+                reference=self.reference,
             )
             params.update(severity=None, strength=strength)
             self.seen[strength] = (params["ssim"], out, params)

@@ -26,37 +26,87 @@ def dtype_range(array: np.ndarray) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
     """Mean SSIM between two images of one shape (H x W or H x W x C), averaged over channels."""
-    import cv2
-
     if a.shape != b.shape:
         raise ValueError(f"SSIM needs images of one shape, got {a.shape} and {b.shape}")
-    if min(a.shape[:2]) < WIN:
-        raise ValueError(f"SSIM needs images of at least {WIN} x {WIN} pixels, got {a.shape[:2]}")
-    if data_range is None:
-        data_range = dtype_range(a)
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.ndim == 2:
-        x, y = x[..., None], y[..., None]
-    c1 = (K1 * data_range) ** 2
-    c2 = (K2 * data_range) ** 2
-    cov_norm = WIN * WIN / (WIN * WIN - 1.0)
-    pad = (WIN - 1) // 2
-    scores = []
-    for ch in range(x.shape[2]):
-        xc, yc = x[..., ch], y[..., ch]
+    return SSIMReference(b, data_range if data_range is not None else dtype_range(a)).ssim(a)
 
-        def box(m: np.ndarray) -> np.ndarray:
-            return cv2.boxFilter(m, cv2.CV_64F, (WIN, WIN), borderType=cv2.BORDER_REFLECT)
 
-        ux, uy = box(xc), box(yc)
-        vx = cov_norm * (box(xc * xc) - ux * ux)
-        vy = cov_norm * (box(yc * yc) - uy * uy)
-        vxy = cov_norm * (box(xc * yc) - ux * uy)
-        num = (2 * ux * uy + c1) * (2 * vxy + c2)
-        den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-        scores.append(float((num / den)[pad:-pad, pad:-pad].mean()))
-    return float(np.mean(scores))
+def _box(m: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(m, cv2.CV_64F, (WIN, WIN), borderType=cv2.BORDER_REFLECT)
+
+
+class SSIMReference:
+    """One image's side of SSIM (its local means and second moments), computed once: the SSIM of
+    many images to it (the probes of a severity search) then costs about half as much each."""
+
+    def __init__(self, reference: np.ndarray, data_range: float) -> None:
+        if min(reference.shape[:2]) < WIN:
+            raise ValueError(
+                f"SSIM needs images of at least {WIN} x {WIN} pixels, got {reference.shape[:2]}"
+            )
+        y = np.asarray(reference, dtype=np.float64)
+        self.shape = reference.shape
+        self.channels = [y[..., c] for c in range(y.shape[2])] if y.ndim == 3 else [y]
+        cov_norm = WIN * WIN / (WIN * WIN - 1.0)
+        self.means = [_box(yc) for yc in self.channels]
+        self.mean_squares = [uy * uy for uy in self.means]
+        self.variances = [
+            cov_norm * (_box(yc * yc) - uy2) for yc, uy2 in zip(self.channels, self.mean_squares)
+        ]
+        self.c1 = (K1 * data_range) ** 2
+        self.c2 = (K2 * data_range) ** 2
+
+    def ssim(self, image: np.ndarray) -> float:
+        """Mean SSIM of ``image`` (the reference's shape) to the reference."""
+        if image.shape != self.shape:
+            raise ValueError(f"SSIM needs images of one shape, got {image.shape} and {self.shape}")
+        x = np.asarray(image, dtype=np.float64)
+        cov_norm = WIN * WIN / (WIN * WIN - 1.0)
+        pad = (WIN - 1) // 2
+        c1, c2 = self.c1, self.c2
+        scores = []
+        terms = zip(self.channels, self.means, self.mean_squares, self.variances)
+        for ch, (yc, uy, uy2, vy) in enumerate(terms):
+            xc = x[..., ch] if x.ndim == 3 else x
+            ux = _box(xc)
+            # (2 ux uy + c1)(2 vxy + c2) / ((ux^2 + uy^2 + c1)(vx + vy + c2)), in place and in
+            # the order of the written formula (so the same bits as computing it plainly)
+            vx = _box(xc * xc)
+            ux2 = ux * ux
+            vx -= ux2
+            vx *= cov_norm
+            vxy = _box(xc * yc)
+            uxy = ux * uy
+            vxy -= uxy
+            vxy *= cov_norm
+            uxy *= 2.0
+            uxy += c1
+            vxy *= 2.0
+            vxy += c2
+            uxy *= vxy  # the numerator
+            ux2 += uy2
+            ux2 += c1
+            vx += vy
+            vx += c2
+            ux2 *= vx  # the denominator
+            uxy /= ux2
+            scores.append(float(uxy[pad:-pad, pad:-pad].mean()))
+        return float(np.mean(scores))
+
+
+class PresentedReference:
+    """The presented clean image's side of SSIM, for the probes of one severity search."""
+
+    def __init__(self, clean: np.ndarray, window: tuple[float, float]) -> None:
+        from .presentation import Presentation
+
+        self.shown = Presentation((float(window[0]), float(window[1])), "given window")
+        self.reference = SSIMReference(self.shown.to_unit(clean), 1.0)
+
+    def ssim(self, corrupted: np.ndarray) -> float:
+        return self.reference.ssim(self.shown.to_unit(corrupted))
 
 
 def presented_ssim(corrupted: np.ndarray, clean: np.ndarray, window: tuple[float, float]) -> float:

@@ -149,3 +149,41 @@ def test_a_curve_that_saturates_early_is_searched_down_to_its_band():
     _, record = calibrate(probe, 3)
     assert record.in_band and record.reachable, record
     assert record.strength < 0.005 and record.applications <= 10
+
+
+def _plain_ssim(a, b, data_range):
+    """SSIM written as the formula reads (7 x 7 box, sample covariance, 3-pixel border)."""
+    import cv2
+
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    x, y = (x, y) if x.ndim == 3 else (x[..., None], y[..., None])
+    c1, c2, n = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2, 49 / 48
+
+    def box(m):
+        return cv2.boxFilter(m, cv2.CV_64F, (7, 7), borderType=cv2.BORDER_REFLECT)
+
+    scores = []
+    for c in range(x.shape[2]):
+        xc, yc = x[..., c], y[..., c]
+        ux, uy = box(xc), box(yc)
+        vx, vy = n * (box(xc * xc) - ux * ux), n * (box(yc * yc) - uy * uy)
+        vxy = n * (box(xc * yc) - ux * uy)
+        ratio = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        scores.append(float(ratio[3:-3, 3:-3].mean()))
+    return float(np.mean(scores))
+
+
+def test_ssim_against_a_kept_reference_gives_the_bits_of_the_plain_formula():
+    from medfm_robust_plugin.ssim import PresentedReference, SSIMReference, presented_ssim, ssim
+
+    rng = np.random.default_rng(3)
+    clean = rng.integers(0, 256, (90, 70, 3)).astype(np.uint8)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    assert ssim(noisy, clean) == _plain_ssim(noisy, clean, 255.0)
+    kept = SSIMReference(clean, 255.0)
+    for sigma in (5, 20, 60):
+        other = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).astype(np.uint8)
+        assert kept.ssim(other) == _plain_ssim(other, clean, 255.0)
+    grey = rng.random((40, 33)) * 300 - 100
+    shown = PresentedReference(grey, (-50.0, 150.0))
+    assert shown.ssim(grey * 0.9) == presented_ssim(grey * 0.9, grey, (-50.0, 150.0))
