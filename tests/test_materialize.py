@@ -131,7 +131,8 @@ def test_a_failing_sample_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch)
         "broken-1", "medfm_robust_mini", "ct", broken, question="q", options={"A": "a"}, answer="A"
     )
     bad.modality = good[0].modality
-    monkeypatch.setattr(mat, "_samples", lambda p: [good[0], bad, good[1]])
+    # the one definition the driver and its in-process worker both read
+    monkeypatch.setattr(mat.worker, "_samples", lambda p: [good[0], bad, good[1]])
     result = mat.materialize(plan(limit=None), tmp_path, num_proc=0)  # the patch is in-process
     errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
     per_sample = len(mat._conditions(plan(), bad))
@@ -232,7 +233,7 @@ def test_parquet_shards_resume_shard_by_shard_and_load_with_datasets(tmp_path):
 
 
 def test_a_parquet_shard_with_a_failed_item_is_redone_on_the_next_run(tmp_path, monkeypatch):
-    real = mat._made_item
+    real = mat.worker._made_item
     broken = {
         "key": next(item.key for item in plan().items() if item.condition.key == "contrast_s5")
     }
@@ -242,7 +243,7 @@ def test_a_parquet_shard_with_a_failed_item_is_redone_on_the_next_run(tmp_path, 
             raise OSError("disk read error")
         return real(item, views, every_mask)
 
-    monkeypatch.setattr(mat, "_made_item", failing)
+    monkeypatch.setattr(mat.worker, "_made_item", failing)
     total = mat.count_items(plan())
     first = mat.materialize(plan(), tmp_path, "parquet", num_proc=0, shard_size=8)
     assert first["failed"] == 1 and first["written"] == total - 1

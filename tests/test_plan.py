@@ -107,7 +107,9 @@ def runner_keys(tmp_path: Path) -> set[str]:
 
 def materialize_keys() -> set[str]:
     plan = mat.Plan(get_task(LITE))
-    return {item.key for sample in mat._samples(plan) for item in mat._conditions(plan, sample)}
+    return {
+        item.key for sample in mat.worker._samples(plan) for item in mat._conditions(plan, sample)
+    }
 
 
 def lm_eval_keys() -> set[str]:

@@ -80,7 +80,7 @@ def _stream(groups: list[dict[str, str]], options: dict[str, Any], address: str 
 
 def make_group(row: dict[str, Any], plan: Any, out: str, item_timeout: Any, shard: Any) -> dict:
     """In a task: make and write one group of items; its records as one JSON row."""
-    from .. import materialize as mat
+    from .. import materialize_worker as mat
     from ..shards import Shard
 
     mat.ensure_worker(plan, out)
@@ -104,7 +104,7 @@ def make_group(row: dict[str, Any], plan: Any, out: str, item_timeout: Any, shar
 
 def _timed(function: Any, job: Any, seconds: Any) -> tuple[Any, bool]:
     """``function(job)`` under the per-item time limit; (result, timed out)."""
-    from .. import materialize as mat
+    from .. import materialize_worker as mat
 
     try:
         return call_with_time_limit(lambda: function(job), seconds, f"item {job[2]}"), False
