@@ -285,6 +285,7 @@ const DATA = JSON.parse(document.getElementById("medfm-data").textContent);
 const $ = (id) => document.getElementById(id);
 const state = {task: "all", metric: null, modality: "all", family: "all", corruption: "",
   severity: "all", model: null, selected: null, selectedSeverity: null, sort: {key: "rel_drop", dir: -1}};
+const esc = (t) => String(t ?? "").replace(/[<>&"]/g, (c) => ({"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;"}[c]));
 const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v)) ? "-" : Number(v).toFixed(d);
 function options(select, values, labels) {
   select.innerHTML = "";
@@ -373,7 +374,7 @@ function drawLeaderboard() {
     return (typeof x === "string" ? x.localeCompare(y) : x - y) * dir;
   });
   table.tBodies[0].innerHTML = rows.map((r) => "<tr>" + COLUMNS.map(([k, , cls]) =>
-    `<td class="${cls || ""}" data-key="${k}">${cls ? r[k] : (k === "n" ? (r[k] ?? "-") : fmt(r[k]))}</td>`).join("") + "</tr>").join("");
+    `<td class="${cls || ""}" data-key="${k}">${cls ? esc(r[k]) : (k === "n" ? (r[k] ?? "-") : fmt(r[k]))}</td>`).join("") + "</tr>").join("");
 }
 function colour(v, limit) {
   if (v === null || v === undefined) return "#f2f2f2";
@@ -395,10 +396,10 @@ function drawHeatmap() {
       const c = cs.find((x) => x.corruption === name && x.severity === s);
       if (!c) return "<td class='cell muted'></td>";
       const v = c.rel_drop[m];
-      return `<td class="cell" data-c="${name}" data-s="${s}" style="background:${colour(v, limit)}">${v === null ? "n/p" : fmt(v, 2)}</td>`;
+      return `<td class="cell" data-c="${esc(name)}" data-s="${s}" style="background:${colour(v, limit)}">${v === null ? "n/p" : fmt(v, 2)}</td>`;
     }).join("");
     const family = (cs.find((x) => x.corruption === name) || {}).family || "";
-    return `<tr data-c="${name}" class="${state.selected === name ? "selected" : ""}"><td class="text name">${name} <span class="muted">${family}</span></td>${cells}</tr>`;
+    return `<tr data-c="${esc(name)}" class="${state.selected === name ? "selected" : ""}"><td class="text name">${esc(name)} <span class="muted">${esc(family)}</span></td>${cells}</tr>`;
   }).join("");
   $("heatmap-note").textContent = `${names.length} corruptions, relative drop in ${m} (red: worse, blue: better; n/p: no paired clean samples). Hover for values, click a row for its curves and images.`;
   table.querySelectorAll("tr[data-c]").forEach((tr) => tr.onclick = (e) => {
@@ -442,10 +443,10 @@ function drawCurves() {
   series.forEach((s, i) => {
     const pts = s.points.filter((p) => p[1] !== null);
     svg += `<polyline fill="none" stroke="${palette[i % palette.length]}" stroke-width="2" points="${pts.map((p) => X(p[0]) + "," + Y(p[1])).join(" ")}"/>`;
-    pts.forEach((p) => { svg += `<circle cx="${X(p[0])}" cy="${Y(p[1])}" r="3" fill="${palette[i % palette.length]}"><title>${s.model}: ${fmt(p[1])} at ${p[0]}</title></circle>`; });
+    pts.forEach((p) => { svg += `<circle cx="${X(p[0])}" cy="${Y(p[1])}" r="3" fill="${palette[i % palette.length]}"><title>${esc(s.model)}: ${fmt(p[1])} at ${p[0]}</title></circle>`; });
   });
   svg += "</svg>";
-  const legend = series.map((s, i) => `<span style="color:${palette[i % palette.length]}">&#9632;</span> ${s.model}`).join(" &nbsp; ");
+  const legend = series.map((s, i) => `<span style="color:${palette[i % palette.length]}">&#9632;</span> ${esc(s.model)}`).join(" &nbsp; ");
   box.innerHTML = svg + `<div class="legend">${legend}</div>`;
 }
 function drawExamples() {
@@ -459,8 +460,8 @@ function drawExamples() {
   $("example-note").textContent = `Sample ${ex.sample}` + (ex.question ? `: ${ex.question}` : "") + (ex.reference ? ` (reference: ${String(ex.reference).slice(0, 140)})` : "");
   const card = (title, e, severity) => {
     const current = severity !== undefined && severity === state.selectedSeverity ? " current" : "";
-    const img = e.image ? `<img alt="${title}" src="data:image/jpeg;base64,${DATA.images[e.image]}">` : "<div class='muted'>no image</div>";
-    return `<div class="example${current}" data-severity="${severity ?? 0}">${img}<b>${title}</b><br>SSIM ${fmt(e.ssim)} &middot; score ${fmt(e.score, 2)}<div class="answer">${(e.answer || "-").replace(/[<>&]/g, (c) => ({"<": "&lt;", ">": "&gt;", "&": "&amp;"}[c]))}</div></div>`;
+    const img = e.image ? `<img alt="${esc(title)}" src="data:image/jpeg;base64,${DATA.images[e.image]}">` : "<div class='muted'>no image</div>";
+    return `<div class="example${current}" data-severity="${severity ?? 0}">${img}<b>${esc(title)}</b><br>SSIM ${fmt(e.ssim)} &middot; score ${fmt(e.score, 2)}<div class="answer">${esc(e.answer || "-")}</div></div>`;
   };
   let html = card("clean", ex.clean);
   Object.keys(ex.cells[name]).map(Number).sort((a, b) => a - b).forEach((s) => { html += card(`${name} ${s}`, ex.cells[name][s], s); });
