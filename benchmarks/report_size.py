@@ -30,50 +30,43 @@ TASK = "MedFMRobust-Mini-VQA-Lite"
 
 def large_runs(root: Path, samples: int) -> list[Path]:
     """Run folders of 5 made-up models over every registered corruption at severities 1-5."""
+    from medfm_robust_plugin.jsonl import write_jsonl
     from medfm_robust_plugin.lookup import list_corruptions
     from medfm_robust_plugin.metrics.base import get_metric
-    from medfm_robust_plugin.plan import EvaluationPlan
+    from medfm_robust_plugin.plan import EvaluationPlan, WorkItem, condition_grid, item_key
     from medfm_robust_plugin.records import Record
-    from medfm_robust_plugin.tasks import CLEAN_CONDITION, Condition
 
     plan = EvaluationPlan.from_card(TASK, limit=samples)
     metric = get_metric("accuracy")
-    families = {c.name: c.family for c in list_corruptions()}
-    names = sorted(families)
+    # every registered corruption for every sample (a suite would keep its modality's own)
+    grid = condition_grid(sorted(list_corruptions(), key=lambda c: c.name), range(1, 6))
     folders = []
     for index, model in enumerate(MODELS):
         rng = np.random.default_rng(index)
         folder = root / TASK / model
         folder.mkdir(parents=True)
         skill = 0.9 - 0.08 * index
-        lines = []
+        records = []
         for sample in plan.samples():
-            conditions = [(CLEAN_CONDITION, None)] + [
-                (Condition(name, level), families[name]) for name in names for level in range(1, 6)
-            ]
-            for condition, family in conditions:
+            for condition, spec in grid:
                 level = condition.severity or 0
                 right = rng.random() < skill - 0.06 * level * rng.random()
                 prediction = sample.answer if right else "Z"
                 state = metric.score(prediction, sample)
-                record = Record(
-                    key=f"{sample.dataset}/{sample.id}/{condition.key}",
-                    sample_id=sample.id,
-                    dataset=sample.dataset,
-                    modality=sample.modality,
-                    condition=condition.key,
-                    corruption=condition.corruption,
-                    severity=condition.severity,
-                    family=family,
+                item = WorkItem(
+                    sample, condition, item_key(sample.dataset, sample.id, condition), spec
+                )
+                record = Record.of(
+                    item,
                     task=TASK,
                     model=model,
                     prediction=prediction,
                     state={"accuracy": state},
                     score={"accuracy": metric.per_sample(state)},
-                    ssim=None if family is None else round(1 - 0.08 * level, 3),
+                    ssim=None if spec is None else round(1 - 0.08 * level, 3),
                 )
-                lines.append(json.dumps(record.to_dict()))
-        (folder / "records.jsonl").write_text("\n".join(lines) + "\n")
+                records.append(record.to_dict())
+        write_jsonl(folder / "records.jsonl", records)
         config = {"task": TASK, "model": model, "seed": 0, "data_root": None}
         (folder / "config.json").write_text(json.dumps({"fingerprint": None, "config": config}))
         folders.append(folder)

@@ -152,10 +152,11 @@ def pgd(
 
 
 def attack_seed(seed: int, key: str) -> int:
-    """The seed of one item's random start: the attack seed and the item's key, never call order."""
-    import zlib
+    """The seed of one item's random start, from the attack seed and the item's key (the views'
+    own seed derivation, ``engine.sample_seed``): never from call order."""
+    from .engine import sample_seed
 
-    return (int(seed) * 1_000_003 + zlib.crc32(key.encode())) % (2**63)
+    return sample_seed(seed, ADVERSARIAL_FAMILY, key, "random_start", 0)
 
 
 def perturb(

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .attacks import is_attack
 from .data.sample import Sample
 from .tasks import CLEAN_CONDITION, Condition, Sampling, TaskCard, select
 
@@ -50,8 +51,6 @@ class WorkItem:
     @property
     def is_attack(self) -> bool:
         """An attacked item: made from the clean view by the model's own gradients, at predict time."""
-        from .attacks import is_attack
-
         return is_attack(self.condition.corruption)
 
 

@@ -126,6 +126,26 @@ def _truth(kind: str, answer: str) -> Any:
     return None
 
 
+Calibration = list[tuple[np.ndarray, Any, str | None]]  # (deviation, count test, "small"/"large")
+
+
+def calibrate(items: Calibration) -> tuple[tuple[int, float], float | None]:
+    """The (polarity, threshold) whose region counts pass the most tests of ``items``, and the area
+    between the median "small" and "large" finding (their geometric mean; None without both)."""
+    best = max(
+        ((p, t) for p in (-1, 1) for t in THRESHOLDS),
+        key=lambda pt: sum(test(len(regions(dev, *pt))) for dev, test, _ in items),
+    )
+    areas: dict[str, list[int]] = defaultdict(list)
+    for dev, _, size in items:
+        found = regions(dev, *best) if size else None
+        if found:
+            areas[size].append(found[0][0])
+    if not (areas.get("small") and areas.get("large")):
+        return best, None
+    return best, float(np.sqrt(np.median(areas["small"]) * np.median(areas["large"])))
+
+
 class LesionFinderBaseline(_InstantVLM):
     """Multiple-choice floor that finds blobs in the image (see the module doc)."""
 
@@ -143,7 +163,7 @@ class LesionFinderBaseline(_InstantVLM):
         from ..views import CorruptedViews
 
         views = CorruptedViews(memory_items=0)
-        by_finding: dict[str, list[tuple[np.ndarray, Any, str, str]]] = defaultdict(list)
+        by_finding: dict[str, Calibration] = defaultdict(list)
         stats: dict[str, list[np.ndarray]] = defaultdict(list)
         for sample in samples:
             options = getattr(sample, "options", None) or {}
@@ -156,22 +176,13 @@ class LesionFinderBaseline(_InstantVLM):
             stats[sample.modality].append(statistics(image))
             test = _truth(kind, answer)
             if finding and test is not None:
-                by_finding[finding].append((deviation(grey_work(image)), test, kind, answer))
+                size = answer_key(answer) if kind == "size" else None
+                by_finding[finding].append((deviation(grey_work(image)), test, size))
         self.centroids = {m: np.mean(v, axis=0) for m, v in stats.items()}
         for finding, items in by_finding.items():
-            best = max(
-                ((p, t) for p in (-1, 1) for t in THRESHOLDS),
-                key=lambda pt: sum(test(len(regions(dev, *pt))) for dev, test, _, _ in items),
-            )
-            self.detectors[finding] = best
-            areas: dict[str, list[int]] = defaultdict(list)
-            for dev, _, kind, answer in items:
-                found = regions(dev, *best)
-                if kind == "size" and found:
-                    areas[answer_key(answer)].append(found[0][0])
-            if areas.get("small") and areas.get("large"):
-                small, large = np.median(areas["small"]), np.median(areas["large"])
-                self.large_area[finding] = float(np.sqrt(small * large))
+            self.detectors[finding], large_area = calibrate(items)
+            if large_area is not None:
+                self.large_area[finding] = large_area
         return self
 
     # ------------------------------------------------------------------ answering
@@ -245,8 +256,7 @@ class FindingsCaptionBaseline(_InstantVLM):
         singular: dict[str, Counter[str]] = defaultdict(Counter)
         plural: dict[str, Counter[str]] = defaultdict(Counter)
         titles: dict[str, Counter[str]] = defaultdict(Counter)
-        items: dict[str, list[tuple[np.ndarray, Any, str, str]]] = defaultdict(list)
-        areas: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+        items: dict[str, Calibration] = defaultdict(list)
         for sample in samples:
             match = CAPTION.match((getattr(sample, "answer", None) or "").strip())
             if not match:
@@ -257,27 +267,15 @@ class FindingsCaptionBaseline(_InstantVLM):
             noun = match["none"] or match["noun"]
             (plural if count > 1 else singular)[modality][noun] += 1
             dev = deviation(grey_work(views.display(views.get(sample))))
-            items[modality].append((dev, lambda n, c=count: n == c, "count", str(count)))
-            if count == 1 and match["size"]:
-                areas[modality][match["size"]].append(dev)
+            size = match["size"] if count == 1 else None
+            items[modality].append((dev, lambda n, c=count: n == c, size))
         for modality, counter in titles.items():
             noun = (singular[modality] or plural[modality]).most_common(1)[0][0]
             many = plural[modality].most_common(1)[0][0] if plural[modality] else noun + "s"
             self.wording[modality] = (counter.most_common(1)[0][0], noun, many)
-            best = max(
-                ((p, t) for p in (-1, 1) for t in THRESHOLDS),
-                key=lambda pt, m=modality: sum(
-                    test(len(regions(dev, *pt))) for dev, test, _, _ in items[m]
-                ),
-            )
-            self.finder.detectors[modality] = best
-            sizes = {
-                size: [found[0][0] for dev in devs if (found := regions(dev, *best))]
-                for size, devs in areas[modality].items()
-            }
-            if sizes.get("small") and sizes.get("large"):
-                small, large = np.median(sizes["small"]), np.median(sizes["large"])
-                self.finder.large_area[modality] = float(np.sqrt(small * large))
+            self.finder.detectors[modality], large_area = calibrate(items[modality])
+            if large_area is not None:
+                self.finder.large_area[modality] = large_area
         return self
 
     def answer(self, images: Sequence[Any], prompt: str) -> str:
