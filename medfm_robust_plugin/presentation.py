@@ -99,9 +99,83 @@ def _colour(array: np.ndarray) -> np.ndarray:
     return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
 
 
+# Images smaller than this take np.percentile itself; larger ones select the two order
+# statistics each percentile needs (see ``percentiles``) from a sample-guided bracket.
+SELECT_MIN_SIZE = 1 << 14
+SELECT_SAMPLE = 4096
+
+
+def percentiles(array: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
+    """``np.percentile(array, q)`` (all values, numpy's default 'linear' method), bit for bit.
+
+    np.percentile partitions the whole image; only two order statistics per percentile are
+    needed. A strided sample of the image says roughly where they lie; each is then bracketed
+    by two sample values, the values below the bracket are counted, and only the values inside it
+    are selected (np.partition on a small set). Ties at the bracket's bottom are counted, not
+    selected, so a background of zeros costs nothing. Where a bracket misses the rank (or the data
+    holds NaN, or is small), np.percentile itself answers. The interpolation is numpy's: the same
+    index arithmetic and the same ``_lerp`` operations on values of the array's dtype.
+    """
+    values = np.asarray(array)
+    n = values.size
+    if n < SELECT_MIN_SIZE or values.dtype.kind not in "uif":
+        return np.percentile(values, q)
+    flat = values.reshape(-1)
+    if flat.dtype.kind == "f" and np.isnan(flat.max()):
+        return np.percentile(values, q)  # numpy answers NaN
+    virtual = (n - 1) * np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    if not np.all((virtual >= 0) & (virtual < n - 1)):
+        return np.percentile(values, q)
+    previous = np.floor(virtual).astype(np.intp)
+    gamma = virtual - previous
+    sample = np.sort(flat[:: max(1, n // SELECT_SAMPLE) | 1])
+    pairs = [_order_statistics(flat, int(rank), sample) for rank in previous]
+    if any(pair is None for pair in pairs):
+        return np.percentile(values, q)
+    below = np.array([pair[0] for pair in pairs], dtype=flat.dtype)
+    above = np.array([pair[1] for pair in pairs], dtype=flat.dtype)
+    # numpy's _lerp, operation for operation (the difference in the array's own dtype)
+    diff = above - below
+    out = np.add(below, diff * gamma)
+    np.subtract(
+        above,
+        diff * (1 - gamma),
+        out=out,
+        where=gamma >= 0.5,
+        casting="unsafe",
+        dtype=type(out.dtype),
+    )
+    return out
+
+
+def _order_statistics(flat: np.ndarray, rank: int, sample: np.ndarray) -> tuple | None:
+    """The values of ranks ``rank`` and ``rank + 1`` of ``flat`` in ascending order, or None
+    when the bracket read from the sorted ``sample`` does not hold them."""
+    n, m = flat.size, sample.size
+    position = rank * (m - 1) / (n - 1)
+    p = min(max(rank / n, 1.0 / m), 1.0 - 1.0 / m)
+    margin = int(4.0 * np.sqrt(m * p * (1.0 - p))) + 2
+    bottom = sample[max(0, int(np.floor(position)) - margin)]
+    top = sample[min(m - 1, int(np.ceil(position)) + 1 + margin)]
+    if np.count_nonzero(flat < bottom) > rank:
+        return None
+    through_bottom = np.count_nonzero(flat <= bottom)
+    if through_bottom >= rank + 2:
+        return bottom, bottom
+    if not top > bottom:
+        return None
+    inside = flat[(flat > bottom) & (flat <= top)]
+    if through_bottom + inside.size < rank + 2:
+        return None
+    wanted = [k - through_bottom for k in (rank, rank + 1) if k >= through_bottom]
+    inside = np.partition(inside, wanted)
+    first = bottom if rank < through_bottom else inside[rank - through_bottom]
+    return first, inside[rank + 1 - through_bottom]
+
+
 def percentile_window(array: np.ndarray) -> tuple[float, float] | None:
     """Robust percentiles of an image, or None when they do not separate (a flat image)."""
-    lo, hi = np.percentile(_colour(array), PERCENTILES)
+    lo, hi = percentiles(_colour(array), PERCENTILES)
     lo, hi = float(lo), float(hi)
     if hi > lo:
         return lo, hi
