@@ -285,16 +285,26 @@ def ghost_lines(
     A line-to-line amplitude (or, for ``intensity`` above 1, phase) inconsistency with period
     ``period`` puts ghosts of the object at multiples of FOV / ``period`` along the phase-encode
     axis. The ``restored_lines`` central lines on each side of the centre keep their values.
+
+    The scaled lines come in mirrored pairs (offsets +o and -o) and the factor is real, so the
+    k-space stays Hermitian and the image real: the edit is made on the half spectrum of a real
+    transform (``rfft2``: columns 0 to n // 2 of the uncentred k-space), which holds every line
+    once. The magnitude of that real image is the magnitude of the full complex computation.
     """
-    kspace = fft.fft2(image)  # uncentred: line u is at offset u, or u - n past the middle
+    kspace = fft.rfft2(image)  # uncentred: line u is at offset u, or u - n past the middle
     n = image.shape[axis]
     first = (restored_lines // period + 1) * period  # the first offset scaled on either side
     factor = np.float32(1.0 - intensity)
-    above = slice(first, n - n // 2, period)
-    below = slice(n - first, n - n // 2 - 1, -period) if first <= n // 2 else slice(0, 0)
-    for lines in (above, below):
-        kspace[(lines, slice(None)) if axis == 0 else (slice(None), lines)] *= factor
-    return np.abs(fft.ifft2(kspace)).astype(np.float32)
+    if axis == 1:
+        # the half spectrum holds offsets 0 .. n // 2 along the columns (an even n's Nyquist
+        # line, offset -n / 2, is column n / 2 and is scaled when n / 2 is a multiple of period)
+        kspace[:, first : n // 2 + 1 : period] *= factor
+    else:
+        above = slice(first, n - n // 2, period)
+        below = slice(n - first, n - n // 2 - 1, -period) if first <= n // 2 else slice(0, 0)
+        for lines in (above, below):
+            kspace[lines] *= factor
+    return np.abs(fft.irfft2(kspace, s=image.shape))
 
 
 @corruption(
@@ -426,19 +436,22 @@ def truncate_kspace(image: np.ndarray, kept_lines: tuple[int, int]) -> np.ndarra
     """Keep the central ``kept_lines`` (rows, columns) of k-space, zero-filled: Gibbs ringing.
 
     The kept lines are symmetric about the centre (an even count keeps one line fewer), so the
-    k-space stays Hermitian and the ringing is that of a real object.
+    k-space stays Hermitian and the ringing is that of a real object: the truncation is made on
+    the half spectrum of a real transform (``rfft2``, columns at offsets 0 to n // 2).
     """
-    kspace = fft.fft2(image)
+    kspace = fft.rfft2(image)
     for axis in (0, 1):
         n = image.shape[axis]
         half = (int(kept_lines[axis]) - 1) // 2
         if kept_lines[axis] >= n or 2 * half + 1 >= n:
             continue  # everything is kept along this axis (an even n's Nyquist line too)
-        # uncentred, the lines farther than ``half`` from the centre are one block in the middle
-        dropped = np.flatnonzero(np.abs(_centred_offsets(n)) > half)
-        block = slice(int(dropped[0]), int(dropped[-1]) + 1)
-        kspace[(block, slice(None)) if axis == 0 else (slice(None), block)] = 0
-    return np.abs(fft.ifft2(kspace)).astype(np.float32)
+        if axis == 1:
+            kspace[:, half + 1 :] = 0  # offsets half + 1 .. n // 2 (the Nyquist line included)
+        else:
+            # uncentred, the lines farther than ``half`` from the centre are one block in the middle
+            dropped = np.flatnonzero(np.abs(_centred_offsets(n)) > half)
+            kspace[int(dropped[0]) : int(dropped[-1]) + 1] = 0
+    return np.abs(fft.irfft2(kspace, s=image.shape))
 
 
 def gibbs_kept_lines(
