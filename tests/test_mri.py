@@ -291,3 +291,35 @@ def test_bias_log_field_is_the_sum_of_its_monomials():
         c * np.outer(rows**i, cols**j) for c, (i, j) in zip(coefficients, bias_monomials())
     )
     assert np.allclose(bias_log_field((37, 52), coefficients), expected, rtol=0, atol=1e-13)
+
+
+def _plain_bias_field(image, gain_ratio, unit_coefficients, inside):
+    """The registered bias field written out in float64: span over the object, held range, gain,
+    rescaled to the clean maximum."""
+    from medfm_robust_plugin.corruptions.mri import bias_log_field
+
+    unit = bias_log_field(image.shape, unit_coefficients)
+    lo, hi = np.percentile(unit[inside], (5.0, 95.0))
+    span = float(hi - lo)
+    scale = np.log(max(gain_ratio, 1.0)) / span if span > 0.0 else 0.0
+    held = np.clip(unit, unit[inside].min(), unit[inside].max())
+    biased = image.astype(np.float64) * np.exp(scale * held)
+    return biased * (image.max() / biased.max()), span
+
+
+@pytest.mark.parametrize("size", [48, 200, 333])
+def test_bias_field_matches_the_float64_computation(size):
+    """The float32 field of the registered corruption is the float64 one to float rounding."""
+    from medfm_robust_plugin.application import image_context
+
+    image = mri_slice(size, seed=size).image[:, : size - 7]
+    _, _, context, _ = image_context(image, modality="mri")
+    inside = mri.object_mask(image, context)
+    for seed, gain_ratio in [(0, 1.6), (1, 4.0), (2, 6.0)]:
+        out, draws = mri.mri_bias_field.function(
+            image[..., None], gain_ratio, np.random.default_rng(seed), context
+        )
+        expected, span = _plain_bias_field(image, gain_ratio, draws["unit_coefficients"], inside)
+        assert out.dtype == np.float32
+        assert np.abs(out[..., 0] - expected).max() <= 2e-6 * image.max()
+        assert draws["unit_log_span"] == pytest.approx(span, abs=2e-6)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from scipy import fft
 
+from ..presentation import percentiles
 from .registering import registers
 from .spec import Corruption, ImageContext, corruption
 
@@ -191,9 +192,16 @@ def bias_monomials(order: int = BIAS_FIELD_ORDER) -> list[tuple[int, int]]:
 
 
 def bias_log_field(
-    shape: tuple[int, int], coefficients: np.ndarray, order: int = BIAS_FIELD_ORDER
+    shape: tuple[int, int],
+    coefficients: np.ndarray,
+    order: int = BIAS_FIELD_ORDER,
+    dtype: type = np.float64,
 ) -> np.ndarray:
-    """The polynomial over pixel centres scaled to [-1, 1] on each axis (TorchIO's coordinates)."""
+    """The polynomial over pixel centres scaled to [-1, 1] on each axis (TorchIO's coordinates).
+
+    Summed in ``dtype``: float64 by default; the registered corruption takes float32 (the field
+    to ~1e-6 of its range, far below a float32 image's own rounding after ``exp``).
+    """
     rows = np.linspace(-1.0, 1.0, shape[0]) if shape[0] > 1 else np.zeros(1)
     cols = np.linspace(-1.0, 1.0, shape[1]) if shape[1] > 1 else np.zeros(1)
     # sum_ij c_ij r^i q^j = sum_i r^i (sum_j c_ij q^j): one (H x order+1) @ (order+1 x W) product
@@ -202,7 +210,7 @@ def bias_log_field(
     column_terms = np.zeros((order + 1, cols.size))
     for coefficient, (i, j) in zip(coefficients, bias_monomials(order)):
         column_terms[i] += coefficient * cols**j
-    return row_powers @ column_terms
+    return row_powers.astype(dtype, copy=False) @ column_terms.astype(dtype, copy=False)
 
 
 def bias_field(
@@ -212,9 +220,14 @@ def bias_field(
     return np.exp(bias_log_field(shape, coefficients, order)).astype(np.float32)
 
 
-def log_gain_span(log_field: np.ndarray, mask: np.ndarray) -> float:
-    """log(p95 / p5) of a gain field over the object: how far its bright and dark sides differ."""
-    lo, hi = np.percentile(log_field[mask], (5.0, 95.0))
+def log_gain_span(log_field: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """log(p95 / p5) of a gain field over the object: how far its bright and dark sides differ.
+
+    ``log_field`` holds the whole field (with ``mask`` the object), or, without a mask, the values
+    over the object already gathered.
+    """
+    values = log_field if mask is None else log_field[mask]
+    lo, hi = percentiles(values, (5.0, 95.0))
     return float(hi - lo)
 
 
@@ -259,11 +272,15 @@ def mri_bias_field(
     floor = magnitude_floor(gray)
     signal = gray - np.float32(floor)
     inside = object_mask(gray, context)
-    unit_log_field = bias_log_field(gray.shape, unit_coefficients)
-    span = log_gain_span(unit_log_field, inside)
+    unit_log_field = bias_log_field(gray.shape, unit_coefficients, dtype=np.float32)
+    over_object = unit_log_field[inside]  # gathered once: the span and the held range
+    span = log_gain_span(over_object)
     scale = np.log(max(gain_ratio, 1.0)) / span if span > 0.0 else 0.0
-    log_field = np.clip(unit_log_field, unit_log_field[inside].min(), unit_log_field[inside].max())
-    biased = signal * np.exp(scale * log_field).astype(np.float32)
+    # in place on the float32 field: hold it to its range over the object, scale, exponentiate
+    gain = np.clip(unit_log_field, over_object.min(), over_object.max(), out=unit_log_field)
+    gain *= np.float32(scale)
+    biased = np.exp(gain, out=gain)
+    biased *= signal
     peak, biased_peak = float(signal.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
