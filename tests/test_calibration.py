@@ -179,7 +179,8 @@ def test_ssim_against_a_kept_reference_gives_the_bits_of_the_plain_formula():
     rng = np.random.default_rng(3)
     clean = rng.integers(0, 256, (90, 70, 3)).astype(np.uint8)
     noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
-    assert ssim(noisy, clean) == _plain_ssim(noisy, clean, 255.0)
+    as_float = noisy.astype(np.float64), clean.astype(np.float64)
+    assert ssim(*as_float, data_range=255.0) == _plain_ssim(noisy, clean, 255.0)
     kept = SSIMReference(clean, 255.0)
     for sigma in (5, 20, 60):
         other = np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).astype(np.uint8)
@@ -187,3 +188,66 @@ def test_ssim_against_a_kept_reference_gives_the_bits_of_the_plain_formula():
     grey = rng.random((40, 33)) * 300 - 100
     shown = PresentedReference(grey, (-50.0, 150.0))
     assert shown.ssim(grey * 0.9) == presented_ssim(grey * 0.9, grey, (-50.0, 150.0))
+
+
+def _exact_byte_ssim(a, b):
+    """SSIM of two 8-bit images from exact int64 window sums, the ratio in float64."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x, y = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    x, y = (x, y) if x.ndim == 3 else (x[..., None], y[..., None])
+
+    def sums(m):
+        return sliding_window_view(m, (7, 7), axis=(0, 1)).sum(axis=(-2, -1))
+
+    n = 49
+    c1, c2 = (0.01 * 255 * n) ** 2, (0.03 * 255) ** 2 * n * (n - 1)
+    sx, sy, sxx, syy, sxy = sums(x), sums(y), sums(x * x), sums(y * y), sums(x * y)
+    numerator = (2.0 * sx * sy + c1) * (2.0 * (n * sxy - sx * sy) + c2)
+    denominator = (1.0 * sx * sx + sy * sy + c1) * (1.0 * n * (sxx + syy) - sx * sx - sy * sy + c2)
+    return float(np.mean((numerator / denominator).mean(axis=(0, 1))))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(7, 7), (7, 40), (40, 7, 3), (38, 45), (39, 45, 3), (40, 45, 3), (71, 64, 3), (97, 33)],
+)
+def test_the_8_bit_path_is_the_formula_on_exact_window_sums(shape):
+    """Two 8-bit images take the integer path (strips of STRIP_ROWS rows; the shapes straddle a
+    strip's edges): equal to the formula on exact window sums, and to the float64 computation
+    and scikit-image to within their rounding."""
+    from medfm_robust_plugin.ssim import STRIP_ROWS, ByteSSIMReference, SSIMReference
+
+    assert STRIP_ROWS == 32  # the shapes above are chosen around it
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    clean = rng.integers(0, 256, shape).astype(np.uint8)
+    clean[: shape[0] // 3] = 200  # a flat stretch, where the variances are zero
+    for sigma in (0.5, 5, 40, 200):
+        other = np.clip(clean + rng.normal(0, sigma, shape), 0, 255).astype(np.uint8)
+        fast = ssim(other, clean)
+        assert fast == ByteSSIMReference(clean).ssim(other)
+        assert fast == pytest.approx(_exact_byte_ssim(other, clean), abs=1e-7)
+        assert fast == pytest.approx(SSIMReference(clean, 255.0).ssim(other), abs=1e-7)
+        channel_axis = -1 if len(shape) == 3 else None
+        expected = structural_similarity(other, clean, data_range=255, channel_axis=channel_axis)
+        assert fast == pytest.approx(expected, abs=1e-6)
+    assert ssim(clean, clean) == 1.0
+
+
+def test_presented_ssim_of_8_bit_images_takes_the_exact_path():
+    from medfm_robust_plugin.ssim import PresentedReference, presented_ssim
+
+    rng = np.random.default_rng(9)
+    clean = rng.integers(0, 256, (50, 60, 4)).astype(np.uint8)  # RGBA: alpha is not shown
+    noisy = np.clip(clean + rng.normal(0, 30, clean.shape), 0, 255).astype(np.uint8)
+    noisy[..., 3] = 0
+    expected = _exact_byte_ssim(noisy[..., :3], clean[..., :3])
+    assert presented_ssim(noisy, clean, (0.0, 255.0)) == pytest.approx(expected, abs=1e-7)
+    kept = PresentedReference(clean, (0, 255))
+    assert kept.bytes is not None and kept.ssim(noisy) == presented_ssim(noisy, clean, (0, 255))
+    # a window other than 0-255 is a different presentation: the float path, as before
+    window = (20.0, 220.0)
+    shown = PresentedReference(clean, window)
+    assert shown.bytes is None
+    assert shown.ssim(noisy) == presented_ssim(noisy, clean, window)
+    assert abs(shown.ssim(noisy) - kept.ssim(noisy)) > 1e-4
