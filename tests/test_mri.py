@@ -323,3 +323,96 @@ def test_bias_field_matches_the_float64_computation(size):
         assert out.dtype == np.float32
         assert np.abs(out[..., 0] - expected).max() <= 2e-6 * image.max()
         assert draws["unit_log_span"] == pytest.approx(span, abs=2e-6)
+
+
+def _centred_motion_kspace(image, axis, degrees, shifts):
+    """Rigid motion as the physics reads: per segment the centred k-space of the posed image,
+    its lines copied, then the whole k-space times the complex128 phase ramp of the shifts."""
+    import cv2
+    from scipy import fft
+
+    h, w = image.shape
+    lines = image.shape[axis]
+    freq = fft.fftshift(fft.fftfreq(h)), fft.fftshift(fft.fftfreq(w))
+    along = freq[axis][:, None] if axis == 0 else freq[axis][None, :]
+    across = freq[1 - axis][None, :] if axis == 0 else freq[1 - axis][:, None]
+    shift_along = shifts[:, axis][:, None] if axis == 0 else shifts[:, axis][None, :]
+    shift_across = shifts[:, 1 - axis][:, None] if axis == 0 else shifts[:, 1 - axis][None, :]
+    ramp = np.exp(-2j * np.pi * (along * shift_along + across * shift_across))
+    kspace = np.empty((h, w), np.complex128)
+    edges = np.round(np.linspace(0, lines, mri.ROTATION_SEGMENTS + 1)).astype(int)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        angle = float(degrees[(lo + hi - 1) // 2])
+        posed = image
+        if angle != 0.0:
+            matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
+            posed = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        segment = fft.fftshift(fft.fft2(posed.astype(np.float64)))
+        part = (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
+        kspace[part] = segment[part]
+    return kspace * ramp
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5, 4), (31, 32), (64, 64), (65, 70), (96, 81)])
+def test_motion_matches_the_centred_computation(shape):
+    """The motion k-space is built on uncentred lines from real transforms and Hermitian mirrors,
+    with a float32 phase ramp: the centred float64 computation to float32 rounding, on odd and
+    even sizes, both axes, shifts up to far past the table's (a phase of many cycles)."""
+    from scipy import fft
+
+    rng = np.random.default_rng(shape[0])
+    image = rng.random(shape, dtype=np.float32)
+    image[0] = 0.0
+    for axis in (0, 1):
+        n = shape[axis]
+        for amplitude in (0.5, 3.0, 40.0):
+            degrees = amplitude * mri.motion_trajectory(rng.standard_normal(32), n)
+            shifts = amplitude * rng.standard_normal((n, 2))
+            expected = _centred_motion_kspace(image, axis, degrees, shifts)
+            scale = np.abs(expected).max()
+            kspace = mri.rigid_motion_kspace(image, axis, degrees, shifts)
+            assert kspace.dtype == np.complex64 and kspace.shape == shape
+            assert np.abs(kspace - expected).max() <= 2e-6 * scale
+            # and the registered corruption's magnitude image: the inverse of that k-space
+            magnitude = np.abs(fft.ifft2(fft.ifftshift(expected)))
+            lines = mri.motion_kspace_lines(image, axis, degrees, shifts)
+            ours = np.abs(fft.ifft2(lines if axis == 0 else lines.T))
+            assert np.abs(ours - magnitude).max() <= 2e-6 * image.max()
+
+
+def test_registered_motion_is_the_magnitude_of_its_kspace(brain):
+    from scipy import fft
+
+    for seed in (0, 1, 2, 3):  # both phase-encode axes
+        out, params = corrupt(brain, "mri_motion", severity=4, seed=seed, return_params=True)
+        rng = np.random.default_rng(seed)
+        axis = int(rng.integers(2))
+        assert params["draws"]["phase_encode_axis"] == axis
+        steps = rng.standard_normal((3, mri.TRAJECTORY_STEPS))
+        max_degrees, max_shift = mri.mri_motion.param_for(severity=4)
+        n = brain.shape[axis]
+        degrees = max_degrees * mri.motion_trajectory(steps[0], n)
+        shifts = np.stack(
+            [max_shift / 100.0 * 192 * mri.motion_trajectory(s, n) for s in steps[1:]], axis=1
+        )
+        expected = np.abs(
+            fft.ifft2(fft.ifftshift(_centred_motion_kspace(brain, axis, degrees, shifts)))
+        )
+        assert np.abs(out - expected).max() <= 2e-6 * brain.max()
+
+
+def test_shift_ramp_keeps_the_phase_of_large_shifts():
+    rng = np.random.default_rng(0)
+    for n, m in [(1, 1), (2, 3), (64, 64), (255, 512), (40, 4096)]:
+        along, across = rng.standard_normal((2, n)) * np.array([[3.0], [1000.0]])
+        across[0] = 0.5 * m + 0.25  # a shift of half the field and more: many cycles
+        expected = np.exp(
+            -2j
+            * np.pi
+            * (np.fft.fftfreq(n)[:, None] * along[:, None] + np.fft.fftfreq(m) * across[:, None])
+        )
+        ramp = mri.shift_ramp(along, across, m)
+        assert ramp.dtype == np.complex64 and ramp.shape == (n, m)
+        assert np.abs(ramp - expected).max() < 1e-6

@@ -370,6 +370,39 @@ def motion_trajectory(steps: np.ndarray, samples: int) -> np.ndarray:
     return path / peak if peak > 0.0 else path
 
 
+def shift_ramp(shift_along: np.ndarray, shift_across: np.ndarray, m: int) -> np.ndarray:
+    """exp(-2 pi i (f_u s_along[u] + f_k s_across[u])) for uncentred line ``u`` (``n`` of them, at
+    ``fftfreq(n)``) and sample ``k`` across it (at ``fftfreq(m)``): the k-space of a shift of
+    ``s[u]`` pixels, complex64, n x m.
+
+    Computed in float32 without losing the phase of a large shift: ``f_k = k' / m`` with an
+    integer ``k'``, so ``k' s / m`` is taken mod 1 exactly by splitting ``s / m`` (itself reduced
+    mod 1) into a coarse part of few bits, whose products with ``k'`` are exact in float32 and
+    reduce exactly, and a remainder whose products stay below 1/64 of a cycle. The along term is
+    one number per line, reduced in float64. The angle, within half a cycle, is then accurate to
+    float32 rounding (~1e-7 rad), as the complex64 result is.
+    """
+    n = shift_along.size
+    along = fft.fftfreq(n) * shift_along
+    along -= np.rint(along)
+    per_sample = shift_across / m
+    per_sample -= np.rint(per_sample)  # k' is an integer: only s / m mod 1 matters
+    bits = max(1, 23 - int(np.ceil(np.log2(max(m, 2)))))  # |k'| * 2^bits / 2 < 2^23: exact
+    coarse = np.rint(per_sample * 2.0**bits) / 2.0**bits
+    fine = (per_sample - coarse).astype(np.float32)
+    k = np.rint(fft.fftfreq(m) * m).astype(np.float32)  # k' = 0, 1, ..., -1
+    cycles = np.multiply.outer(coarse.astype(np.float32), k)  # exact
+    cycles -= np.rint(cycles)  # exact
+    cycles += np.multiply.outer(fine, k)
+    cycles += along.astype(np.float32)[:, None]
+    cycles -= np.rint(cycles)
+    cycles *= np.float32(-2.0 * np.pi)
+    ramp = np.empty((n, m), np.complex64)
+    np.cos(cycles, out=ramp.real)
+    np.sin(cycles, out=ramp.imag)
+    return ramp
+
+
 def rigid_motion_kspace(
     image: np.ndarray, axis: int, degrees: np.ndarray, shifts: np.ndarray
 ) -> np.ndarray:
@@ -378,31 +411,53 @@ def rigid_motion_kspace(
     ``shifts[i]`` (rows, columns, in pixels) is applied exactly, as the linear phase ramp it is in
     k-space; ``degrees[i]`` (about the centre) is applied by resampling the image, so it is taken
     as constant over ``ROTATION_SEGMENTS`` segments of lines (the value at each segment's middle).
+    Centred, as ``to_kspace``; the corruption itself works on the uncentred lines
+    (``motion_kspace_lines``).
     """
-    h, w = image.shape
-    lines = image.shape[axis]
-    freq = fft.fftshift(fft.fftfreq(h)), fft.fftshift(fft.fftfreq(w))
-    along = freq[axis][:, None] if axis == 0 else freq[axis][None, :]
-    across = freq[1 - axis][None, :] if axis == 0 else freq[1 - axis][:, None]
-    shift_along = shifts[:, axis][:, None] if axis == 0 else shifts[:, axis][None, :]
-    shift_across = shifts[:, 1 - axis][:, None] if axis == 0 else shifts[:, 1 - axis][None, :]
-    ramp = np.exp(-2j * np.pi * (along * shift_along + across * shift_across)).astype(np.complex64)
+    lines = motion_kspace_lines(image, axis, degrees, shifts)
+    return fft.fftshift(lines if axis == 0 else lines.T)
 
-    kspace = np.empty((h, w), np.complex64)
-    edges = np.round(np.linspace(0, lines, ROTATION_SEGMENTS + 1)).astype(int)
-    centre = ((w - 1) / 2.0, (h - 1) / 2.0)
+
+def motion_kspace_lines(
+    image: np.ndarray, axis: int, degrees: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """``rigid_motion_kspace`` uncentred and phase-encode lines first (its transpose for axis 1).
+
+    Line ``u`` (offset ``u``, or ``u - n`` past the middle) is the one acquired ``(u + n // 2) % n``-th
+    (the centred index), so no shifts are needed. Each segment's lines come from the transform of
+    the real posed image along the phase-encode axis (``rfft``, offsets 0 to n // 2), then across
+    (``fft``, only for those lines); a line at a negative offset is the conjugate of its mirror
+    with the frequencies across reversed (Hermitian symmetry of a real image's spectrum). The
+    phase ramp of the shifts is computed per line in cycles reduced to [-0.5, 0.5] (float64),
+    then as float32 angles, cos and sin.
+    """
+    n = image.shape[axis]
+    m = image.shape[1 - axis]
+    centred = (np.arange(n) + n // 2) % n  # the acquisition index of each uncentred line
+    kspace = np.empty((n, m), np.complex64)
+    reversed_across = (-np.arange(m)) % m
+    edges = np.round(np.linspace(0, n, ROTATION_SEGMENTS + 1)).astype(int)
+    h, w = image.shape
+    rotation_centre = ((w - 1) / 2.0, (h - 1) / 2.0)
     for lo, hi in zip(edges[:-1], edges[1:]):
         if hi <= lo:
             continue
         angle = float(degrees[(lo + hi - 1) // 2])
         posed = image
         if angle != 0.0:
-            matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+            matrix = cv2.getRotationMatrix2D(rotation_centre, angle, 1.0)
             posed = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        segment = to_kspace(posed)
-        part = (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
-        kspace[part] = segment[part]
-    return kspace * ramp
+        lines = (np.arange(lo, hi) - n // 2) % n  # uncentred
+        mirrored = lines > n // 2
+        # offsets 0 .. n // 2 along the phase-encode axis (for rows, transposed first: the
+        # transform along contiguous memory is the faster one; the values are the same)
+        half = fft.rfft(cv2.transpose(posed) if axis == 0 else posed, axis=1).T
+        segment = fft.fft(half[np.where(mirrored, n - lines, lines)], axis=1)
+        kspace[lines[~mirrored]] = segment[~mirrored]
+        if mirrored.any():
+            kspace[lines[mirrored]] = np.conj(segment[mirrored][:, reversed_across])
+    kspace *= shift_ramp(shifts[centred, axis], shifts[centred, 1 - axis], m)
+    return kspace
 
 
 @corruption(
@@ -440,10 +495,13 @@ def mri_motion(image: np.ndarray, amplitude: tuple[float, float], rng: np.random
         ],
         axis=1,
     )
-    out = on_signal(
-        image, lambda signal: to_magnitude(rigid_motion_kspace(signal, axis, degrees, shifts))
-    )
-    return out, {"phase_encode_axis": axis}
+
+    def moved(signal: np.ndarray) -> np.ndarray:
+        # the inverse transform of the lines-first k-space is the transposed image
+        magnitude = np.abs(fft.ifft2(motion_kspace_lines(signal, axis, degrees, shifts)))
+        return magnitude if axis == 0 else np.ascontiguousarray(magnitude.T)
+
+    return on_signal(image, moved), {"phase_encode_axis": axis}
 
 
 # --------------------------------------------------------------------------- Gibbs ringing
