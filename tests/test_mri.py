@@ -416,3 +416,39 @@ def test_shift_ramp_keeps_the_phase_of_large_shifts():
         ramp = mri.shift_ramp(along, across, m)
         assert ramp.dtype == np.complex64 and ramp.shape == (n, m)
         assert np.abs(ramp - expected).max() < 1e-6
+
+
+def _centred_spikes(image, locations, amplitudes, phases):
+    """k-space spikes as the physics reads: centred float64 k-space, spikes added, inverted."""
+    kspace = np.fft.fftshift(np.fft.fft2(image.astype(np.float64)))
+    h, w = image.shape
+    dc = float(np.abs(kspace[h // 2, w // 2])) or float(h * w)
+    for (row, col), amplitude, phase in zip(locations, amplitudes, phases):
+        kspace[int(row), int(col)] += amplitude * dc * np.exp(1j * phase)
+    return np.abs(np.fft.ifft2(np.fft.ifftshift(kspace)))
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (3, 2), (8, 8), (31, 32), (64, 65), (96, 96)])
+def test_kspace_spikes_match_the_centred_computation(shape):
+    """Spikes are added to the image as plane waves (no transform): the values of the centred
+    k-space computation to float32 rounding, anywhere in k-space (the centre and the corners
+    included), on odd and even sizes; and an image of zeros takes the size as its centre."""
+    rng = np.random.default_rng(shape[1])
+    image = rng.random(shape, dtype=np.float32) * 100.0
+    h, w = shape
+    corners = [(0, 0), (h - 1, w - 1), (h // 2, w // 2), (0, w - 1)]
+    drawn = [(int(rng.integers(h)), int(rng.integers(w))) for _ in range(4)]
+    for count in (1, 2, 3):
+        for places in (corners, drawn):
+            locations = np.array(places[:count])
+            amplitudes = rng.uniform(0.0, 0.5, count)
+            phases = rng.uniform(0.0, 2.0 * np.pi, count)
+            ours = mri.add_kspace_spikes(image, locations, amplitudes, phases)
+            expected = _centred_spikes(image, locations, amplitudes, phases)
+            assert ours.dtype == np.float32 and ours.shape == shape
+            assert np.abs(ours - expected).max() <= 2e-6 * np.abs(expected).max()
+    zeros = np.zeros(shape, np.float32)
+    spike = (np.array([[0, 0]]), np.array([0.3]), np.array([1.0]))
+    np.testing.assert_allclose(
+        mri.add_kspace_spikes(zeros, *spike), _centred_spikes(zeros, *spike), rtol=1e-6
+    )

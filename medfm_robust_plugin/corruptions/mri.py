@@ -583,13 +583,36 @@ MAX_SPIKES = 3
 def add_kspace_spikes(
     image: np.ndarray, locations: np.ndarray, amplitudes: np.ndarray, phases: np.ndarray
 ) -> np.ndarray:
-    """Add spikes of the given complex values (relative to the k-space centre) at integer locations."""
-    kspace = to_kspace(image)
+    """Add spikes of the given complex values (relative to the k-space centre) at integer locations.
+
+    ``locations`` are in the centred k-space. A single k-space point is, in the image, one complex
+    plane wave: a spike of value ``a`` at offsets (u, v) from the centre adds
+    ``a / (h w) exp(2 pi i (u y / h + v x / w))`` to the (real) image. So the spikes are added in
+    the image, as a sum of a few rank-one waves, and the magnitude taken there: the inverse
+    transform of the spiked k-space without computing a transform. The k-space centre, which
+    the amplitudes are relative to, is the sum of the image.
+    """
     h, w = image.shape
-    dc = float(np.abs(kspace[h // 2, w // 2])) or float(h * w)
-    for (row, col), amplitude, phase in zip(locations, amplitudes, phases):
-        kspace[int(row), int(col)] += amplitude * dc * np.exp(1j * phase)
-    return to_magnitude(kspace)
+    dc = abs(float(np.sum(image, dtype=np.float64))) or float(h * w)
+    locations = np.asarray(locations, dtype=np.int64).reshape(-1, 2)
+    if not locations.size:
+        return np.abs(image).astype(np.float32)
+    values = np.asarray(amplitudes, np.float64) * dc / (h * w)
+    values = values * np.exp(1j * np.asarray(phases, np.float64))
+    # the waves' phases in whole cycles of h and w, reduced exactly in integers
+    down = np.exp(2j * np.pi * ((np.arange(h)[:, None] * (locations[:, 0] - h // 2)) % h) / h)
+    across = np.exp(2j * np.pi * ((np.arange(w)[None, :] * (locations[:, 1:] - w // 2)) % w) / w)
+    down = down * values  # h x spikes
+    # real and imaginary parts of down @ across, as two real products
+    real = np.concatenate([down.real, -down.imag], axis=1).astype(np.float32)
+    imag = np.concatenate([down.real, down.imag], axis=1).astype(np.float32)
+    real = real @ np.concatenate([across.real, across.imag]).astype(np.float32)
+    imag = imag @ np.concatenate([across.imag, across.real]).astype(np.float32)
+    real += image
+    real *= real
+    imag *= imag
+    real += imag
+    return np.sqrt(real, out=real)
 
 
 @corruption(
