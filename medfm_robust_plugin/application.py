@@ -178,12 +178,15 @@ def _apply(
     if out.dtype == np.uint8:
         values = out  # an 8-bit function's own result, already in the caller's dtype and range
     elif spec.domain == "unit":
-        values = img.from_unit(out, layout)
-        if not img.is_plain_uint8(layout):
+        if img.is_plain_uint8(layout):
+            values = img.from_unit(out, layout)
+        else:
             # What the presentation does not change keeps its own values: the window's clipping
             # must not flatten bone or air that the corruption left alone.
-            unchanged = np.clip(out, 0.0, 1.0) == work
-            values = np.where(unchanged, body.astype(values.dtype, copy=False), values)
+            clipped = np.clip(out, 0.0, 1.0)
+            unchanged = clipped == work
+            values = img.from_unit(clipped, layout, clipped=True)  # may reuse ``clipped``
+            np.copyto(values, body, casting="unsafe", where=unchanged)
     else:
         values = out
     return img.merge(values, alpha, layout), draws

@@ -190,17 +190,21 @@ def to_physical(body: np.ndarray) -> np.ndarray:
     return body.astype(np.float32)
 
 
-def from_unit(work: np.ndarray, layout: Layout) -> np.ndarray:
-    """[0, 1] working values -> the caller's value range (already 8-bit for plain uint8 images)."""
+def from_unit(work: np.ndarray, layout: Layout, clipped: bool = False) -> np.ndarray:
+    """[0, 1] working values -> the caller's value range (already 8-bit for plain uint8 images).
+
+    ``clipped``: ``work`` is already within [0, 1] and is the caller's to overwrite (it may be
+    scaled in place and returned).
+    """
     lo, hi = layout.value_range
     if is_plain_uint8(layout):
         import cv2
 
         # clip, scale, round and saturate in one pass (the float path costs ~30x more)
-        out = cv2.convertScaleAbs(np.clip(work, 0.0, 1.0), alpha=255.0)
+        out = cv2.convertScaleAbs(work if clipped else np.clip(work, 0.0, 1.0), alpha=255.0)
         return out.reshape(work.shape)
     dtype = np.float64 if layout.dtype == np.float64 else np.float32
-    values = np.clip(work, 0.0, 1.0).astype(dtype, copy=False)
+    values = (work if clipped else np.clip(work, 0.0, 1.0)).astype(dtype, copy=False)
     values *= dtype(hi - lo)
     values += dtype(lo)
     return values
@@ -212,7 +216,9 @@ def merge(values: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.nd
         lo, hi = layout.valid_range
         if layout.dtype.kind == "f":
             # clip in the caller's float type: a float32 bound can round past a float64 one
-            values = np.clip(values.astype(layout.dtype, copy=False), lo, hi)
+            values = values.astype(layout.dtype, copy=False)
+            if np.isfinite(lo) or np.isfinite(hi):  # unbounded data: nothing to clip
+                values = np.clip(values, lo, hi)
         else:
             values = np.clip(values, lo, hi)
             np.rint(values, out=values)
