@@ -178,6 +178,33 @@ def test_disks_and_trails_grow_continuously_between_whole_radii(name, param_at):
     )
 
 
+def test_large_disks_of_ssim_mode_are_the_blend_of_their_whole_disks():
+    """Radii beyond ImageNet-C's table (SSIM mode reaches 30) are filtered through a DFT, with
+    the two whole disks blended into one kernel: the same blur as the plain correlation of each
+    disk (reflect-101 edges, float64) blended, to float32 rounding."""
+    image = unit_image((80, 90, 3))
+
+    def plain(radius):
+        kernel = blur.disk_kernel(float(radius), 0.5).astype(np.float64)
+        return np.stack(
+            [
+                ndimage.correlate(image[..., c].astype(np.float64), kernel, mode="mirror")
+                for c in range(3)
+            ],
+            axis=-1,
+        )
+
+    for radius in (15.3, 29.9, 12.0):
+        below = int(np.floor(radius))
+        fraction = radius - below
+        expected = (
+            (1 - fraction) * plain(below) + fraction * plain(below + 1)
+            if fraction
+            else plain(below)
+        )
+        np.testing.assert_allclose(apply("defocus_blur", image, (radius, 0.5)), expected, atol=2e-6)
+
+
 @pytest.mark.parametrize("name", ["defocus_blur", "motion_blur"])
 def test_a_strength_gives_a_fractional_radius(name):
     """SSIM calibration moves the radius continuously; the tables keep ImageNet-C's whole radii."""
