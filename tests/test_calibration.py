@@ -251,3 +251,87 @@ def test_presented_ssim_of_8_bit_images_takes_the_exact_path():
     assert shown.bytes is None
     assert shown.ssim(noisy) == presented_ssim(noisy, clean, window)
     assert abs(shown.ssim(noisy) - kept.ssim(noisy)) > 1e-4
+
+
+def test_the_first_guess_is_the_table_level_on_the_strength_scale():
+    from medfm_robust_plugin.calibration import table_strength
+
+    noise = get_corruption("gaussian_noise")
+    lo, hi = noise.param_range or (noise.severity_params[0], noise.severity_params[-1])
+    for level in range(1, 6):
+        expected = (noise.severity_params[level - 1] - lo) / (hi - lo)
+        assert table_strength(noise, level) == pytest.approx(expected)
+    # tuple parameters: the mean position of their entries that vary over the range
+    defocus = get_corruption("defocus_blur")  # (radius, alias sigma) from (0, 0.1) to (30, 0.5)
+    assert table_strength(defocus, 3) == pytest.approx(((6 - 0) / 30 + (0.5 - 0.1) / 0.4) / 2)
+    words = dataclasses.replace(noisy_veil, severity_params=("a", "b", "c", "d", "e"))
+    assert table_strength(words, 2) == 0.5
+    # a table tuned to land in the band ends the search at its first application
+    probe = StrengthProbe(dermoscopy(96, 4).image, noisy_veil, seed=1)
+    _, first = calibrate(probe, 3)
+    tuned = dataclasses.replace(noisy_veil, severity_params=(0.1, 0.2, first.strength, 0.4, 0.5))
+    _, record = calibrate(StrengthProbe(dermoscopy(96, 4).image, tuned, seed=1), 3)
+    assert record.in_band and record.applications == 1
+
+
+@corruption(
+    "test_concave_veil",
+    family="test",
+    severity_params=[0.5, 0.6, 0.7, 0.8, 0.9],
+    param_range=(0.0, 1.0),
+)
+def concave_veil(image, amount, rng):
+    """Blends towards a random veil by amount**0.25: most of the change comes in the first percent
+    of the range, as shot noise on a dark photograph."""
+    veil = rng.random(image.shape, dtype=np.float32)
+    weight = np.float32(amount**0.25 if amount > 0 else 0.0)
+    return image * (1 - weight) + veil * weight
+
+
+def test_a_concave_curve_is_crossed_by_fitting_its_exponent(monkeypatch):
+    """Every level of a curve with 1 - SSIM ~ strength**0.25 whose table starts far too strong:
+    from two too-strong points the fitted power law reaches the band in a few applications,
+    fewer than the line through the origin alone takes."""
+    from medfm_robust_plugin import calibration
+
+    image = dermoscopy(96, 2).image
+
+    def applications():
+        counts = []
+        for level in range(1, 6):
+            _, record = calibrate(StrengthProbe(image, concave_veil, seed=3), level)
+            assert record.in_band and record.reachable, record
+            counts.append(record.applications)
+        return counts
+
+    fitted = applications()
+    assert max(fitted) <= 7, fitted
+    monkeypatch.setattr(calibration, "_one_sided", lambda *args: None)
+    assert sum(applications()) > sum(fitted) + 5
+
+
+def test_a_large_image_is_searched_on_its_centre_first(monkeypatch):
+    """Above GUIDE_PIXELS the search starts where a search on the central GUIDE_SIDE square
+    ended: every level in band on the whole image, in fewer whole-image applications than
+    without the guide, and the same result on every call."""
+    from medfm_robust_plugin import calibration
+
+    image = dermoscopy(720, 6).image
+    noise = dataclasses.replace(get_corruption("gaussian_noise"), param_range=(0.0, 0.8))
+    assert image.shape[0] * image.shape[1] > calibration.GUIDE_PIXELS
+
+    def search():
+        results = [calibrate(StrengthProbe(image, noise, seed=2), level) for level in range(1, 6)]
+        for _, record in results:
+            assert record.in_band and record.reachable, record
+        return results
+
+    guided = search()
+    again = search()
+    for (out, record), (out_again, record_again) in zip(guided, again):
+        assert record == record_again and np.array_equal(out, out_again)
+    monkeypatch.setattr(calibration, "GUIDE_PIXELS", 10**9)
+    unguided = search()
+    with_guide = sum(record.applications for _, record in guided)
+    assert with_guide < sum(record.applications for _, record in unguided)
+    assert with_guide <= 8
