@@ -91,6 +91,8 @@ def on_signal(image: np.ndarray, operation) -> np.ndarray:
     """Apply a k-space ``operation`` to the magnitude above ``magnitude_floor``; H x W x 1 out."""
     gray = _gray(image)
     floor = np.float32(magnitude_floor(gray))
+    if floor == 0.0:  # the usual magnitude: nothing to take off and put back
+        return operation(gray)[..., None]
     return (operation(gray - floor) + floor)[..., None]
 
 
@@ -111,7 +113,8 @@ def signal_scale(image: np.ndarray, context: ImageContext | None) -> float:
 def object_mask(image: np.ndarray, context: ImageContext | None) -> np.ndarray:
     """The imaged object: pixels above ``OBJECT_THRESHOLD`` of the signal scale (else all)."""
     floor = magnitude_floor(image)
-    mask = image - floor > OBJECT_THRESHOLD * signal_scale(image, context)
+    above = image - floor if floor != 0.0 else image
+    mask = above > OBJECT_THRESHOLD * signal_scale(image, context)
     return mask if np.count_nonzero(mask) >= max(16, mask.size // 100) else np.ones_like(mask)
 
 
@@ -172,9 +175,11 @@ def mri_rician_noise(
     MR noise (Gudbjartsson & Patz 1995). The magnitude never falls below zero signal.
     """
     real, imag = rng.standard_normal((2, *image.shape), dtype=np.float32)
-    floor = magnitude_floor(image)
+    floor = np.float32(magnitude_floor(image))
     noise_sigma = sigma * signal_scale(image, context)
-    return rician_magnitude(image - np.float32(floor), noise_sigma, real, imag) + np.float32(floor)
+    if floor == 0.0:
+        return rician_magnitude(image, noise_sigma, real, imag)
+    return rician_magnitude(image - floor, noise_sigma, real, imag) + floor
 
 
 # --------------------------------------------------------------------------- bias field
@@ -206,10 +211,11 @@ def bias_log_field(
     cols = np.linspace(-1.0, 1.0, shape[1]) if shape[1] > 1 else np.zeros(1)
     # sum_ij c_ij r^i q^j = sum_i r^i (sum_j c_ij q^j): one (H x order+1) @ (order+1 x W) product
     # instead of a full-size outer product per term (the same field to ~1e-15)
-    row_powers = np.stack([rows**i for i in range(order + 1)], axis=1)
-    column_terms = np.zeros((order + 1, cols.size))
-    for coefficient, (i, j) in zip(coefficients, bias_monomials(order)):
-        column_terms[i] += coefficient * cols**j
+    row_powers = np.vander(rows, order + 1, increasing=True)  # H x (order + 1): r^i
+    table = np.zeros((order + 1, order + 1))  # table[i, j] = c_ij
+    rows_of, columns_of = np.array(bias_monomials(order)).T
+    table[rows_of, columns_of] = coefficients
+    column_terms = table @ np.vander(cols, order + 1, increasing=True).T
     return row_powers.astype(dtype, copy=False) @ column_terms.astype(dtype, copy=False)
 
 
@@ -269,8 +275,8 @@ def mri_bias_field(
     unit_coefficients = rng.uniform(-1.0, 1.0, terms)
     unit_coefficients[0] = 0.0  # a constant term is a global gain, undone by the rescaling below
     gray = _gray(image)
-    floor = magnitude_floor(gray)
-    signal = gray - np.float32(floor)
+    floor = np.float32(magnitude_floor(gray))
+    signal = gray - floor if floor != 0.0 else gray  # read, never written
     inside = object_mask(gray, context)
     unit_log_field = bias_log_field(gray.shape, unit_coefficients, dtype=np.float32)
     over_object = unit_log_field[inside]  # gathered once: the span and the held range
@@ -280,12 +286,15 @@ def mri_bias_field(
     gain = np.clip(unit_log_field, over_object.min(), over_object.max(), out=unit_log_field)
     gain *= np.float32(scale)
     biased = np.exp(gain, out=gain)
-    biased *= signal
+    # in place for float32 signal (the engine's); a float64 one gives a float64 result, as ever
+    biased = np.multiply(biased, signal, out=biased if signal.dtype == np.float32 else None)
     peak, biased_peak = float(signal.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
+    if floor != 0.0:
+        biased += floor
     # the applied coefficients are the unit ones times log(gain_ratio) / unit_log_span
-    return (biased + np.float32(floor))[..., None], {
+    return biased[..., None], {
         "unit_coefficients": unit_coefficients,
         "unit_log_span": round(span, 6),
     }
