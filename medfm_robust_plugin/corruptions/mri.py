@@ -92,7 +92,7 @@ def on_signal(image: np.ndarray, operation) -> np.ndarray:
     gray = _gray(image)
     floor = np.float32(magnitude_floor(gray))
     if floor == 0.0:  # the usual magnitude: nothing to take off and put back
-        return operation(gray)[..., None]
+        return operation(np.ascontiguousarray(gray))[..., None]
     return (operation(gray - floor) + floor)[..., None]
 
 
