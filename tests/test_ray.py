@@ -7,6 +7,7 @@ Ray itself never starts in the test process: every Ray command runs in the names
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -150,6 +151,44 @@ def test_a_worker_killed_mid_job_costs_only_its_items(tmp_path, cluster, large_r
     assert "will be retried" in stdout + stderr  # Ray's word that the task was in flight
     assert "0 failed" in stdout
     assert hashes(out) == shard_rows(out) == large_reference
+
+
+def test_a_group_whose_worker_always_dies_is_recorded_failed_and_redone_by_a_rerun(
+    tmp_path, cluster
+):
+    """Ray Data would run a task whose worker dies again without end: here every try of the one
+    group is killed, the job ends after WORKER_DEATH_RETRIES + 1 tries with its items recorded as
+    failed (none listed as made), and a rerun makes them all, with the local executor's bytes."""
+    from medfm_robust_plugin.on_ray.materialize import WORKER_DEATH_RETRIES
+
+    task = "MedFMRobust-Mini-Seg-Lite"
+    mat.materialize(plan(task, **SMALL), tmp_path / "local", num_proc=0)
+    expected = hashes(tmp_path / "local")
+    out = tmp_path / "poisoned"
+    args = cli(out, task, SMALL, "--shard-size", "1000") + on_ray(cluster)  # one group
+    job = cluster.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 240
+    while job.poll() is None and time.monotonic() < deadline:
+        for pid, line in cluster.processes().items():
+            if line.startswith("ray::Map(") and pid not in killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        time.sleep(0.02)
+    stdout, stderr = job.communicate(timeout=60)
+    assert job.returncode == 0, stderr[-3000:]
+    assert len(killed) == WORKER_DEATH_RETRIES + 1, (killed, stdout, stderr[-3000:])
+    assert f"0 written, 0 already done, {len(expected)} failed" in stdout
+    failures = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert sorted(f["key"] for f in failures) == sorted(expected)
+    assert all("WorkerDied" in f["error"] and f["sample_id"] for f in failures)
+    assert not list(mat.read_manifest(out))
+
+    again = cluster.run(args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{len(expected)} written, 0 already done, 0 failed" in again.stdout
+    assert hashes(out) == expected
 
 
 def test_a_killed_driver_is_resumed_with_the_missing_shards_only(
