@@ -331,8 +331,16 @@ class Run:
         views: CorruptedViews,
         pending: list[WorkItem],
         batch_size: int,
+        ahead: bool = False,
     ) -> Iterator[Record]:
-        if self.config.workers <= 0:
+        """Records of ``pending``, batch by batch. With ``workers=0`` the views are made in this
+        process: in order before each batch, or with ``ahead`` by one thread while the model works
+        on the batch before (how a model actor of ``run --executor ray`` keeps its GPU busy)."""
+        if self.config.workers <= 0 and ahead:
+            feed = _Feed(capacity=2 * batch_size)
+            feed.add(lambda: (_prepare(views, item) for item in pending))
+            batches = _fed(feed, batch_size)
+        elif self.config.workers <= 0:
             batches = _batches((_prepare(views, item) for item in pending), batch_size)
         else:
             batches = self._ready_batches(views, pending, batch_size)
@@ -654,6 +662,11 @@ class _Feed:
                     break
             if batch:
                 yield batch
+
+
+def _fed(feed: _Feed, size: int) -> Iterator[list[tuple]]:
+    with feed:
+        yield from feed.batches(size)
 
 
 def _batches(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:

@@ -302,3 +302,51 @@ def test_config_json_keeps_no_credentials_of_a_url_option():
     )
     assert _without_credentials("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
     assert _without_credentials(7) == 7
+
+
+def test_views_made_ahead_overlap_the_model_and_give_the_same_records(tmp_path, plugin):
+    """``_records(..., ahead=True)`` (a model actor of run --executor ray): one thread makes the
+    next views while the model works on a batch, and the records are those made in order."""
+    import threading
+    import time
+
+    from medfm_robust_plugin.metrics.base import get_metric
+    from medfm_robust_plugin.models.base import Capabilities, Generation
+
+    job = Run(config(tmp_path, workers=0, severities=[1, 3, 5]))
+    metrics = [get_metric(name) for name in job.card.metrics]
+    calls: list[tuple[float, float]] = []
+    made: list[tuple[float, int]] = []
+
+    class Slow:
+        name = "test:slow"
+        capabilities = Capabilities(max_batch=4)
+
+        def generate(self, items, max_new_tokens=256, temperature=0.0, system=None):
+            start = time.perf_counter()
+            time.sleep(0.05)
+            calls.append((start, time.perf_counter()))
+            return [Generation("The answer is A") for _ in items]
+
+    def records(ahead):
+        views = job.evaluation.views()
+        get = views.get
+
+        def timed_get(*args, **kwargs):
+            view = get(*args, **kwargs)
+            made.append((time.perf_counter(), threading.get_ident()))
+            return view
+
+        views.get = timed_get
+        out = list(job._records(Slow(), metrics, views, job.work(), 4, ahead=ahead))
+        return {r.key: (r.prediction, r.score, r.error, r.params, r.ssim) for r in out}
+
+    in_order = records(False)
+    calls.clear()
+    made.clear()
+    made_ahead = records(True)
+    assert made_ahead == in_order and len(in_order) > 20
+    here = threading.get_ident()
+    assert all(thread != here for _, thread in made)
+    during = [t for t, _ in made if any(start < t < end for start, end in calls)]
+    assert len(during) >= len(calls) // 2  # views kept coming while the model worked

@@ -2,8 +2,9 @@
 
 Each actor (one per GPU of the cluster, else one per CPU slot, or ``--ray-workers``) loads the model
 once, plans the run as this process does, and takes batches of item keys: it makes the corrupted
-views, calls the model and scores the answers with the runner's own code (``Run``), so a record is
-the one the local executor writes (timings aside). This process holds the run directory, skips
+views (one thread a batch ahead of the model, so a GPU does not wait for the CPU between
+batches), calls the model and scores the answers with the runner's own code (``Run``), so a
+record is the one the local executor writes (timings aside). This process holds the run directory, skips
 finished keys (resume as for a local run), hands out batches and appends each finished batch's
 records to ``records.jsonl``, skipping keys it has written already.
 
@@ -38,7 +39,8 @@ class ModelWorker:
         from ..models.base import load_model
         from ..runner import Run
 
-        # views are made here, in order, before the model: this actor is the worker process
+        # views are made in this actor, by one thread a batch ahead of the model (no view
+        # worker processes: the actor is the cluster's worker)
         self.run = Run(replace(config, workers=0))
         self.model = load_model(model_name, **options)
         if slots is not None:
@@ -76,7 +78,7 @@ class ModelWorker:
         lines: list[str] = []
         try:
             for record in self.run._records(
-                self.model, self.metrics, self.views, items, batch_size
+                self.model, self.metrics, self.views, items, batch_size, ahead=True
             ):
                 lines.append(record_line(record.to_dict(), _json_default))
         except ModelUnavailableError as exc:  # no further item can succeed: the run stops
