@@ -8,7 +8,9 @@ Per modality:
 - SSIM mode: % of (image, corruption, k) calibrated into band k, and how many are unreachable;
 - physics: CT noise HU std over the full slice and a centre crop (the same region of the clean
   and the noisy slice), ultrasound speckle spread in bright and dark regions (dB), MR bias-field
-  gain (p95/p5 of corrupted over clean), stain variation colour shift (CIE Lab delta E).
+  gain (p95/p5 of corrupted over clean), stain variation colour shift (CIE Lab delta E), each at
+  its modality suite's table (the one runs apply, with the tuned overrides of
+  ``corruptions/<modality>.yaml``).
 
 ``--quick`` reduces images to 256 pixels and takes at most two images per modality, so that it
 runs in a few minutes on two cores.
@@ -86,15 +88,14 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
 def ct_noise(references: list) -> dict[str, Any]:
     """HU std of (noisy - clean) over the full slice and a centre crop, per severity."""
     rows = {}
+    spec = suite_for_modality("ct").corruption("ct_low_dose_noise")  # the suite's table
     for reference in references:
         clean = reference.array.astype(np.float32)
         h, w = clean.shape[:2]
         crop = (slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
         full_std, crop_std = [], []
         for k in LEVELS:
-            out = corrupt(
-                reference.image, "ct_low_dose_noise", k, level_seed(reference.name, "ct", k)
-            )
+            out = corrupt(reference.image, spec, k, level_seed(reference.name, "ct", k))
             diff = np.asarray(out, np.float32).reshape(clean.shape) - clean
             full_std.append(round(float(diff.std()), 1))
             crop_std.append(round(float(diff[crop].std()), 1))
@@ -105,6 +106,7 @@ def ct_noise(references: list) -> dict[str, Any]:
 def ultrasound_speckle(references: list) -> dict[str, Any]:
     """Spread (std of 20 log10) of corrupted/clean in the brightest and darkest quartile, dB."""
     rows = {}
+    spec = suite_for_modality("ultrasound").corruption("ultrasound_speckle")
     for reference in references:
         clean = _grey(reference.array)
         bright = clean >= np.percentile(clean, 75)
@@ -115,7 +117,7 @@ def ultrasound_speckle(references: list) -> dict[str, Any]:
                 np.asarray(
                     corrupt(
                         reference.image,
-                        "ultrasound_speckle",
+                        spec,
                         k,
                         level_seed(reference.name, "us", k),
                         modality="ultrasound",
@@ -132,6 +134,7 @@ def ultrasound_speckle(references: list) -> dict[str, Any]:
 def mri_bias_gain(references: list) -> dict[str, Any]:
     """p95/p5 of the gain (corrupted / clean) over the imaged object, as the corruption finds it."""
     rows = {}
+    spec = suite_for_modality("mri").corruption("mri_bias_field")
     for reference in references:
         clean = reference.array.astype(np.float32)
         context = image_context(reference.image, reference.name, modality="mri")[2]
@@ -141,7 +144,7 @@ def mri_bias_gain(references: list) -> dict[str, Any]:
             out = np.asarray(
                 corrupt(
                     reference.image,
-                    "mri_bias_field",
+                    spec,
                     k,
                     level_seed(reference.name, "bias", k),
                     modality="mri",
@@ -160,13 +163,14 @@ def stain_shift(references: list) -> dict[str, Any]:
     from skimage.color import rgb2lab
 
     rows = {}
+    spec = suite_for_modality("pathology").corruption("pathology_stain_variation")
     for reference in references:
         clean = rgb2lab(reference.array[..., :3])
         shifts = []
         for k in LEVELS:
             out = corrupt(
                 reference.image,
-                "pathology_stain_variation",
+                spec,
                 k,
                 level_seed(reference.name, "stain", k),
                 modality="pathology",
