@@ -55,13 +55,20 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
     calibrated = in_band_count = unreachable = 0
     misses: list[str] = []
     unreachable_list: list[str] = []
+    errors: list[str] = []
     for spec in suite.corruptions():
         for reference in references:
             for k in LEVELS:
                 seed = level_seed(reference.name, spec.name, k)
-                _, params = corrupt(
-                    reference.image, spec, k, seed, True, modality=modality, mode="ssim"
-                )
+                try:
+                    _, params = corrupt(
+                        reference.image, spec, k, seed, True, modality=modality, mode="ssim"
+                    )
+                except Exception as exc:  # counted out of band and listed, not a crash of the run
+                    calibrated += 1
+                    errors.append(f"{spec.name} {reference.name} L{k}: {type(exc).__name__}: {exc}")
+                    print(f"  {modality} SSIM mode error: {errors[-1]}", file=sys.stderr)
+                    continue
                 record = params["calibration"]
                 calibrated += 1
                 where = f"{spec.name} {reference.name} L{k}: SSIM {record['ssim']:.3f}"
@@ -79,6 +86,7 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
         "out_of_band_reachable": len(misses),
         "unreachable_list": unreachable_list,
         "misses": misses,
+        "errors": errors,
     }
 
 
