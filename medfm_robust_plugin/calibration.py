@@ -323,10 +323,15 @@ def _one_sided(probe: StrengthProbe, weak, strong, target: float) -> float | Non
         return None
     p = math.log(g1 / g0) / math.log(s1 / s0)
     if strong is not None:
-        guess = s0 * (gap / g0) ** (1.0 / p)
-        return float(np.clip(guess, s0 / MAX_EXTRAPOLATION, 0.95 * s0))
-    guess = s1 * (gap / g1) ** (1.0 / p)
-    return float(np.clip(guess, 1.05 * s1, min(1.0, s1 * MAX_EXTRAPOLATION)))
+        return _power_law(s0, g0, gap, p, s0 / MAX_EXTRAPOLATION, 0.95 * s0)
+    return _power_law(s1, g1, gap, p, 1.05 * s1, min(1.0, s1 * MAX_EXTRAPOLATION))
+
+
+def _power_law(s: float, g: float, gap: float, p: float, lower: float, upper: float) -> float:
+    """``s * (gap / g) ** (1 / p)`` held to [lower, upper], computed in logs: an exponent p
+    near 0 (a flat stretch of the curve) would overflow the power itself."""
+    log_guess = math.log(s) + math.log(gap / g) / p
+    return float(math.exp(min(max(log_guess, math.log(lower)), math.log(upper))))
 
 
 def _next_strength(weak, strong, target: float) -> float:
@@ -353,7 +358,8 @@ def _next_strength(weak, strong, target: float) -> float:
         guess = s0 + (s1 - s0) * (gap - g0) / max(g1 - g0, 1e-9)
     else:
         p = math.log(g1 / g0) / math.log(s1 / s0)
-        guess = s0 * (gap / g0) ** (1.0 / p) if p > 0 else 0.5 * (s0 + s1)
+        margin = 0.02 * (s1 - s0)
+        return _power_law(s0, g0, gap, p, s0 + margin, s1 - margin)
     margin = 0.02 * (s1 - s0)
     return float(np.clip(guess, s0 + margin, s1 - margin))
 

@@ -335,3 +335,21 @@ def test_a_large_image_is_searched_on_its_centre_first(monkeypatch):
     with_guide = sum(record.applications for _, record in guided)
     assert with_guide < sum(record.applications for _, record in unguided)
     assert with_guide <= 8
+
+
+def test_a_nearly_flat_stretch_extrapolates_to_the_step_limit_without_overflow():
+    """Two points on one side whose SSIMs differ in the ninth decimal fit an exponent near 0:
+    the power law's step is held to its limit (it overflowed the power before)."""
+    from types import SimpleNamespace
+
+    from medfm_robust_plugin.calibration import MAX_EXTRAPOLATION, _next_strength, _one_sided
+
+    too_weak = SimpleNamespace(seen={0.5: (0.95, None, {}), 0.9: (0.949999999, None, {})})
+    guess = _one_sided(too_weak, (0.9, 0.050000001), None, target=0.545)
+    assert guess == pytest.approx(1.0)  # upwards: capped at full strength
+    too_strong = SimpleNamespace(seen={0.01: (0.3, None, {}), 0.02: (0.299999999, None, {})})
+    guess = _one_sided(too_strong, None, (0.01, 0.7), target=0.935)
+    assert guess == pytest.approx(0.01 / MAX_EXTRAPOLATION)
+    # a bracket whose ends differ in the ninth decimal: held inside the bracket
+    guess = _next_strength((0.2, 0.3), (0.3, 0.300000001), target=0.545)
+    assert 0.2 < guess < 0.3
