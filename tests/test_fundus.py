@@ -200,3 +200,20 @@ def test_defocus_blurs_the_retina_without_darkening_its_rim(photograph):
     assert (
         np.abs(cv2.Laplacian(out[..., 1], cv2.CV_32F)[inner]).mean() < 0.5 * np.abs(detail).mean()
     )
+
+
+def test_the_circle_count_is_that_of_testing_every_pixel():
+    """field_of_view's fill test counts the pixels of the aperture's enclosing circle row by row:
+    the count of the per-pixel inequality, for circles inside, across and outside the frame."""
+    from medfm_robust_plugin.corruptions.fundus import pixels_in_circle
+
+    rng = np.random.default_rng(4)
+    for k in range(400):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        cx, cy = rng.uniform(-30, w + 30), rng.uniform(-30, h + 30)
+        radius = float(rng.integers(0, 50)) if k % 3 == 0 else rng.uniform(0, 120)
+        if k % 5 == 0:  # centres and radii on the pixel grid: ends exactly on the circle
+            cx, cy = float(int(cx)), float(int(cy)) + 0.5
+        yy, xx = np.ogrid[0:h, 0:w]
+        expected = int(((xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2).sum())
+        assert pixels_in_circle(h, w, cx, cy, radius) == expected, (h, w, cx, cy, radius)
