@@ -244,9 +244,10 @@ def _bracket(probe: StrengthProbe, hi: float, lo: float):
     return weak, strong
 
 
-# Images with more pixels than this are first searched on a central crop of GUIDE_SIDE pixels.
+# Images with more pixels than this are first searched on a central crop of GUIDE_SIDE pixels
+# (384 px: 7 % of a 1411 px photograph, and still a guess that ends most searches at once).
 GUIDE_PIXELS = 640 * 640
-GUIDE_SIDE = 512
+GUIDE_SIDE = 384
 
 
 def _first_guess(probe: StrengthProbe, target: float, level: int) -> float:
