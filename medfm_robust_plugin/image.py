@@ -604,6 +604,10 @@ def _read_dicom(path: Path, frame: int | None = None) -> MedicalImage:
         meta["rescale_ignored"] = True
     raw_spacing = _frame_attribute(ds, "PixelSpacing", index)
     spacing = tuple(float(s) for s in raw_spacing) if raw_spacing else None
+    if spacing is not None and not all(np.isfinite(s) and s > 0 for s in spacing):
+        # some writers store 0 for "not measured" (a computed radiograph): no spacing is known
+        meta["spacing_dropped"] = f"PixelSpacing {list(spacing)} in the header is not a size"
+        spacing = None
     return MedicalImage(np.ascontiguousarray(array), source=str(path), spacing=spacing, meta=meta)
 
 

@@ -27,6 +27,7 @@ def write_dicom(
     photometric: str = "MONOCHROME2",
     bits_stored: int = 16,
     window: tuple[float, float] | None = None,
+    spacing: tuple[float, float] = (0.7, 0.7),
 ) -> None:
     """A minimal grayscale DICOM file with a rescale, built with pydicom."""
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -50,7 +51,7 @@ def write_dicom(
     ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
     ds.RescaleSlope = slope
     ds.RescaleIntercept = intercept
-    ds.PixelSpacing = [0.7, 0.7]
+    ds.PixelSpacing = list(spacing)
     ds.PixelData = stored.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
 
@@ -316,3 +317,16 @@ def test_cli_corrupts_one_frame_of_a_cine_loop(tmp_path):
         main, ["corrupt", str(path), str(out), "-c", "gaussian_noise", "--frame", "99"]
     )
     assert bad.exit_code != 0 and "outside 0..29" in bad.output
+
+
+def test_a_zero_pixel_spacing_is_read_as_unknown(tmp_path):
+    """Some writers store PixelSpacing 0 for 'not measured' (pydicom-data's chest CR does): the
+    image loads without a spacing, says why, and corrupts as an image of unknown spacing."""
+    from medfm_robust_plugin import corrupt
+
+    stored = np.random.default_rng(8).integers(0, 4000, (48, 40)).astype(np.uint16)
+    write_dicom(tmp_path / "cr.dcm", stored, 1.0, 0.0, modality="CR", spacing=(0.0, 0.0))
+    image = load_image(tmp_path / "cr.dcm")
+    assert image.spacing is None and "is not a size" in image.meta["spacing_dropped"]
+    out = corrupt(image, "xray_quantum_noise", 3, seed=0)
+    assert out.shape == stored.shape and not np.array_equal(out, stored)

@@ -336,10 +336,6 @@ def _load_cached(entry: ReferenceEntry, max_size: int | None) -> ReferenceImage:
         medical = _read_nifti_slice(path, entry.frame)
     else:
         medical = load_image(path, frame=entry.frame)  # decodes that frame only
-    if medical.spacing and min(medical.spacing[:2]) <= 0:
-        # a header that stores 0 mm (RG1_UNCR.dcm) says nothing about the size: no spacing
-        medical.spacing = None
-        medical.meta["spacing_dropped"] = "non-positive PixelSpacing in the header"
     factor = entry.downscale
     longer = max(medical.array.shape[:2]) // factor
     if max_size is not None and longer > max_size:
