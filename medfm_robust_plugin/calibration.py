@@ -216,7 +216,7 @@ def _stepped(probe: StrengthProbe, weak: float, strong: float) -> bool:
     return all(
         isinstance(a, whole) and isinstance(b, whole) and abs(int(a) - int(b)) <= 1
         for a, b in zip(below, above)
-    ) or all(a == b for a, b in zip(below, above))
+    )
 
 
 def _jumped(probe, weak: float, strong: float, lo: float, hi: float, finish):

@@ -95,7 +95,8 @@ def ct_window(name_or_window: str | tuple[float, float]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _colour(array: np.ndarray) -> np.ndarray:
+def without_alpha(array: np.ndarray) -> np.ndarray:
+    """The colour channels of an image (an RGBA image's alpha is not shown)."""
     return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
 
 
@@ -175,7 +176,7 @@ def _order_statistics(flat: np.ndarray, rank: int, sample: np.ndarray) -> tuple 
 
 def percentile_window(array: np.ndarray) -> tuple[float, float] | None:
     """Robust percentiles of an image, or None when they do not separate (a flat image)."""
-    lo, hi = percentiles(_colour(array), PERCENTILES)
+    lo, hi = percentiles(without_alpha(array), PERCENTILES)
     lo, hi = float(lo), float(hi)
     if hi > lo:
         return lo, hi
@@ -212,7 +213,7 @@ def presentation_for(
         robust = percentile_window(array)
         if robust is not None:
             return Presentation(robust, "percentiles 0.5-99.5")
-    return Presentation(infer_value_range(_colour(array)), "value range")
+    return Presentation(infer_value_range(without_alpha(array)), "value range")
 
 
 def _in_hounsfield(array: np.ndarray, meta: Mapping[str, Any]) -> bool:
@@ -220,4 +221,4 @@ def _in_hounsfield(array: np.ndarray, meta: Mapping[str, Any]) -> bool:
         return True
     if meta.get("units") not in (None, ""):
         return False
-    return float(np.min(_colour(array))) < HU_AIR_THRESHOLD
+    return float(np.min(without_alpha(array))) < HU_AIR_THRESHOLD

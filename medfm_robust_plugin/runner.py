@@ -495,8 +495,7 @@ class Run:
             feed.add(clean_views)
         if jobs:
             feed.add(corrupted_views)
-        with feed:
-            yield from feed.batches(size)
+        yield from _fed(feed, size)
 
     def _predict(self, model: Any, views: CorruptedViews, ready: list[tuple]) -> list[Any]:
         if self.card.kind == "segmentation":

@@ -191,10 +191,6 @@ class ByteSSIMReference:
         return float(np.mean(totals / (rows * (x.shape[1] - (WIN - 1)))))
 
 
-def _colour(array: np.ndarray) -> np.ndarray:
-    return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
-
-
 class PresentedReference:
     """The presented clean image's side of SSIM, for the probes of one severity search.
 
@@ -202,24 +198,26 @@ class PresentedReference:
     """
 
     def __init__(self, clean: np.ndarray, window: tuple[float, float]) -> None:
-        from .presentation import Presentation
+        from .presentation import Presentation, without_alpha
 
         self.shown = Presentation((float(window[0]), float(window[1])), "given window")
         self.clean = clean
-        self.bytes = ByteSSIMReference(_colour(clean)) if _as_bytes(clean, window) else None
+        plain_bytes = clean.dtype == np.uint8 and self.shown.window == (0.0, 255.0)
+        self.bytes = ByteSSIMReference(without_alpha(clean)) if plain_bytes else None
         self.reference: SSIMReference | None = None
 
     def ssim(self, corrupted: np.ndarray) -> float:
+        from .presentation import without_alpha
+
+        if corrupted.shape != self.clean.shape:
+            raise ValueError(
+                f"SSIM needs images of one shape, got {corrupted.shape} and {self.clean.shape}"
+            )
         if self.bytes is not None and corrupted.dtype == np.uint8:
-            return self.bytes.ssim(_colour(corrupted))
+            return self.bytes.ssim(without_alpha(corrupted))
         if self.reference is None:
             self.reference = SSIMReference(self.shown.to_unit(self.clean), 1.0)
         return self.reference.ssim(self.shown.to_unit(corrupted))
-
-
-def _as_bytes(clean: np.ndarray, window: tuple[float, float]) -> bool:
-    """An 8-bit image shown through the window 0-255: its presented values are its bytes / 255."""
-    return clean.dtype == np.uint8 and (float(window[0]), float(window[1])) == (0.0, 255.0)
 
 
 def presented_ssim(corrupted: np.ndarray, clean: np.ndarray, window: tuple[float, float]) -> float:
@@ -228,16 +226,7 @@ def presented_ssim(corrupted: np.ndarray, clean: np.ndarray, window: tuple[float
     This is the SSIM of calibration, records and reports (see ``presentation``). Values outside
     the window are clipped, as on a screen: metal brighter than the window's top counts as white.
     """
-    from .presentation import Presentation
-
-    if corrupted.dtype == np.uint8 and _as_bytes(clean, window):
-        if corrupted.shape != clean.shape:
-            raise ValueError(
-                f"SSIM needs images of one shape, got {corrupted.shape} and {clean.shape}"
-            )
-        return ByteSSIMReference(_colour(clean)).ssim(_colour(corrupted))
-    shown = Presentation((float(window[0]), float(window[1])), "given window")
-    return ssim(shown.to_unit(corrupted), shown.to_unit(clean), data_range=1.0)
+    return PresentedReference(clean, window).ssim(corrupted)
 
 
 def image_ssim(

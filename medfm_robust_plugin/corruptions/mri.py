@@ -87,13 +87,27 @@ def magnitude_floor(image: np.ndarray) -> float:
     return min(0.0, float(image.min()))
 
 
+def above_floor(image: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(the magnitude above ``magnitude_floor``, contiguous and to be read only; the floor).
+
+    A floor of 0 (the usual magnitude) hands the image itself back, without a subtraction; add
+    the floor back with ``on_floor``.
+    """
+    floor = np.float32(magnitude_floor(image))
+    return (np.ascontiguousarray(image) if floor == 0.0 else image - floor), floor
+
+
+def on_floor(values: np.ndarray, floor: np.float32) -> np.ndarray:
+    """``values`` above ``floor`` back in the image's own values (in place when the floor is not 0)."""
+    if floor != 0.0:
+        values += floor
+    return values
+
+
 def on_signal(image: np.ndarray, operation) -> np.ndarray:
     """Apply a k-space ``operation`` to the magnitude above ``magnitude_floor``; H x W x 1 out."""
-    gray = _gray(image)
-    floor = np.float32(magnitude_floor(gray))
-    if floor == 0.0:  # the usual magnitude: nothing to take off and put back
-        return operation(np.ascontiguousarray(gray))[..., None]
-    return (operation(gray - floor) + floor)[..., None]
+    signal, floor = above_floor(_gray(image))
+    return on_floor(operation(signal), floor)[..., None]
 
 
 def signal_scale(image: np.ndarray, context: ImageContext | None) -> float:
@@ -112,8 +126,7 @@ def signal_scale(image: np.ndarray, context: ImageContext | None) -> float:
 
 def object_mask(image: np.ndarray, context: ImageContext | None) -> np.ndarray:
     """The imaged object: pixels above ``OBJECT_THRESHOLD`` of the signal scale (else all)."""
-    floor = magnitude_floor(image)
-    above = image - floor if floor != 0.0 else image
+    above, _ = above_floor(image)
     mask = above > OBJECT_THRESHOLD * signal_scale(image, context)
     return mask if np.count_nonzero(mask) >= max(16, mask.size // 100) else np.ones_like(mask)
 
@@ -175,11 +188,9 @@ def mri_rician_noise(
     MR noise (Gudbjartsson & Patz 1995). The magnitude never falls below zero signal.
     """
     real, imag = rng.standard_normal((2, *image.shape), dtype=np.float32)
-    floor = np.float32(magnitude_floor(image))
+    signal, floor = above_floor(image)
     noise_sigma = sigma * signal_scale(image, context)
-    if floor == 0.0:
-        return rician_magnitude(image, noise_sigma, real, imag)
-    return rician_magnitude(image - floor, noise_sigma, real, imag) + floor
+    return on_floor(rician_magnitude(signal, noise_sigma, real, imag), floor)
 
 
 # --------------------------------------------------------------------------- bias field
@@ -275,8 +286,7 @@ def mri_bias_field(
     unit_coefficients = rng.uniform(-1.0, 1.0, terms)
     unit_coefficients[0] = 0.0  # a constant term is a global gain, undone by the rescaling below
     gray = _gray(image)
-    floor = np.float32(magnitude_floor(gray))
-    signal = gray - floor if floor != 0.0 else gray  # read, never written
+    signal, floor = above_floor(gray)  # read, never written
     inside = object_mask(gray, context)
     unit_log_field = bias_log_field(gray.shape, unit_coefficients, dtype=np.float32)
     over_object = unit_log_field[inside]  # gathered once: the span and the held range
@@ -291,8 +301,7 @@ def mri_bias_field(
     peak, biased_peak = float(signal.max()), float(biased.max())
     if biased_peak > 0.0:
         biased *= np.float32(peak / biased_peak)
-    if floor != 0.0:
-        biased += floor
+    biased = on_floor(biased, floor)
     # the applied coefficients are the unit ones times log(gain_ratio) / unit_log_span
     return biased[..., None], {
         "unit_coefficients": unit_coefficients,

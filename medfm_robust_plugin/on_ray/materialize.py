@@ -90,8 +90,11 @@ def _stream(groups: list[dict[str, str]], options: dict[str, Any], address: str 
     ray = connect(address)
     from ray.data import DataContext
 
-    # a group given up is one errored block: recorded here, not the end of the job
-    DataContext.get_current().max_errored_blocks = -1
+    # a group given up is one errored block: recorded here, not the end of the job (set for
+    # this job only: the process's context may serve the caller's own pipelines too)
+    context = DataContext.get_current()
+    before = context.max_errored_blocks
+    context.max_errored_blocks = -1
     numbered = [{**group, "group": index} for index, group in enumerate(groups)]
     dataset = ray.data.from_items(numbered, override_num_blocks=len(numbered))
     # Ray Data runs a task again when its worker process or node dies (not when it raises)
@@ -99,9 +102,12 @@ def _stream(groups: list[dict[str, str]], options: dict[str, Any], address: str 
         make_group, fn_kwargs=options, num_cpus=1, max_retries=WORKER_DEATH_RETRIES
     )
     returned = set()
-    for row in dataset.iter_rows():
-        returned.add(row["group"])
-        yield row
+    try:
+        for row in dataset.iter_rows():
+            returned.add(row["group"])
+            yield row
+    finally:
+        context.max_errored_blocks = before
     for index in range(len(groups)):
         if index not in returned:
             yield {"lost": index}

@@ -4,9 +4,9 @@ Each actor (one per GPU of the cluster, else one per CPU slot, or ``--ray-worker
 once, plans the run as this process does, and takes batches of item keys: it makes the corrupted
 views (one thread a batch ahead of the model, so a GPU does not wait for the CPU between
 batches), calls the model and scores the answers with the runner's own code (``Run``), so a
-record is the one the local executor writes (timings aside). This process holds the run directory, skips
-finished keys (resume as for a local run), hands out batches and appends each finished batch's
-records to ``records.jsonl``, skipping keys it has written already.
+record is the one the local executor writes (timings aside). This process holds the run
+directory, skips finished keys (resume as for a local run), hands out batches and appends each
+finished batch's records to ``records.jsonl``, skipping keys it has written already.
 
 An actor whose process or node dies is restarted (the model loaded again) and its batch sent
 again; nothing of that batch was written. API models are sent from every actor under one limit
