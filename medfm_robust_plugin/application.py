@@ -115,8 +115,11 @@ def apply_corruption(
     """Apply ``spec`` with a chosen parameter; return the image and its replay record.
 
     With ``measure``, the record holds the SSIM of the presented result to the presented clean
-    image (``ssim``), which calibration, records and reports all read. ``reference`` may hand over
-    the clean side of that SSIM already computed (``ssim.PresentedReference``; a severity search
+    image (``ssim``), which calibration, records and reports all read. It is averaged over the
+    clean image's imaged region (``imaged_region``: the scan, the aperture, the body) where the
+    modality has one; the record then also holds the whole-frame mean (``ssim_frame``) and the
+    region's kind and share of the frame (``ssim_region``). ``reference`` may hand over the
+    clean side of that SSIM already computed (``ssim.PresentedReference.of``; a severity search
     measures many results against one clean image).
     """
     rng = np.random.Generator(np.random.PCG64(int(seed)))
@@ -132,15 +135,19 @@ def apply_corruption(
     if draws:
         params["draws"] = _jsonable(draws)
     if measure:
-        from .ssim import WIN, presented_ssim
+        from .ssim import WIN, PresentedReference
 
-        small = min(array.shape[:2]) < WIN  # no SSIM window fits: recorded as unmeasured
-        if small:
+        if min(array.shape[:2]) < WIN:  # no SSIM window fits: recorded as unmeasured
             params["ssim"] = None
-        elif reference is not None:
-            params["ssim"] = round(reference.ssim(out), 6)
         else:
-            params["ssim"] = round(presented_ssim(out, array, context.window), 6)
+            reference = (
+                reference if reference is not None else PresentedReference.of(array, context)
+            )
+            in_region, frame = reference.scores(out)
+            params["ssim"] = round(in_region, 6)
+            if reference.region is not None:
+                params["ssim_frame"] = round(frame, 6)
+                params["ssim_region"] = reference.region.as_record()
     return out, params
 
 

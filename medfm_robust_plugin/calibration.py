@@ -91,7 +91,7 @@ class StrengthProbe:
         if strength not in self.seen:
             param = self.corruption.param_for(strength=strength)
             if self.reference is None and min(self.array.shape[:2]) >= WIN:
-                self.reference = PresentedReference(self.array, self.context.window)
+                self.reference = PresentedReference.of(self.array, self.context)
             out, params = apply_corruption(
                 self.array,
                 self.corruption,

@@ -9,9 +9,15 @@ exact path: the window sums of x, x^2, y^2 and xy are integers that int32 holds 
 formula's terms are combined from them in integers, and only each pixel's final ratio is a float.
 It works in strips of rows that stay in the processor's cache, and agrees with the float64
 computation to about 1e-8 (that one rounds its window means; this one only the ratio).
+
+A reference may carry a region (bool H x W, see ``imaged_region``): its SSIM is then the mean over
+the windows centred in the region, and ``scores`` gives the whole-frame mean beside it from the
+same map.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +36,36 @@ def dtype_range(array: np.ndarray) -> float:
     return 1.0 if lo >= 0.0 and hi <= 1.0 else hi - lo
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
-    """Mean SSIM between two images of one shape (H x W or H x W x C), averaged over channels."""
+def ssim(
+    a: np.ndarray,
+    b: np.ndarray,
+    data_range: float | None = None,
+    region: np.ndarray | None = None,
+) -> float:
+    """Mean SSIM between two images of one shape (H x W or H x W x C), averaged over channels.
+
+    With ``region`` (bool H x W), the mean over the windows centred in it.
+    """
     if a.shape != b.shape:
         raise ValueError(f"SSIM needs images of one shape, got {a.shape} and {b.shape}")
     data_range = data_range if data_range is not None else dtype_range(a)
     if a.dtype == b.dtype == np.uint8 and data_range == 255.0:
-        return ByteSSIMReference(b).ssim(a)
-    return SSIMReference(b, data_range).ssim(a)
+        return ByteSSIMReference(b, region).ssim(a)
+    return SSIMReference(b, data_range, region).ssim(a)
+
+
+def _inner(region: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The region's part where whole windows fit (the border SSIM leaves out), checked."""
+    if region is None:
+        return None
+    region = np.asarray(region, dtype=bool)
+    if region.shape != tuple(shape[:2]):
+        raise ValueError(f"SSIM region of shape {region.shape} for an image of shape {shape}")
+    pad = (WIN - 1) // 2
+    inner = region[pad:-pad, pad:-pad]
+    if not inner.any():
+        raise ValueError("SSIM region holds no whole window")
+    return inner
 
 
 def _box(m: np.ndarray) -> np.ndarray:
@@ -50,7 +78,9 @@ class SSIMReference:
     """One image's side of SSIM (its local means and second moments), computed once: the SSIM of
     many images to it (the probes of a severity search) then costs about half as much each."""
 
-    def __init__(self, reference: np.ndarray, data_range: float) -> None:
+    def __init__(
+        self, reference: np.ndarray, data_range: float, region: np.ndarray | None = None
+    ) -> None:
         if min(reference.shape[:2]) < WIN:
             raise ValueError(
                 f"SSIM needs images of at least {WIN} x {WIN} pixels, got {reference.shape[:2]}"
@@ -66,16 +96,21 @@ class SSIMReference:
         ]
         self.c1 = (K1 * data_range) ** 2
         self.c2 = (K2 * data_range) ** 2
+        self.inner = _inner(region, reference.shape)
 
     def ssim(self, image: np.ndarray) -> float:
-        """Mean SSIM of ``image`` (the reference's shape) to the reference."""
+        """Mean SSIM of ``image`` (the reference's shape) to the reference, over the region."""
+        return self.scores(image)[0]
+
+    def scores(self, image: np.ndarray) -> tuple[float, float]:
+        """SSIM of ``image`` to the reference over the region and over the whole frame."""
         if image.shape != self.shape:
             raise ValueError(f"SSIM needs images of one shape, got {image.shape} and {self.shape}")
         x = np.asarray(image, dtype=np.float64)
         cov_norm = WIN * WIN / (WIN * WIN - 1.0)
         pad = (WIN - 1) // 2
         c1, c2 = self.c1, self.c2
-        scores = []
+        scores, region_scores = [], []
         terms = zip(self.channels, self.means, self.mean_squares, self.variances)
         for ch, (yc, uy, uy2, vy) in enumerate(terms):
             xc = x[..., ch] if x.ndim == 3 else x
@@ -101,8 +136,12 @@ class SSIMReference:
             vx += c2
             ux2 *= vx  # the denominator
             uxy /= ux2
-            scores.append(float(uxy[pad:-pad, pad:-pad].mean()))
-        return float(np.mean(scores))
+            inner = uxy[pad:-pad, pad:-pad]
+            scores.append(float(inner.mean()))
+            if self.inner is not None:
+                region_scores.append(float(inner[self.inner].mean()))
+        frame = float(np.mean(scores))
+        return (float(np.mean(region_scores)) if region_scores else frame), frame
 
 
 # Output rows per strip of the 8-bit path: a strip's dozen int32 and float32 temporaries (17 KB a
@@ -128,7 +167,7 @@ class ByteSSIMReference:
     sample (co)variances multiplied out. Every integer term stays below 2^31.
     """
 
-    def __init__(self, reference: np.ndarray) -> None:
+    def __init__(self, reference: np.ndarray, region: np.ndarray | None = None) -> None:
         if reference.dtype != np.uint8:
             raise ValueError(f"the 8-bit SSIM path needs a uint8 image, got {reference.dtype}")
         if min(reference.shape[:2]) < WIN:
@@ -143,9 +182,16 @@ class ByteSSIMReference:
         n = WIN * WIN
         self.c1 = np.float32((K1 * 255.0 * n) ** 2)
         self.c2 = np.float32((K2 * 255.0) ** 2 * n * (n - 1))
+        inner = _inner(region, reference.shape)
+        self.inside = None if inner is None else inner.astype(np.uint8)
+        self.inside_count = None if inner is None else int(inner.sum())
 
     def ssim(self, image: np.ndarray) -> float:
-        """Mean SSIM of ``image`` (uint8, the reference's shape) to the reference."""
+        """Mean SSIM of ``image`` (uint8, the reference's shape) to the reference, over the region."""
+        return self.scores(image)[0]
+
+    def scores(self, image: np.ndarray) -> tuple[float, float]:
+        """SSIM of ``image`` to the reference over the region and over the whole frame."""
         if image.shape != self.shape or image.dtype != np.uint8:
             raise ValueError(
                 f"SSIM needs images of one shape and dtype, got {image.dtype} {image.shape} "
@@ -156,7 +202,9 @@ class ByteSSIMReference:
         x = image if image.ndim == 3 else image[..., None]
         n = WIN * WIN
         rows = x.shape[0] - (WIN - 1)
-        totals = np.zeros(x.shape[2])
+        channels = x.shape[2]
+        totals = np.zeros(channels)
+        inside_totals = np.zeros(channels)
         for top in range(0, rows, STRIP_ROWS):
             bottom = min(top + STRIP_ROWS, rows)
             strip = x[top : bottom + WIN - 1]
@@ -187,26 +235,48 @@ class ByteSSIMReference:
             denominator *= term
             numerator /= denominator
             # per channel, accumulated in float64 (OpenCV's sum: 12x numpy's with a dtype)
-            totals += cv2.sumElems(numerator)[: x.shape[2]]
-        return float(np.mean(totals / (rows * (x.shape[1] - (WIN - 1)))))
+            totals += cv2.sumElems(numerator)[:channels]
+            if self.inside is not None:
+                inside = self.inside[top:bottom]
+                count = cv2.countNonZero(inside)
+                if count:
+                    inside_totals += np.multiply(cv2.mean(numerator, mask=inside)[:channels], count)
+        frame = float(np.mean(totals / (rows * (x.shape[1] - (WIN - 1)))))
+        if self.inside is None:
+            return frame, frame
+        return float(np.mean(inside_totals / self.inside_count)), frame
 
 
 class PresentedReference:
     """The presented clean image's side of SSIM, for the probes of one severity search.
 
-    An 8-bit image shown as it is takes the exact 8-bit path (``ByteSSIMReference``).
+    An 8-bit image shown as it is takes the exact 8-bit path (``ByteSSIMReference``). ``region``
+    (an ``imaged_region.ImagedRegion`` or None) is where SSIM is averaged.
     """
 
-    def __init__(self, clean: np.ndarray, window: tuple[float, float]) -> None:
+    def __init__(self, clean: np.ndarray, window: tuple[float, float], region: Any = None) -> None:
         from .presentation import Presentation, without_alpha
 
         self.shown = Presentation((float(window[0]), float(window[1])), "given window")
         self.clean = clean
+        self.region = region
+        self.mask = None if region is None else region.mask
         plain_bytes = clean.dtype == np.uint8 and self.shown.window == (0.0, 255.0)
-        self.bytes = ByteSSIMReference(without_alpha(clean)) if plain_bytes else None
+        self.bytes = ByteSSIMReference(without_alpha(clean), self.mask) if plain_bytes else None
         self.reference: SSIMReference | None = None
 
+    @classmethod
+    def of(cls, clean: np.ndarray, context: Any) -> PresentedReference:
+        """The reference of a clean image with its ``ImageContext``: its window and imaged region."""
+        from .imaged_region import imaged_region
+
+        return cls(clean, context.window, imaged_region(clean, context))
+
     def ssim(self, corrupted: np.ndarray) -> float:
+        return self.scores(corrupted)[0]
+
+    def scores(self, corrupted: np.ndarray) -> tuple[float, float]:
+        """Presented SSIM over the imaged region and over the whole frame (equal without a region)."""
         from .presentation import without_alpha
 
         if corrupted.shape != self.clean.shape:
@@ -214,30 +284,47 @@ class PresentedReference:
                 f"SSIM needs images of one shape, got {corrupted.shape} and {self.clean.shape}"
             )
         if self.bytes is not None and corrupted.dtype == np.uint8:
-            return self.bytes.ssim(without_alpha(corrupted))
+            return self.bytes.scores(without_alpha(corrupted))
         if self.reference is None:
-            self.reference = SSIMReference(self.shown.to_unit(self.clean), 1.0)
-        return self.reference.ssim(self.shown.to_unit(corrupted))
+            self.reference = SSIMReference(self.shown.to_unit(self.clean), 1.0, self.mask)
+        return self.reference.scores(self.shown.to_unit(corrupted))
 
 
-def presented_ssim(corrupted: np.ndarray, clean: np.ndarray, window: tuple[float, float]) -> float:
+def presented_ssim(
+    corrupted: np.ndarray,
+    clean: np.ndarray,
+    window: tuple[float, float],
+    region: np.ndarray | None = None,
+) -> float:
     """SSIM of two images as a model sees them: both through ``window`` into [0, 1], no alpha.
 
-    This is the SSIM of calibration, records and reports (see ``presentation``). Values outside
-    the window are clipped, as on a screen: metal brighter than the window's top counts as white.
+    This is the SSIM of calibration, records and reports (see ``presentation``), there averaged
+    over the imaged region (``imaged_region``); ``region`` (bool H x W) gives one here. Values
+    outside the window are clipped, as on a screen: metal brighter than the window's top counts
+    as white.
     """
-    return PresentedReference(clean, window).ssim(corrupted)
+    from .imaged_region import ImagedRegion
+
+    given = None if region is None else ImagedRegion(np.asarray(region, dtype=bool), "given")
+    return PresentedReference(clean, window, given).ssim(corrupted)
 
 
 def image_ssim(
-    corrupted: np.ndarray, clean: np.ndarray, value_range: tuple[float, float] | None = None
+    corrupted: np.ndarray,
+    clean: np.ndarray,
+    value_range: tuple[float, float] | None = None,
+    modality: str | None = None,
 ) -> float:
     """SSIM of a corrupted image to its clean one on the presented image.
 
-    ``value_range`` is the presentation window; by default the clean image's value range (the rule
-    for a bare array: see ``presentation``). Runs and views pass the sample's own presentation.
+    ``value_range`` is the presentation window; by default the clean image's presentation for
+    ``modality`` (for a bare array without one, its value range: see ``presentation``). With a
+    modality that has an imaged region (``imaged_region``) the mean is taken over it, as in
+    records. Runs and views pass the sample's own presentation.
     """
+    from .corruptions.spec import ImageContext
     from .presentation import presentation_for
 
-    window = value_range or presentation_for(clean).window
-    return presented_ssim(corrupted, clean, window)
+    window = value_range or presentation_for(clean, modality).window
+    context = ImageContext(modality=modality, window=window)
+    return PresentedReference.of(clean, context).ssim(corrupted)

@@ -353,3 +353,41 @@ def test_a_nearly_flat_stretch_extrapolates_to_the_step_limit_without_overflow()
     # a bracket whose ends differ in the ninth decimal: held inside the bracket
     guess = _next_strength((0.2, 0.3), (0.3, 0.300000001), target=0.545)
     assert 0.2 < guess < 0.3
+
+
+@pytest.mark.parametrize("shape", [(40, 45), (71, 64, 3), (97, 33)])
+def test_ssim_over_a_region_is_the_mean_of_scikit_images_map_there(shape):
+    """Both paths average the SSIM map over the windows centred in the region (the imaged region
+    of a frame) and give the whole-frame mean of the same map beside it."""
+    from medfm_robust_plugin.ssim import ByteSSIMReference, SSIMReference
+
+    rng = np.random.default_rng(shape[0] + shape[1])
+    stripes = 40 * np.sin(np.arange(shape[1]) / 5.0)  # smooth, so that noise shows
+    stripes = stripes[:, None] if len(shape) == 3 else stripes
+    clean = (128 + stripes + rng.normal(0, 5, shape)).astype(np.uint8)
+    other = np.clip(clean + rng.normal(0, 25, shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    region = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 3) ** 2 < (0.4 * min(shape[:2])) ** 2
+    other[~region] = clean[~region]  # as a corruption that keeps the surround
+    channel_axis = -1 if len(shape) == 3 else None
+    _, full = structural_similarity(
+        other, clean, data_range=255, channel_axis=channel_axis, full=True
+    )
+    per_pixel = full.mean(axis=2) if full.ndim == 3 else full  # the channels' mean
+    inner = np.zeros(shape[:2], bool)
+    inner[3:-3, 3:-3] = True
+    expected = float(per_pixel[region & inner].mean())
+    frame = float(per_pixel[inner].mean())
+    assert frame > expected + 0.05  # the untouched surround lifts the whole-frame mean
+    for reference in (ByteSSIMReference(clean, region), SSIMReference(clean, 255.0, region)):
+        in_region, whole = reference.scores(other)
+        assert in_region == pytest.approx(expected, abs=1e-6)
+        assert whole == pytest.approx(frame, abs=1e-6)
+        assert reference.ssim(other) == in_region
+    assert ssim(other, clean, region=region) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="region of shape"):
+        ssim(other, clean, region=region[1:])
+    corner = np.zeros(shape[:2], bool)
+    corner[:3, :3] = True  # within the border that no whole window is centred in
+    with pytest.raises(ValueError, match="no whole window"):
+        ssim(other, clean, region=corner)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from medfm_robust_plugin import corrupt
 from medfm_robust_plugin.data.sample import Sample
@@ -79,9 +80,17 @@ def test_ssim_is_measured_on_the_presented_image(head_ct):
     window = ct_window("soft_tissue")
     out, params = corrupt(head_ct, "contrast", 1, seed=0, window="soft_tissue", return_params=True)
     shown = Presentation(window, "test")
-    expected = ssim(shown.to_unit(out), shown.to_unit(head_ct.array), data_range=1.0)
-    assert params["ssim"] == pytest.approx(expected, abs=1e-6)
-    assert params["ssim"] == pytest.approx(presented_ssim(out, head_ct.array, window), abs=1e-6)
+    frame = ssim(shown.to_unit(out), shown.to_unit(head_ct.array), data_range=1.0)
+    assert params["ssim_frame"] == pytest.approx(frame, abs=1e-6)
+    # averaged over the patient: every pixel above -500 HU or enclosed by it (not the air)
+    body = ndimage.binary_fill_holes(head_ct.array > -500)
+    assert params["ssim_region"] == {"kind": "body", "share": round(float(body.mean()), 4)}
+    in_body = ssim(shown.to_unit(out), shown.to_unit(head_ct.array), data_range=1.0, region=body)
+    assert params["ssim"] == pytest.approx(in_body, abs=1e-6)
+    given = presented_ssim(out, head_ct.array, window, region=body)
+    assert params["ssim"] == pytest.approx(given, abs=1e-6)
+    # the air that a contrast change greys out in this window is not what the level measures
+    assert params["ssim"] > frame + 0.2
     assert params["value_range"] == list(window)
 
 

@@ -307,13 +307,22 @@ class Slice:
     mu: np.ndarray
 
 
-def read_slice(image: np.ndarray, context: ImageContext | None) -> Slice:
-    """The gray slice in HU (by the context's units and dtype), at its pixel spacing."""
-    values = image[..., 0]
+def slice_scale(image: np.ndarray, context: ImageContext | None) -> HounsfieldScale:
+    """How the gray slice (H x W x 1) reads as HU, by the context's units and dtype."""
     meta = context.meta if context is not None else {}
     units = context.units if context is not None else None
-    scale = hounsfield_scale(values, meta.get("dtype"), units)
-    hu = scale.to_hu(values)
+    return hounsfield_scale(image[..., 0], meta.get("dtype"), units)
+
+
+def slice_hu(image: np.ndarray, context: ImageContext | None) -> np.ndarray:
+    """The gray slice (H x W x 1) in HU, H x W."""
+    return slice_scale(image, context).to_hu(image[..., 0])
+
+
+def read_slice(image: np.ndarray, context: ImageContext | None) -> Slice:
+    """The gray slice in HU (by the context's units and dtype), at its pixel spacing."""
+    scale = slice_scale(image, context)
+    hu = scale.to_hu(image[..., 0])
     geometry = working_geometry(hu.shape, pixel_spacing_of(hu.shape, context))
     return Slice(hu, scale, geometry, attenuation_map(hu, geometry))
 

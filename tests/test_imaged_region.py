@@ -1,0 +1,104 @@
+"""SSIM over the imaged region: the scan, the aperture, the image circle, the body."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medfm_robust_plugin import corrupt
+from medfm_robust_plugin.corruptions.ct import body_mask, slice_hu
+from medfm_robust_plugin.corruptions.fundus import field_of_view
+from medfm_robust_plugin.corruptions.ultrasound import detect_scan
+from medfm_robust_plugin.data.reference_set import reference_images
+from medfm_robust_plugin.engine import image_context
+from medfm_robust_plugin.image import adapt_channels, split, to_physical, to_unit
+from medfm_robust_plugin.imaged_region import MAX_SHARE, MIN_SHARE, imaged_region
+from medfm_robust_plugin.ssim import presented_ssim
+
+
+def _reference(name: str, modality: str):
+    return next(r for r in reference_images(modality) if r.name == name)
+
+
+def _context(image, modality):
+    array, _, context, _ = image_context(image, modality=modality)
+    return array, context
+
+
+@pytest.mark.parametrize(
+    "modality,kind",
+    [("ultrasound", "scanned region"), ("ct", "body"), ("fundus", "camera aperture")],
+)
+def test_real_frames_have_their_imaged_region(modality, kind):
+    for ref in reference_images(modality, real_only=True):
+        array, context = _context(ref.image, modality)
+        region = imaged_region(array, context)
+        assert region is not None, ref.name
+        assert region.kind == kind
+        assert MIN_SHARE <= region.share <= MAX_SHARE
+        body, _, layout = split(array, context.window)
+        if modality == "ultrasound":
+            gray, _ = adapt_channels(to_unit(body, layout), "gray")
+            expected = detect_scan(np.ascontiguousarray(gray[..., 0])).region
+        elif modality == "ct":
+            gray, _ = adapt_channels(to_physical(body), "gray")
+            expected = body_mask(slice_hu(gray, context))
+        else:
+            expected = field_of_view(to_unit(body, layout)) > 0.5
+        assert np.array_equal(region.mask, expected), ref.name
+
+
+def test_modalities_without_a_region_are_measured_over_the_frame():
+    for modality in ("mri", "xray", "pathology", "oct"):
+        ref = reference_images(modality, max_size=128)[0]
+        array, context = _context(ref.image, modality)
+        assert imaged_region(array, context) is None
+        _, params = corrupt(ref.image, "gaussian_noise", 3, 0, True, modality=modality)
+        assert "ssim_frame" not in params and "ssim_region" not in params
+    # a bare array, whatever it shows
+    _, params = corrupt(np.full((32, 32), 7, np.uint8), "gaussian_noise", 3, 0, True)
+    assert "ssim_region" not in params
+
+
+def test_a_record_holds_the_region_ssim_and_the_frame_ssim():
+    ref = _reference("us_echo_frame60", "ultrasound")
+    array, context = _context(ref.image, "ultrasound")
+    region = imaged_region(array, context)
+    out, params = corrupt(ref.image, "ultrasound_speckle", 4, 3, True, modality="ultrasound")
+    assert params["ssim_region"] == {"kind": "scanned region", "share": round(region.share, 4)}
+    assert params["ssim"] == pytest.approx(
+        presented_ssim(out, array, context.window, region=region.mask), abs=1e-6
+    )
+    assert params["ssim_frame"] == pytest.approx(
+        presented_ssim(out, array, context.window), abs=1e-6
+    )
+    # the banners and the black around the sector stay as they were and lift the frame's mean
+    assert np.array_equal(out[~region.mask], array[~region.mask])
+    assert params["ssim_frame"] > params["ssim"] + 0.1
+
+
+def test_a_level_means_the_same_damage_however_much_surround_the_frame_has():
+    """The retina photograph, and the same photograph with a wider black surround: shot noise
+    (none where no light falls) scores alike over the aperture, where the whole-frame mean
+    drifts up with the surround it cannot touch."""
+    ref = _reference("fundus_retina", "fundus")
+    clean = np.asarray(ref.array)
+    wide = np.pad(clean, ((60, 60), (60, 60), (0, 0)))
+    scores = {}
+    for name, image in (("as taken", clean), ("wide", wide)):
+        _, params = corrupt(image, "shot_noise", 1, 0, True, modality="fundus")
+        assert params["ssim_region"]["kind"] == "camera aperture"
+        scores[name] = params["ssim"], params["ssim_frame"]
+    assert scores["wide"][0] == pytest.approx(scores["as taken"][0], abs=0.01)
+    assert scores["wide"][1] > scores["as taken"][1] + 0.2
+
+
+def test_ssim_mode_searches_on_the_region_ssim():
+    ref = _reference("ct_abdomen", "ct")
+    out, params = corrupt(ref.image, "ct_metal_streaks", 5, 0, True, mode="ssim", modality="ct")
+    calibration = params["calibration"]
+    assert calibration["in_band"] and calibration["reachable"]
+    assert params["ssim"] == pytest.approx(calibration["ssim"], abs=1e-6)
+    assert 0.5 <= params["ssim"] <= 0.59
+    # the abdomen is 30% of the frame: over the whole frame the same image reads far milder
+    assert params["ssim_frame"] > 0.75
