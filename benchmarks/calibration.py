@@ -10,7 +10,8 @@ stops at the first strength whose SSIM is in the band (at most 20 halvings, the 
 
 What is timed: CPU time of this process (one thread for numpy and OpenCV). Both searches start
 from a fresh ``StrengthProbe`` per level (the same image, corruption and seed, so the same SSIM
-curve), as the view layer does; ``--shared`` lets our five levels of one (image, corruption) share
+curve), made as the view layer makes one for a sample of the image's modality (its presentation,
+and its imaged region where SSIM is averaged: a phantom's or the photograph's aperture); ``--shared`` lets our five levels of one (image, corruption) share
 their measurements, as ``calibrate_levels`` does (the bisection still starts fresh). Per image the
 two searches run back to back, which goes first alternating from one image and one repeat to the
 next; the first image of the run is searched once untimed (imports, first allocations).
@@ -47,7 +48,7 @@ from medfm_robust_plugin.calibration import (  # noqa: E402
     calibrate,
 )
 from medfm_robust_plugin.data.phantoms import GENERATORS, phantom  # noqa: E402
-from medfm_robust_plugin.engine import sample_seed  # noqa: E402
+from medfm_robust_plugin.engine import image_context, sample_seed  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -55,12 +56,20 @@ LEVELS = (1, 2, 3, 4, 5)
 BISECTION_STEPS = 20
 
 
-def images_for(spec, count: int, size: int) -> list[np.ndarray]:
+def images_for(spec, count: int, size: int) -> list[tuple[np.ndarray, str]]:
+    """(phantom, its modality) pairs for one corruption."""
     modality = next((m for m in spec.modalities if m in GENERATORS), None)
     modalities = [modality] if modality else ["dermoscopy", "ct", "endoscopy", "mri", "xray"]
-    return [
-        phantom(modalities[k % len(modalities)], size, seed=100 + k).image for k in range(count)
-    ]
+    chosen = [modalities[k % len(modalities)] for k in range(count)]
+    return [(phantom(m, size, seed=100 + k).image, m) for k, m in enumerate(chosen)]
+
+
+def new_probe(sample: tuple[np.ndarray, str], spec, seed: int) -> StrengthProbe:
+    """A fresh probe on a sample of a modality, as the view layer makes one: its presentation and
+    imaged region (where SSIM is averaged) come from the modality."""
+    image, modality = sample
+    _, _, context, _ = image_context(image, modality=modality)
+    return StrengthProbe(image, spec, seed, context=context)
 
 
 def early_stopping_bisection(
@@ -87,10 +96,10 @@ def early_stopping_bisection(
 def search_ours(image, spec, seed: int, shared: bool) -> list[tuple[int, bool, bool]]:
     """(applications, in band, reachable) per level from our search."""
     outcomes = []
-    probe = StrengthProbe(image, spec, seed)
+    probe = new_probe(image, spec, seed)
     for level in LEVELS:
         if not shared:
-            probe = StrengthProbe(image, spec, seed)
+            probe = new_probe(image, spec, seed)
         before = probe.applications
         _, record = calibrate(probe, level)
         outcomes.append((probe.applications - before, bool(record.in_band), record.reachable))
@@ -101,7 +110,7 @@ def search_bisection(image, spec, seed: int) -> list[tuple[int, bool]]:
     """(applications, in band) per level from the early-stopping bisection."""
     outcomes = []
     for level in LEVELS:
-        probe = StrengthProbe(image, spec, seed)
+        probe = new_probe(image, spec, seed)
         _, _, ok = early_stopping_bisection(probe, level)
         outcomes.append((probe.applications, ok))
     return outcomes
@@ -110,7 +119,7 @@ def search_bisection(image, spec, seed: int) -> list[tuple[int, bool]]:
 def search_plain(image, spec, seed: int) -> list[int]:
     outcomes = []
     for level in LEVELS:
-        probe = StrengthProbe(image, spec, seed)
+        probe = new_probe(image, spec, seed)
         bisection(probe, level, steps=BISECTION_STEPS)
         outcomes.append(probe.applications)
     return outcomes
@@ -237,7 +246,7 @@ def main() -> None:
 
         photograph = data.retina()
         specs = [s for s in specs if s.applies_to("fundus")]
-        images = {spec.name: [photograph] for spec in specs}
+        images = {spec.name: [(photograph, "fundus")] for spec in specs}
         described = f"scikit-image's retina, {photograph.shape[1]}x{photograph.shape[0]}"
     else:
         images = {spec.name: images_for(spec, args.images, args.size) for spec in specs}

@@ -13,7 +13,9 @@ clean image, with the whole-frame mean recorded beside it:
 - ultrasound: the scanned region (sector or linear) that ``ultrasound.detect_scan`` finds;
 - colour fundus: the camera aperture (``fundus.field_of_view``);
 - endoscopy: the scope's image circle (``endoscopy.field_of_view``);
-- CT: the patient (``ct.body_mask``: above -500 HU, or enclosed by it: lungs, sinuses).
+- CT: the patient (``ct.body_mask``: above -500 HU, or enclosed by it: lungs, sinuses);
+- X-ray: the collimated field, between the white bands that the collimator's blades leave
+  unexposed at the frame's sides (``xray.collimated_field``).
 
 Other modalities, images whose region covers (almost) the whole frame or too little of it to be
 trusted, and bare arrays without a modality are measured over the whole frame.
@@ -88,11 +90,18 @@ def _ct(body: np.ndarray, context: Any) -> np.ndarray:
     return body_mask(slice_hu(gray, context))
 
 
+def _xray(body: np.ndarray, context: Any) -> np.ndarray | None:
+    from .corruptions.xray import collimated_field
+
+    return collimated_field(_unit_gray(body, context.window))
+
+
 FINDERS: dict[str, tuple[str, Callable[[np.ndarray, Any], np.ndarray | None]]] = {
     "ultrasound": ("scanned region", _ultrasound),
     "fundus": ("camera aperture", _fundus),
     "endoscopy": ("image circle", _endoscopy),
     "ct": ("body", _ct),
+    "xray": ("collimated field", _xray),
 }
 
 

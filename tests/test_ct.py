@@ -222,3 +222,21 @@ def test_every_corruption_is_fast_enough_for_a_512_slice():
         start = time.perf_counter()
         corrupt(big, name, 3, seed=0)
         assert time.perf_counter() - start < 1.0, name
+
+
+def test_body_mask_is_the_largest_region_above_the_body_threshold_with_its_holes_filled():
+    """OpenCV's components and flood fill give scipy's 4-connected label and hole filling."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        shape = tuple(rng.integers(8, 80, 2))
+        hu = ndimage.gaussian_filter(rng.normal(size=shape), rng.uniform(0.5, 3)) * 3000 - 500
+        inside = hu > ct.BODY_HU
+        labels, count = ndimage.label(inside)
+        if count:
+            largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+            expected = ndimage.binary_fill_holes(largest)
+        else:
+            expected = inside
+        assert np.array_equal(ct.body_mask(hu), expected)

@@ -49,7 +49,7 @@ def test_real_frames_have_their_imaged_region(modality, kind):
 
 
 def test_modalities_without_a_region_are_measured_over_the_frame():
-    for modality in ("mri", "xray", "pathology", "oct"):
+    for modality in ("mri", "pathology", "dermoscopy", "oct"):
         ref = reference_images(modality, max_size=128)[0]
         array, context = _context(ref.image, modality)
         assert imaged_region(array, context) is None

@@ -199,3 +199,42 @@ def test_a_radiograph_file_keeps_its_dtype_and_is_shown_through_its_dicom_window
     assert out.dtype == medical.array.dtype and out.shape == medical.array.shape
     assert params["value_range"] == [0.0, 4096.0]  # WindowCenter 2048, WindowWidth 4096
     assert 0.8 < params["ssim"] < 0.999
+
+
+def test_collimated_field_is_the_rectangle_between_the_shuttered_bands():
+    image = chest(1, 128)
+    assert xray.collimated_field(image) is None  # an uncollimated frame
+    image[:, :20] = 1.0  # blades on the left and at the top: white, no primary beam
+    image[:9] = 1.0
+    image[40:60, 120:] = 1.0  # white inside the field that is no band (dense bone at the edge)
+    field = xray.collimated_field(image)
+    expected = np.zeros(image.shape, bool)
+    expected[9:, 20:] = True
+    assert np.array_equal(field, expected)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "xray_scatter",
+        "xray_under_exposure",
+        "xray_over_exposure",
+        "xray_quantum_noise",
+        "xray_grid_lines",
+    ],
+)
+def test_acquisition_corruptions_leave_the_shuttered_bands_of_a_real_radiograph(name):
+    """The lower-leg radiograph has white collimation on both sides (45% of the frame): the
+    acquisition's corruptions change the exposed field only, and SSIM is measured there."""
+    from medfm_robust_plugin.data.reference_set import reference_images
+    from medfm_robust_plugin.engine import image_context
+
+    leg = next(r for r in reference_images("xray") if r.name == "xray_leg")
+    array, _, context, shown = image_context(leg.image, modality="xray")
+    field = xray.collimated_field(shown.to_unit(array))
+    assert field is not None and 0.5 < field.mean() < 0.6
+    out, params = corrupt(leg.image, name, 4, 0, True, modality="xray")
+    assert np.array_equal(out[~field], array[~field])
+    assert not np.array_equal(out[field], array[field])
+    assert params["ssim_region"] == {"kind": "collimated field", "share": round(field.mean(), 4)}
+    assert params["ssim"] < params["ssim_frame"]

@@ -499,12 +499,16 @@ def metal_projections(centres_px: np.ndarray, radius_px: float, size: int) -> np
 
 def body_mask(hu: np.ndarray) -> np.ndarray:
     """The patient: the largest connected region above ``BODY_HU``, its holes filled."""
-    inside = hu > BODY_HU
-    labels, count = ndimage.label(inside)
-    if count == 0:
-        return inside
-    sizes = np.bincount(labels.ravel())[1:]
-    return ndimage.binary_fill_holes(labels == 1 + int(np.argmax(sizes)))
+    inside = (hu > BODY_HU).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
+    if count < 2:
+        return inside.astype(bool)
+    body = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    # its holes: what of the rest the frame's border cannot reach (4-connected, as scipy's)
+    h, w = body.shape
+    outside = np.pad(1 - body, 1, constant_values=1)
+    cv2.floodFill(outside, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 2, flags=4)
+    return outside[1:-1, 1:-1] != 2
 
 
 def metal_sites(hu: np.ndarray, spacing: tuple[float, float], radius_mm: float) -> np.ndarray:

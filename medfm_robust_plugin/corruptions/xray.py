@@ -5,6 +5,11 @@ bright pixels lie behind much attenuation (bone), dark ones behind little (lung)
 ``v`` in [0, 1] then stands for the detected exposure ``E = exp(-ATTENUATION_SPAN * v)`` relative to
 the unattenuated beam, so that exposure, scatter and photon statistics are applied where they act,
 in the exposure domain, and mapped back through the same fixed logarithmic display curve.
+
+The collimator's blades keep the beam off the frame's sides; the detector there reads nothing and
+the processing shutters those bands to white. The acquisition corruptions (exposure, scatter,
+quantum noise, grid) leave such bands as they are (``collimated_field``); a display error (the
+window) changes them as it changes everything shown.
 """
 
 from __future__ import annotations
@@ -26,6 +31,41 @@ ATTENUATION_SPAN = 4.0
 # detector, 0.15 mm pixels); the reference level that exposure corruptions change.
 REFERENCE_QUANTA = 10_000.0
 MIN_QUANTA = 0.5  # floor before the logarithm: a pixel that caught no quantum reads as one half
+# Collimation: a display value at or above UNEXPOSED is white (no primary beam); a row or column
+# white over BLADE_SHARE of its length lies under a collimator blade.
+UNEXPOSED = 0.98
+BLADE_SHARE = 0.95
+
+
+def _leading(flags: np.ndarray) -> int:
+    """How many of ``flags`` are True from the start on."""
+    return len(flags) if flags.all() else int(np.argmin(flags))
+
+
+def collimated_field(display: np.ndarray) -> np.ndarray | None:
+    """The exposed field (bool H x W) between the shuttered bands at the frame's sides, or None.
+
+    A band is a run of rows or columns from a side of the frame that are white nearly all along
+    (axis-aligned blades, the usual case); the field is the rectangle they leave.
+    """
+    white = display >= UNEXPOSED
+    rows = white.mean(axis=1) >= BLADE_SHARE
+    columns = white.mean(axis=0) >= BLADE_SHARE
+    top, bottom = _leading(rows), _leading(rows[::-1])
+    left, right = _leading(columns), _leading(columns[::-1])
+    if top + bottom + left + right == 0:
+        return None
+    field = np.zeros(white.shape, bool)
+    field[top : white.shape[0] - bottom, left : white.shape[1] - right] = True
+    return field
+
+
+def _shuttered(out: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The corrupted display inside the exposed field, the shuttered bands as they were."""
+    field = collimated_field(image[..., 0])
+    if field is None:
+        return out
+    return np.where(field[..., None], out, image).astype(np.float32, copy=False)
 
 
 def exposure_from_display(display: np.ndarray) -> np.ndarray:
@@ -83,7 +123,7 @@ def xray_scatter(image: np.ndarray, scatter_to_primary: float, rng: np.random.Ge
     scatter = _wide_blur(exposure, sigma)
     veiled = exposure + scatter_to_primary * scatter
     out = display_from_exposure(veiled)[..., None]
-    return out, {"kernel_sigma_fraction": kernel_width}
+    return _shuttered(out, image), {"kernel_sigma_fraction": kernel_width}
 
 
 def _wide_blur(field: np.ndarray, sigma: float) -> np.ndarray:
@@ -129,7 +169,7 @@ def xray_under_exposure(image: np.ndarray, stops: float, rng: np.random.Generato
     relative Poisson noise 1 / sqrt(N) grows most where the fewest quanta arrive (Bushberg et al.).
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
-    return _exposure_change(image, -stops, normal)
+    return _shuttered(_exposure_change(image, -stops, normal), image)
 
 
 @corruption(
@@ -151,7 +191,7 @@ def xray_over_exposure(image: np.ndarray, stops: float, rng: np.random.Generator
     image that already holds its own noise, so none is added.
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)  # same draws as under-exposure
-    return _exposure_change(image, stops, normal)
+    return _shuttered(_exposure_change(image, stops, normal), image)
 
 
 @corruption(
@@ -176,7 +216,7 @@ def xray_quantum_noise(image: np.ndarray, dose_fraction: float, rng: np.random.G
     (``reduced_dose``); unlike ``xray_under_exposure``, the detector's gain keeps the mean.
     """
     normal = rng.standard_normal(image.shape[:2], dtype=np.float32)
-    return reduced_dose(image[..., 0], dose_fraction, normal)[..., None]
+    return _shuttered(reduced_dose(image[..., 0], dose_fraction, normal)[..., None], image)
 
 
 @corruption(
@@ -207,7 +247,11 @@ def xray_grid_lines(image: np.ndarray, line_contrast: float, rng: np.random.Gene
     shadow = 0.5 * (1.0 + np.cos(2 * np.pi * frequency * across + phase))
     exposure = exposure_from_display(image[..., 0]) * (1.0 - line_contrast * shadow)
     out = display_from_exposure(exposure)[..., None]
-    return out, {"frequency": frequency, "vertical_lines": vertical_lines, "tilt_rad": float(tilt)}
+    return _shuttered(out, image), {
+        "frequency": frequency,
+        "vertical_lines": vertical_lines,
+        "tilt_rad": float(tilt),
+    }
 
 
 @corruption(

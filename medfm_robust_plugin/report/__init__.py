@@ -187,8 +187,10 @@ def _markdown(sections: list[Section], out: Path) -> str:
                 lines += [
                     f"### {run.label}: levels off the paper's SSIM band",
                     "",
-                    "Views whose presented SSIM is outside their level's band (table mode), or "
-                    "that calibration could not bring into it (SSIM mode: unreachable).",
+                    "Views whose presented SSIM (over the imaged region: the scan, the "
+                    "aperture, the body, the collimated field) is outside their level's band "
+                    "(table mode), or that calibration could not bring into it (SSIM mode: "
+                    "unreachable).",
                     "",
                     tables.markdown_table(levels, tables.LEVEL_COLUMNS),
                     "",
