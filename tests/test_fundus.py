@@ -217,3 +217,19 @@ def test_the_circle_count_is_that_of_testing_every_pixel():
         yy, xx = np.ogrid[0:h, 0:w]
         expected = int(((xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2).sum())
         assert pixels_in_circle(h, w, cx, cy, radius) == expected, (h, w, cx, cy, radius)
+
+
+@pytest.mark.parametrize("name", ["fundus_defocus", "fundus_haze"])
+def test_optical_blur_is_a_fraction_of_the_field_however_the_photograph_is_framed(name, photograph):
+    """The same photograph with a wider black surround is blurred as much over the retina: the
+    blur scales with the aperture, not with the frame."""
+    wide = np.pad(photograph, ((80, 80), (80, 80), (0, 0)))
+    aperture = fundus.field_of_view(photograph.astype(np.float32) / 255) > 0.5
+    assert fundus.field_diameter(aperture) == pytest.approx(
+        fundus.field_diameter(fundus.field_of_view(wide.astype(np.float32) / 255) > 0.5)
+    )
+    scores = []
+    for image in (photograph, wide):
+        _, params = corrupt(image, name, 3, 0, True, modality="fundus")
+        scores.append(params["ssim"])
+    assert scores[0] == pytest.approx(scores[1], abs=0.01)

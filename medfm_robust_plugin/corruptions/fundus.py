@@ -86,6 +86,17 @@ def field_of_view(image: np.ndarray) -> np.ndarray:
     return disc.astype(np.float32)
 
 
+def field_diameter(aperture: np.ndarray) -> float:
+    """The camera's field across, in pixels: the aperture's widest extent (a disc cut off at the
+    top and bottom keeps its horizontal diameter), or the frame's shorter side when the whole
+    frame is in view. Optical blur is a fraction of the field, however the photograph is framed."""
+    if aperture.all():
+        return float(min(aperture.shape[:2]))
+    columns = int(np.count_nonzero(aperture.any(axis=0)))
+    rows = int(np.count_nonzero(aperture.any(axis=1)))
+    return float(max(columns, rows))
+
+
 def pixels_in_circle(h: int, w: int, cx: float, cy: float, radius: float) -> int:
     """How many pixel centres (x, y) of an h x w frame have (x - cx)^2 + (y - cy)^2 <= radius^2.
 
@@ -304,7 +315,7 @@ def fundus_motion(image: np.ndarray, displacement: float, rng: np.random.Generat
     "fundus_defocus",
     family=FAMILY,
     modalities=RETINA,
-    # Radius of the blur circle, as a fraction of the image's shorter side.
+    # Radius of the blur circle, as a fraction of the field's diameter (``field_diameter``).
     severity_params=[0.006, 0.012, 0.02, 0.03, 0.045],
     param_range=(0.0, 0.15),
     reference="Goodman, Introduction to Fourier Optics, 3rd ed. 2005 (defocus aberration); "
@@ -318,12 +329,12 @@ def fundus_defocus(image: np.ndarray, radius_fraction: float, rng: np.random.Gen
     the focus error (Goodman). Blur is the most common reason fundus photographs are
     rejected (Shen et al. 2020). The disc kernel has an anti-aliased rim, so blur grows smoothly.
     """
-    radius = radius_fraction * min(image.shape[:2])
+    aperture = field_of_view(image)
+    radius = radius_fraction * field_diameter(aperture)
     reach = int(np.ceil(radius + 1))
     yy, xx = np.mgrid[-reach : reach + 1, -reach : reach + 1].astype(np.float32)
     kernel = np.clip(radius + 0.5 - np.hypot(xx, yy), 0.0, 1.0)
     kernel /= kernel.sum()
-    aperture = field_of_view(image)
     if aperture.all():
         out = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
         return out.reshape(image.shape)
@@ -387,17 +398,16 @@ def fundus_haze(image: np.ndarray, scattered: float, rng: np.random.Generator):
     Opacities of the lens scatter part of the light both ways: the retinal image loses contrast
     under a broad, bright veil and the remaining light is blurred (Peli & Peli 1989's model of the
     image through a cataract: attenuated, low-passed image plus a smooth veiling component).
-    The veil stays inside the camera aperture.
+    The veil stays inside the camera aperture; the blur is a fraction of the field's diameter.
     """
     h, w = image.shape[:2]
-    short = min(h, w)
     tint = np.array([1.0, 0.95, 0.8], np.float32) * rng.uniform(0.75, 0.95)  # warm, lens-yellowed
     tint = tint[: image.shape[2]] if image.shape[2] == 3 else tint[:1]
     coarse = rng.standard_normal((4, 4)).astype(np.float32)  # a veil has no detail: 4 x 4 knots
     unevenness = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
     veil_shape = np.clip(1.0 + 0.15 * unevenness, 0.5, 1.5)
     aperture = field_of_view(image)
-    blurred = _blur(image, scattered * 0.012 * short)
+    blurred = _blur(image, scattered * 0.012 * field_diameter(aperture))
     veil = scattered * tint * veil_shape
     return _keep_surround((1.0 - scattered) * blurred + veil, image, aperture)
 
