@@ -111,30 +111,40 @@ def ct_noise(references: list) -> dict[str, Any]:
     return rows
 
 
+def _robust_std(values: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the standard deviation of a normal spread, unmoved
+    by the display clipping up to a quarter of the values at either end."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
 def ultrasound_speckle(references: list) -> dict[str, Any]:
-    """Spread (std of 20 log10) of corrupted/clean in the brightest and darkest quartile, dB."""
+    """Spread of the added speckle in the display's dB, in the brightest and darkest quartile of
+    the echoes inside the scanned region.
+
+    The display shows ``DYNAMIC_RANGE_DB`` over its grey scale, so a change of grey level is a
+    change in dB; the spread is the robust standard deviation of that change (``_robust_std``:
+    the display clips strong speckle to black in dark tissue, which a plain standard deviation
+    would read as a smaller spread). Black pixels of the clean scan (no echo) are left out.
+    """
+    from medfm_robust_plugin.corruptions.ultrasound import DYNAMIC_RANGE_DB
+    from medfm_robust_plugin.imaged_region import imaged_region
+
     rows = {}
     spec = suite_for_modality("ultrasound").corruption("ultrasound_speckle")
     for reference in references:
-        clean = _grey(reference.array)
-        bright = clean >= np.percentile(clean, 75)
-        dark = (clean <= np.percentile(clean, 25)) & (clean > 0)
+        array, _, context, shown = image_context(reference.image, modality="ultrasound")
+        clean = _grey(shown.to_unit(array))
+        region = imaged_region(array, context)
+        echoes = (clean > 0.02) if region is None else (clean > 0.02) & region.mask
+        low, high = np.percentile(clean[echoes], [25, 75])
+        bright, dark = echoes & (clean >= high), echoes & (clean <= low)
         spread_bright, spread_dark = [], []
         for k in LEVELS:
-            out = _grey(
-                np.asarray(
-                    corrupt(
-                        reference.image,
-                        spec,
-                        k,
-                        level_seed(reference.name, "us", k),
-                        modality="ultrasound",
-                    )
-                )
-            )
-            ratio_db = 20.0 * np.log10((out + 1.0) / (clean + 1.0))
-            spread_bright.append(round(float(ratio_db[bright].std()), 2))
-            spread_dark.append(round(float(ratio_db[dark].std()), 2) if dark.any() else None)
+            seed = level_seed(reference.name, "us", k)
+            out = corrupt(reference.image, spec, k, seed, modality="ultrasound")
+            change_db = (_grey(shown.to_unit(np.asarray(out))) - clean) * DYNAMIC_RANGE_DB
+            spread_bright.append(round(_robust_std(change_db[bright]), 2))
+            spread_dark.append(round(_robust_std(change_db[dark]), 2))
         rows[reference.name] = {"bright_db": spread_bright, "dark_db": spread_dark}
     return rows
 

