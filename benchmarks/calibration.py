@@ -2,7 +2,7 @@
 calibrated level, share in band, and CPU time, per corruption and overall.
 
     python benchmarks/calibration.py [--images 4] [--size 192] [--names a,b] [--repeats 3]
-                                     [--shared] [--plain]
+                                     [--shared] [--plain] [--photograph] [--bare]
 
 The reference is the strongest plain search: bisection on strength towards the band's middle that
 stops at the first strength whose SSIM is in the band (at most 20 halvings, the paper's count).
@@ -11,7 +11,8 @@ stops at the first strength whose SSIM is in the band (at most 20 halvings, the 
 What is timed: CPU time of this process (one thread for numpy and OpenCV). Both searches start
 from a fresh ``StrengthProbe`` per level (the same image, corruption and seed, so the same SSIM
 curve), made as the view layer makes one for a sample of the image's modality (its presentation,
-and its imaged region where SSIM is averaged: a phantom's or the photograph's aperture); ``--shared`` lets our five levels of one (image, corruption) share
+and its imaged region where SSIM is averaged: a phantom's or the photograph's aperture; ``--bare``
+probes the arrays without a modality, whole-frame SSIM); ``--shared`` lets our five levels of one (image, corruption) share
 their measurements, as ``calibrate_levels`` does (the bisection still starts fresh). Per image the
 two searches run back to back, which goes first alternating from one image and one repeat to the
 next; the first image of the run is searched once untimed (imports, first allocations).
@@ -56,7 +57,7 @@ LEVELS = (1, 2, 3, 4, 5)
 BISECTION_STEPS = 20
 
 
-def images_for(spec, count: int, size: int) -> list[tuple[np.ndarray, str]]:
+def images_for(spec, count: int, size: int) -> list[tuple[np.ndarray, str | None]]:
     """(phantom, its modality) pairs for one corruption."""
     modality = next((m for m in spec.modalities if m in GENERATORS), None)
     modalities = [modality] if modality else ["dermoscopy", "ct", "endoscopy", "mri", "xray"]
@@ -64,9 +65,9 @@ def images_for(spec, count: int, size: int) -> list[tuple[np.ndarray, str]]:
     return [(phantom(m, size, seed=100 + k).image, m) for k, m in enumerate(chosen)]
 
 
-def new_probe(sample: tuple[np.ndarray, str], spec, seed: int) -> StrengthProbe:
+def new_probe(sample: tuple[np.ndarray, str | None], spec, seed: int) -> StrengthProbe:
     """A fresh probe on a sample of a modality, as the view layer makes one: its presentation and
-    imaged region (where SSIM is averaged) come from the modality."""
+    imaged region (where SSIM is averaged) come from the modality (none: a bare array)."""
     image, modality = sample
     _, _, context, _ = image_context(image, modality=modality)
     return StrengthProbe(image, spec, seed, context=context)
@@ -233,6 +234,12 @@ def main() -> None:
         action="store_true",
         help="search the 1411 px fundus photograph of scikit-image instead of phantoms",
     )
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="probe the bare arrays, without their modality (whole-frame SSIM, as corrupt() on an "
+        "array with no modality)",
+    )
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -251,6 +258,9 @@ def main() -> None:
     else:
         images = {spec.name: images_for(spec, args.images, args.size) for spec in specs}
         described = f"{args.images} ({args.size}x{args.size})"
+    if args.bare:
+        images = {name: [(image, None) for image, _ in pairs] for name, pairs in images.items()}
+        described += ", bare arrays (no modality: SSIM over the whole frame)"
     print(
         f"corruptions: {len(specs)}, images each: {described}, "
         f"levels: {LEVELS}, bands: {PAPER_BANDS}"
