@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import image as img
+from .ssim import WIN
 
 # A region outside these shares of the frame is not used: above, it is the frame; below, the
 # detection more likely found a fragment than the image.
@@ -117,5 +118,8 @@ def imaged_region(array: np.ndarray, context: Any) -> ImagedRegion | None:
         return None
     mask = np.asarray(mask, dtype=bool)
     if not MIN_SHARE <= float(mask.mean()) <= MAX_SHARE:
+        return None
+    pad = (WIN - 1) // 2
+    if not mask[pad:-pad, pad:-pad].any():  # no SSIM window is centred in it: the frame
         return None
     return ImagedRegion(mask, kind)

@@ -102,3 +102,14 @@ def test_ssim_mode_searches_on_the_region_ssim():
     assert 0.5 <= params["ssim"] <= 0.59
     # the abdomen is 30% of the frame: over the whole frame the same image reads far milder
     assert params["ssim_frame"] > 0.75
+
+
+def test_a_region_that_no_ssim_window_is_centred_in_is_the_whole_frame():
+    """A small CT crop whose patient lies in the border rows that SSIM leaves out is measured
+    over the frame (no error), as a frame without a region."""
+    hu = np.full((12, 40), -1000, np.int16)
+    hu[:2, 5:35] = 40  # soft tissue in the top two rows only
+    array, context = _context(hu, "ct")
+    assert imaged_region(array, context) is None
+    _, params = corrupt(hu, "gaussian_noise", 3, 0, True, modality="ct", units="HU")
+    assert params["ssim"] is not None and "ssim_region" not in params
