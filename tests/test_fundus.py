@@ -233,3 +233,17 @@ def test_optical_blur_is_a_fraction_of_the_field_however_the_photograph_is_frame
         _, params = corrupt(image, name, 3, 0, True, modality="fundus")
         scores.append(params["ssim"])
     assert scores[0] == pytest.approx(scores[1], abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["fundus_shadow", "fundus_blink", "fundus_uneven_illumination"])
+def test_what_falls_on_the_retina_is_placed_in_the_field_however_the_photograph_is_framed(
+    name, photograph
+):
+    """Floaters, the eyelid and the light field are laid out over the camera's field (the
+    aperture's box), so a wider black surround leaves the retina's damage as it was."""
+    wide = np.pad(photograph, ((80, 80), (120, 40), (0, 0)))
+    scores = []
+    for image in (photograph, wide):
+        _, params = corrupt(image, name, 4, 0, True, modality="fundus")
+        scores.append(params["ssim"])
+    assert scores[0] == pytest.approx(scores[1], abs=0.015)

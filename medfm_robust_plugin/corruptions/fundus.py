@@ -86,15 +86,33 @@ def field_of_view(image: np.ndarray) -> np.ndarray:
     return disc.astype(np.float32)
 
 
+def field_box(aperture: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the camera's field: the aperture's bounding box, or the frame
+    when the whole frame is in view. Where things fall on the retina is placed in this box, so a
+    photograph framed with more or less surround is corrupted alike."""
+    h, w = aperture.shape[:2]
+    if aperture.all():
+        return 0, 0, h, w
+    rows = np.flatnonzero(aperture.any(axis=1))
+    columns = np.flatnonzero(aperture.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, h, w
+    return (
+        int(rows[0]),
+        int(columns[0]),
+        int(rows[-1] - rows[0] + 1),
+        int(columns[-1] - columns[0] + 1),
+    )
+
+
 def field_diameter(aperture: np.ndarray) -> float:
     """The camera's field across, in pixels: the aperture's widest extent (a disc cut off at the
     top and bottom keeps its horizontal diameter), or the frame's shorter side when the whole
     frame is in view. Optical blur is a fraction of the field, however the photograph is framed."""
     if aperture.all():
         return float(min(aperture.shape[:2]))
-    columns = int(np.count_nonzero(aperture.any(axis=0)))
-    rows = int(np.count_nonzero(aperture.any(axis=1)))
-    return float(max(columns, rows))
+    _, _, height, width = field_box(aperture)
+    return float(max(height, width))
 
 
 def pixels_in_circle(h: int, w: int, cx: float, cy: float, radius: float) -> int:
@@ -166,19 +184,22 @@ def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.
     """
     opacity, count = param
     h, w = image.shape[:2]
-    control = rng.uniform(0.1, 0.9, (MAX_FLOATERS, 3, 2))  # Bezier control points, unit square
-    widths = rng.uniform(0.02, 0.08, MAX_FLOATERS)  # fractions of the shorter side
+    aperture = field_of_view(image)
+    top, left, field_h, field_w = field_box(aperture)
+    control = rng.uniform(0.1, 0.9, (MAX_FLOATERS, 3, 2))  # Bezier control points in the field
+    widths = rng.uniform(0.02, 0.08, MAX_FLOATERS)  # fractions of the field's shorter side
     softness = rng.uniform(0.015, 0.04, MAX_FLOATERS)  # out of focus: the vitreous is far
     weights = np.clip(count - np.arange(MAX_FLOATERS), 0.0, 1.0)
     # Shadows have no fine detail: draw them on a canvas of at most SHADOW_CANVAS pixels across.
     scale = min(1.0, SHADOW_CANVAS / min(h, w))
     ch, cw = max(round(h * scale), 1), max(round(w * scale), 1)
-    short = min(ch, cw)
+    short = min(field_h, field_w) * scale
     t = np.linspace(0.0, 1.0, 24, dtype=np.float32)[None, :, None]
     curves = (
         (1 - t) ** 2 * control[:, :1] + 2 * (1 - t) * t * control[:, 1:2] + t**2 * control[:, 2:]
     )
-    curves = curves * np.array([cw, ch], np.float32)
+    curves = (curves * np.array([field_w, field_h]) + np.array([left, top])) * scale
+    curves = curves.astype(np.float32)
     shadow = np.zeros((ch, cw), np.float32)
     for curve, width, soft, weight in zip(curves, widths, softness, weights, strict=True):
         if weight <= 0:
@@ -191,7 +212,7 @@ def fundus_shadow(image: np.ndarray, param: tuple[float, float], rng: np.random.
     if scale < 1.0:
         shadow = cv2.resize(shadow, (w, h), interpolation=cv2.INTER_LINEAR)
     # The floaters shade the retina; the camera's black surround is no part of the eye.
-    return _keep_surround(image * (1.0 - opacity * shadow)[..., None], image, field_of_view(image))
+    return _keep_surround(image * (1.0 - opacity * shadow)[..., None], image, aperture)
 
 
 @corruption(
@@ -255,21 +276,23 @@ def fundus_blink(image: np.ndarray, coverage: float, rng: np.random.Generator):
     et al. 2014). The lid lets a little light through; ``coverage`` is the band's mean height.
     """
     h, w = image.shape[:2]
+    aperture = field_of_view(image)
+    top, left, field_h, field_w = field_box(aperture)  # the lid crosses the field, not the frame
     from_top = rng.uniform() < 0.75  # the upper lid droops far more often
     curvature = rng.uniform(0.3, 0.9)  # lid margin bulges towards the pupil
     centre = rng.uniform(0.3, 0.7)
     transmission = rng.uniform(0.05, 0.2)
-    edge_width = rng.uniform(0.02, 0.05) * h
-    x = (np.arange(w, dtype=np.float32) + 0.5) / w
+    edge_width = rng.uniform(0.02, 0.05) * field_h
+    x = (np.arange(w, dtype=np.float32) + 0.5 - left) / field_w
     margin = (
-        coverage * h * (1.0 + curvature * (0.25 - (x - centre) ** 2) * 2)
+        coverage * field_h * (1.0 + curvature * (0.25 - (x - centre) ** 2) * 2)
     )  # lid edge, per column
-    depth = np.arange(h, dtype=np.float32)[:, None] + 0.5
+    depth = np.arange(h, dtype=np.float32)[:, None] + 0.5 - top
     if not from_top:
-        depth = h - depth
+        depth = field_h - depth
     covered = _smoothstep((margin[None, :] - depth) / edge_width)  # none at all when coverage is 0
     out = image * (1.0 - (1.0 - transmission) * covered)[..., None]
-    return _keep_surround(out, image, field_of_view(image)), {"from_top": from_top}
+    return _keep_surround(out, image, aperture), {"from_top": from_top}
 
 
 # --------------------------------------------------------------------------- motion and optics
@@ -364,8 +387,10 @@ def fundus_uneven_illumination(image: np.ndarray, gain: float, rng: np.random.Ge
     tilt plus two Gaussian hot/cold spots, scaled so its log spans +-``gain``.
     """
     h, w = image.shape[:2]
-    yy = ((np.arange(h, dtype=np.float32) + 0.5) / h - 0.5)[:, None]
-    xx = ((np.arange(w, dtype=np.float32) + 0.5) / w - 0.5)[None, :]
+    aperture = field_of_view(image)
+    top, left, field_h, field_w = field_box(aperture)  # the light field spans the camera's field
+    yy = ((np.arange(h, dtype=np.float32) + 0.5 - top) / field_h - 0.5)[:, None]
+    xx = ((np.arange(w, dtype=np.float32) + 0.5 - left) / field_w - 0.5)[None, :]
     tilt_angle = rng.uniform(0, 2 * np.pi)
     spots = rng.uniform(-0.4, 0.4, (2, 2))  # centres (x, y)
     spot_sizes = rng.uniform(0.12, 0.3, 2)
@@ -376,10 +401,14 @@ def fundus_uneven_illumination(image: np.ndarray, gain: float, rng: np.random.Ge
         across = np.exp(-0.5 * (xx - cx) ** 2 / size**2)
         down = sign * np.exp(-0.5 * (yy - cy) ** 2 / size**2)
         log_field = log_field + down * across
-    log_field -= log_field.mean()
-    log_field /= max(float(np.abs(log_field).max()), 1e-6)
+    # centred and scaled over the retina: the surround is kept, whatever the field does there
+    inside = log_field if aperture.all() else log_field[aperture > 0.5]
+    centre = inside.mean()
+    spread = float(np.abs(inside - centre).max())
+    log_field -= centre
+    log_field /= max(spread, 1e-6)
     out = image * np.exp(gain * log_field)[..., None]
-    return _keep_surround(out, image, field_of_view(image))
+    return _keep_surround(out, image, aperture)
 
 
 @corruption(
