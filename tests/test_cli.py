@@ -179,6 +179,19 @@ def test_corrupt_in_ssim_mode_says_when_the_band_was_not_reached(tmp_path):
     assert "warning" not in reached.stderr
 
 
+def test_the_band_warning_says_where_ssim_was_measured(tmp_path):
+    """On a real abdominal CT, rings at full strength stop above level 5's band over the body
+    (30% of the frame); the warning says that the SSIM is the body's."""
+    from medfm_robust_plugin.data.reference_set import package_file, reference_entries
+
+    (entry,) = [e for e in reference_entries("ct") if e.name == "ct_abdomen"]
+    done = cli("corrupt", str(package_file(entry)), str(tmp_path / "rings.dcm"), "-c",
+               "ct_ring_artifact", "-s", "5", "--mode", "ssim")  # fmt: skip
+    (warning,) = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert "level 5 SSIM band 0.50-0.59 not reached" in warning
+    assert "over the body (30% of the frame)" in warning
+
+
 def test_preview_needs_a_modality_or_corruptions_and_titles_what_it_shows(tmp_path):
     done = cli("preview", "-o", str(tmp_path / "all.png"), ok=False)
     assert done.returncode == 1 and not (tmp_path / "all.png").exists()

@@ -103,12 +103,15 @@ def corrupt(
     click.echo(f"wrote {output_path} ({name}, severity {level}, seed {seed})")
     calibration = params.get("calibration") if mode == "ssim" else None
     if calibration and not calibration.get("in_band"):
-        click.echo(f"warning: {_missed_band(calibration)}", err=True)
+        click.echo(f"warning: {_missed_band(calibration, params.get('ssim_region'))}", err=True)
 
 
-def _missed_band(calibration: dict[str, Any]) -> str:
+def _missed_band(calibration: dict[str, Any], region: dict[str, Any] | None = None) -> str:
     """One line: which level's SSIM band calibration did not reach, and what it got instead."""
     low, high = calibration["band"]
+    where = (
+        f" over the {region['kind']} ({100 * region['share']:.0f}% of the frame)" if region else ""
+    )
     why = calibration.get("note", "").removeprefix("band not reached: ") or (
         "the corruption cannot reach it on this image"
         if not calibration.get("reachable", True)
@@ -116,7 +119,8 @@ def _missed_band(calibration: dict[str, Any]) -> str:
     )
     return (
         f"level {calibration['level']} SSIM band {low:.2f}-{high:.2f} not reached: the image "
-        f"written has SSIM {calibration['ssim']:.3f} at strength {calibration['strength']:.3f} "
+        f"written has SSIM {calibration['ssim']:.3f}{where} at strength "
+        f"{calibration['strength']:.3f} "
         f"({why}); it is the closest this corruption gets to the band"
     )
 
