@@ -1,10 +1,10 @@
-"""The MedFM-Robust plugin contract: seven hooks handed a ``register`` callback, and one handed
+"""The MedFM-Robust plugin contract: eight hooks handed a ``register`` callback, and one handed
 the command line.
 
 A plugin is a module (or an installed package exposing one through the ``medfm_robust`` entry-point
 group) that implements any of these hooks with ``@medfm_robust_plugin.hookimpl``. The built-in
-corruptions, suites, datasets, tasks, models, metrics, hosts and host commands are registered
-through the very same hooks.
+corruptions, suites, imaged regions, datasets, tasks, models, metrics, hosts and host commands are
+registered through the very same hooks.
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def register_metrics(register: Register) -> None:
 @hookspec
 def register_suites(register: Register) -> None:
     """Register corruption suites: ``register(suite)`` for a ``Suite`` (e.g. from ``load_suite_file``)."""
+
+
+@hookspec
+def register_imaged_regions(register: Register) -> None:
+    """Say where SSIM is averaged on a modality's frames: ``register(finder)`` for an
+    ``imaged_region.RegionFinder`` (its ``name`` is the modality key)."""
 
 
 @hookspec

@@ -18,7 +18,8 @@ clean image, with the whole-frame mean recorded beside it:
   unexposed at the frame's sides (``xray.collimated_field``).
 
 Other modalities, images whose region covers (almost) the whole frame or too little of it to be
-trusted, and bare arrays without a modality are measured over the whole frame.
+trusted, and bare arrays without a modality are measured over the whole frame. A plugin gives its
+own modality a region through the ``register_imaged_regions`` hook (a ``RegionFinder``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import image as img
-from .ssim import WIN
+from .hookspecs import hookimpl
 
 # A region outside these shares of the frame is not used: above, it is the frame; below, the
 # detection more likely found a fragment than the image.
@@ -97,29 +98,62 @@ def _xray(body: np.ndarray, context: Any) -> np.ndarray | None:
     return collimated_field(_unit_gray(body, context.window))
 
 
-FINDERS: dict[str, tuple[str, Callable[[np.ndarray, Any], np.ndarray | None]]] = {
-    "ultrasound": ("scanned region", _ultrasound),
-    "fundus": ("camera aperture", _fundus),
-    "endoscopy": ("image circle", _endoscopy),
-    "ct": ("body", _ct),
-    "xray": ("collimated field", _xray),
-}
+@dataclass(frozen=True)
+class RegionFinder:
+    """How to find a modality's imaged region: ``find(body, context)`` takes the clean image's
+    values (H x W x C, the caller's units, alpha removed) and its ``ImageContext`` and returns a
+    bool H x W mask, or None for the whole frame. ``name`` is the modality key, ``kind`` what the
+    region is (recorded with every SSIM: "scanned region", "body")."""
+
+    name: str
+    kind: str
+    find: Callable[[np.ndarray, Any], np.ndarray | None]
+
+
+BUILTIN_FINDERS: tuple[RegionFinder, ...] = (
+    RegionFinder("ultrasound", "scanned region", _ultrasound),
+    RegionFinder("fundus", "camera aperture", _fundus),
+    RegionFinder("endoscopy", "image circle", _endoscopy),
+    RegionFinder("ct", "body", _ct),
+    RegionFinder("xray", "collimated field", _xray),
+)
+
+
+@hookimpl
+def register_imaged_regions(register: Callable[..., Any]) -> None:
+    for finder in BUILTIN_FINDERS:
+        register(finder)
+
+
+def region_finder(modality: str | None) -> RegionFinder | None:
+    """The finder registered for ``modality`` (None: measured over the whole frame)."""
+    if not modality:
+        return None
+    from .plugins import get_registry
+
+    try:
+        return get_registry().get("regions", modality)
+    except KeyError:
+        return None
 
 
 def imaged_region(array: np.ndarray, context: Any) -> ImagedRegion | None:
     """The imaged region of a clean image with its ``ImageContext``; None: the whole frame."""
-    finder = FINDERS.get(getattr(context, "modality", None) or "")
+    finder = region_finder(getattr(context, "modality", None))
     if finder is None or context.window is None:
         return None
-    kind, find = finder
     body, _, _ = img.split(array, context.window)
-    mask = find(body, context)
+    mask = finder.find(body, context)
     if mask is None:
         return None
     mask = np.asarray(mask, dtype=bool)
+    if mask.shape != body.shape[:2]:
+        from .errors import PluginError
+
+        raise PluginError(
+            f"the imaged region of modality '{finder.name}' ({finder.kind}) came back with shape "
+            f"{mask.shape} for an image of {body.shape[0]} x {body.shape[1]} pixels"
+        )
     if not MIN_SHARE <= float(mask.mean()) <= MAX_SHARE:
         return None
-    pad = (WIN - 1) // 2
-    if not mask[pad:-pad, pad:-pad].any():  # no SSIM window is centred in it: the frame
-        return None
-    return ImagedRegion(mask, kind)
+    return ImagedRegion(mask, finder.kind)

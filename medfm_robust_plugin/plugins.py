@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = tuple(
     )
 ) + (
     "medfm_robust_plugin.suites",
+    "medfm_robust_plugin.imaged_region",
     "medfm_robust_plugin.data.loaders",
     "medfm_robust_plugin.data.mini",
     "medfm_robust_plugin.tasks",
@@ -77,6 +78,7 @@ KINDS: dict[str, str] = {
     "metrics": "register_metrics",
     "suites": "register_suites",
     "hosts": "register_hosts",
+    "regions": "register_imaged_regions",
 }
 SINGULAR = {
     "corruptions": "corruption",
@@ -86,6 +88,7 @@ SINGULAR = {
     "metrics": "metric",
     "suites": "suite",
     "hosts": "host",
+    "regions": "imaged region",
 }
 
 
@@ -277,6 +280,7 @@ KIND_MEMBERS: dict[str, tuple[str, ...]] = {
     "metrics": ("name", "kinds", "score", "summarize"),
     "suites": ("name", "modality", "corruptions"),
     "hosts": ("name", "tasks", "reads", "read_records"),
+    "regions": ("name", "kind", "find"),
 }
 
 

@@ -267,10 +267,15 @@ class PresentedReference:
 
     @classmethod
     def of(cls, clean: np.ndarray, context: Any) -> PresentedReference:
-        """The reference of a clean image with its ``ImageContext``: its window and imaged region."""
+        """The reference of a clean image with its ``ImageContext``: its window and imaged region
+        (the whole frame when no SSIM window is centred in the region)."""
         from .imaged_region import imaged_region
 
-        return cls(clean, context.window, imaged_region(clean, context))
+        region = imaged_region(clean, context)
+        pad = (WIN - 1) // 2
+        if region is not None and not region.mask[pad:-pad, pad:-pad].any():
+            region = None
+        return cls(clean, context.window, region)
 
     def ssim(self, corrupted: np.ndarray) -> float:
         return self.scores(corrupted)[0]

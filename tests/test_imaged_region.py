@@ -13,7 +13,7 @@ from medfm_robust_plugin.data.reference_set import reference_images
 from medfm_robust_plugin.engine import image_context
 from medfm_robust_plugin.image import adapt_channels, split, to_physical, to_unit
 from medfm_robust_plugin.imaged_region import MAX_SHARE, MIN_SHARE, imaged_region
-from medfm_robust_plugin.ssim import presented_ssim
+from medfm_robust_plugin.ssim import PresentedReference, presented_ssim
 
 
 def _reference(name: str, modality: str):
@@ -110,6 +110,54 @@ def test_a_region_that_no_ssim_window_is_centred_in_is_the_whole_frame():
     hu = np.full((12, 40), -1000, np.int16)
     hu[:2, 5:35] = 40  # soft tissue in the top two rows only
     array, context = _context(hu, "ct")
-    assert imaged_region(array, context) is None
+    assert imaged_region(array, context).share == pytest.approx(60 / 480)  # found, but ...
+    assert PresentedReference.of(array, context).region is None  # ... no window is centred in it
     _, params = corrupt(hu, "gaussian_noise", 3, 0, True, modality="ct", units="HU")
     assert params["ssim"] is not None and "ssim_region" not in params
+
+
+INFRARED_PLUGIN = """
+    import numpy as np
+    from medfm_robust_plugin import hookimpl
+    from medfm_robust_plugin.imaged_region import RegionFinder
+
+    def warm(body, context):
+        return body[..., 0] > 0  # the lit part of a thermogram; the black mount is not imaged
+
+    @hookimpl
+    def register_imaged_regions(register):
+        register(RegionFinder("thermography", "warm region", warm))
+        register(RegionFinder("ct", "something else", warm))  # ct is taken: the built-in stays
+"""
+
+
+def test_a_plugin_gives_its_modality_an_imaged_region(tmp_path, monkeypatch):
+    from medfm_robust_plugin.plugins import get_registry
+
+    from .plugin_helpers import add_entry_point_plugin
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_entry_point_plugin(tmp_path, "infrared", "lab_infrared_plugin", INFRARED_PLUGIN)
+    registry = get_registry()
+    assert registry.registered_by("infrared")["regions"] == ["thermography"]
+    (duplicate,) = [f for f in registry.failures if f.plugin == "infrared"]
+    assert "imaged region 'ct'" in duplicate.error
+    frame = np.zeros((64, 64), np.uint8)
+    frame[8:56, 16:48] = np.random.default_rng(0).integers(60, 200, (48, 32))
+    _, params = corrupt(frame, "gaussian_noise", 3, 0, True, modality="thermography")
+    assert params["ssim_region"] == {"kind": "warm region", "share": 0.375}
+    assert params["ssim"] > params["ssim_frame"] + 0.1  # the noisy black mount does not count
+    ct = _reference("ct_small", "ct")
+    _, params = corrupt(ct.image, "gaussian_noise", 3, 0, True, modality="ct")
+    assert params["ssim_region"]["kind"] == "body"
+
+
+def test_a_region_of_the_wrong_shape_names_the_modality(monkeypatch):
+    from medfm_robust_plugin.errors import PluginError
+    from medfm_robust_plugin.imaged_region import RegionFinder
+
+    broken = RegionFinder("ct", "body", lambda body, context: np.ones((3, 3), bool))
+    monkeypatch.setattr("medfm_robust_plugin.imaged_region.region_finder", lambda m: broken)
+    ct = _reference("ct_small", "ct")
+    with pytest.raises(PluginError, match=r"modality 'ct' \(body\) came back with shape \(3, 3\)"):
+        corrupt(ct.image, "gaussian_noise", 3, 0, True, modality="ct")
