@@ -54,6 +54,17 @@ def ssim(
     return SSIMReference(b, data_range, region).ssim(a)
 
 
+def _windows_centred_in(region: np.ndarray) -> np.ndarray:
+    """The part of a region (bool H x W) where whole windows fit: SSIM leaves out the border."""
+    pad = (WIN - 1) // 2
+    return region[pad:-pad, pad:-pad]
+
+
+def holds_a_window(region: np.ndarray) -> bool:
+    """Whether any SSIM window is centred in ``region`` (bool H x W)."""
+    return bool(_windows_centred_in(region).any())
+
+
 def _inner(region: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """The region's part where whole windows fit (the border SSIM leaves out), checked."""
     if region is None:
@@ -61,8 +72,7 @@ def _inner(region: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | No
     region = np.asarray(region, dtype=bool)
     if region.shape != tuple(shape[:2]):
         raise ValueError(f"SSIM region of shape {region.shape} for an image of shape {shape}")
-    pad = (WIN - 1) // 2
-    inner = region[pad:-pad, pad:-pad]
+    inner = _windows_centred_in(region)
     if not inner.any():
         raise ValueError("SSIM region holds no whole window")
     return inner
@@ -272,8 +282,7 @@ class PresentedReference:
         from .imaged_region import imaged_region
 
         region = imaged_region(clean, context)
-        pad = (WIN - 1) // 2
-        if region is not None and not region.mask[pad:-pad, pad:-pad].any():
+        if region is not None and not holds_a_window(region.mask):
             region = None
         return cls(clean, context.window, region)
 
