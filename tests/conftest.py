@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 
 from medfm_robust_plugin.plugins import reset_registry
+from medfm_robust_plugin.ssim import REFERENCES
 
 
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch):
     """Every test sees the plugins as its environment declares them (entry points a test adds to
-    sys.path leave with it)."""
+    sys.path leave with it), and no clean SSIM reference kept by an earlier test."""
     path = list(sys.path)
     reset_registry()
+    REFERENCES.clear()
     yield
     sys.path[:] = path
     reset_registry()
+    REFERENCES.clear()
 
 
 @pytest.fixture(scope="session")

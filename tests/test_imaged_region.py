@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from medfm_robust_plugin.data.reference_set import reference_images
 from medfm_robust_plugin.engine import image_context
 from medfm_robust_plugin.image import adapt_channels, split, to_physical, to_unit
 from medfm_robust_plugin.imaged_region import MAX_SHARE, MIN_SHARE, imaged_region
-from medfm_robust_plugin.ssim import PresentedReference, presented_ssim
+from medfm_robust_plugin.ssim import REFERENCES, PresentedReference, ReferenceCache, presented_ssim
 
 
 def _reference(name: str, modality: str):
@@ -161,3 +163,41 @@ def test_a_region_of_the_wrong_shape_names_the_modality(monkeypatch):
     ct = _reference("ct_small", "ct")
     with pytest.raises(PluginError, match=r"modality 'ct' \(body\) came back with shape \(3, 3\)"):
         corrupt(ct.image, "gaussian_noise", 3, 0, True, modality="ct")
+
+
+def test_the_clean_side_of_ssim_is_kept_per_image_content_and_context():
+    """A sample is measured at every level of every corruption: its region and window sums are
+    found once. The key is the content, so a copy hits and an image changed in place does not."""
+    ref = _reference("us_echo_frame60", "ultrasound")
+    array, context = _context(ref.image, "ultrasound")
+    first = PresentedReference.of(array, context)
+    assert PresentedReference.of(array.copy(), context) is first
+    assert len(REFERENCES) == 1
+    bare = dataclasses.replace(context, modality=None)
+    assert PresentedReference.of(array, bare) is not first  # another context: whole frame
+    assert PresentedReference.of(array, bare).region is None
+    assert first.region is not None
+    changed = array.copy()
+    changed.flat[0] ^= 1  # one pixel's lowest bit
+    assert PresentedReference.of(changed, context) is not first
+    # what is kept gives what a fresh reference gives
+    out, params = corrupt(ref.image, "ultrasound_speckle", 3, 1, True, modality="ultrasound")
+    REFERENCES.clear()
+    fresh = PresentedReference.of(array, context).scores(out)
+    assert (params["ssim"], params["ssim_frame"]) == pytest.approx(fresh, abs=1e-6)
+
+
+def test_the_reference_cache_keeps_to_its_budget():
+    ref = _reference("us_echo_frame60", "ultrasound")
+    array, context = _context(ref.image, "ultrasound")
+    one = PresentedReference.of(array, context)
+    cache = ReferenceCache(budget=2 * one.nbytes + 1)
+    for key in "abc":
+        cache.put(key, PresentedReference.of(array, context))
+    assert list(cache.entries) == ["b", "c"]  # the least recently used went first
+    assert cache.get("b") is not None
+    cache.put("d", one)
+    assert list(cache.entries) == ["b", "d"]
+    small = ReferenceCache(budget=one.nbytes - 1)
+    small.put("a", one)
+    assert len(small) == 0  # larger than the budget: not kept
