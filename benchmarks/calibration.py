@@ -2,7 +2,7 @@
 calibrated level, share in band, and CPU time, per corruption and overall.
 
     python benchmarks/calibration.py [--images 4] [--size 192] [--names a,b] [--repeats 3]
-                                     [--shared] [--plain] [--photograph] [--bare]
+                                     [--shared] [--plain] [--photograph] [--bare] [--cold]
 
 The reference is the strongest plain search: bisection on strength towards the band's middle that
 stops at the first strength whose SSIM is in the band (at most 20 halvings, the paper's count).
@@ -16,6 +16,10 @@ probes the arrays without a modality, whole-frame SSIM); ``--shared`` lets our f
 their measurements, as ``calibrate_levels`` does (the bisection still starts fresh). Per image the
 two searches run back to back, which goes first alternating from one image and one repeat to the
 next; the first image of the run is searched once untimed (imports, first allocations).
+
+The clean side of SSIM (the image's imaged region and window sums) is kept between probes of
+one image, as in runs and views (``ssim.REFERENCES``); ``--cold`` empties that cache before every
+probe, so each level also pays for finding the region and the clean image's sums.
 
 ``--photograph`` searches scikit-image's colour fundus photograph (``retina``, 1411 x 1411) at its
 full size instead, for every corruption meant for fundus images, and prints the seconds per
@@ -50,11 +54,13 @@ from medfm_robust_plugin.calibration import (  # noqa: E402
 )
 from medfm_robust_plugin.data.phantoms import GENERATORS, phantom  # noqa: E402
 from medfm_robust_plugin.engine import image_context, sample_seed  # noqa: E402
+from medfm_robust_plugin.ssim import REFERENCES  # noqa: E402
 
 cv2.setNumThreads(1)
 
 LEVELS = (1, 2, 3, 4, 5)
 BISECTION_STEPS = 20
+COLD = False  # --cold: no clean reference kept from one probe to the next
 
 
 def images_for(spec, count: int, size: int) -> list[tuple[np.ndarray, str | None]]:
@@ -69,6 +75,8 @@ def new_probe(sample: tuple[np.ndarray, str | None], spec, seed: int) -> Strengt
     """A fresh probe on a sample of a modality, as the view layer makes one: its presentation and
     imaged region (where SSIM is averaged) come from the modality (none: a bare array)."""
     image, modality = sample
+    if COLD:
+        REFERENCES.clear()
     _, _, context, _ = image_context(image, modality=modality)
     return StrengthProbe(image, spec, seed, context=context)
 
@@ -240,7 +248,14 @@ def main() -> None:
         help="probe the bare arrays, without their modality (whole-frame SSIM, as corrupt() on an "
         "array with no modality)",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="empty the cache of clean references before every probe",
+    )
     args = parser.parse_args()
+    global COLD
+    COLD = args.cold
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
 
@@ -268,6 +283,7 @@ def main() -> None:
     print(
         "timed: CPU time of this process, one thread; each level from a fresh probe"
         + (" (ours: levels share one probe)" if args.shared else "")
+        + ("; clean references not kept (--cold)" if args.cold else "; clean references kept")
         + "; ours and the early-stopping bisection back to back per image, the first "
         f"alternating; {args.repeats} repeats; warm (one untimed search first)"
     )
