@@ -296,6 +296,10 @@ class PresentedReference:
         kept = REFERENCES.get(key)
         if kept is not None:
             return kept
+        # a private, read-only copy: the caller may change its array after this call, and what
+        # is kept under the old content's key must not change with it
+        clean = np.array(clean, copy=True)
+        clean.flags.writeable = False
         region = imaged_region(clean, context)
         if region is not None and not holds_a_window(region.mask):
             region = None

@@ -180,6 +180,9 @@ def test_the_clean_side_of_ssim_is_kept_per_image_content_and_context():
     changed = array.copy()
     changed.flat[0] ^= 1  # one pixel's lowest bit
     assert PresentedReference.of(changed, context) is not first
+    array.flat[0] ^= 1  # the caller's array changed in place: what was kept is not
+    assert first.clean.flat[0] != array.flat[0] and not first.clean.flags.writeable
+    array.flat[0] ^= 1
     # what is kept gives what a fresh reference gives
     out, params = corrupt(ref.image, "ultrasound_speckle", 3, 1, True, modality="ultrasound")
     REFERENCES.clear()
