@@ -379,9 +379,28 @@ class ReferenceCache:
         return len(self.entries)
 
 
-# 384 MB: four 1411 px RGB photographs on the 8-bit path (the clean image, its region and its
-# window sums take about 70 MB each), or one such image on the float path.
-REFERENCES = ReferenceCache(384 * 2**20)
+def reference_budget() -> int:
+    """Bytes the kept clean references may take in one process: ``MEDFM_ROBUST_SSIM_REFERENCES_MB``
+    megabytes (0 keeps none), 384 by default: four 1411 px RGB photographs on the 8-bit path (the
+    clean image, its region and its window sums take about 70 MB each), or one on the float path;
+    every worker process of a job holds its own."""
+    import os
+
+    from .errors import PluginError
+
+    raw = os.environ.get("MEDFM_ROBUST_SSIM_REFERENCES_MB", "384")
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes >= 0:  # NaN and negatives too
+        raise PluginError(
+            f"MEDFM_ROBUST_SSIM_REFERENCES_MB must be a number of megabytes >= 0, got {raw!r}"
+        )
+    return int(megabytes * 2**20)
+
+
+REFERENCES = ReferenceCache(reference_budget())
 
 
 def presented_ssim(

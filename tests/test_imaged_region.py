@@ -204,3 +204,27 @@ def test_the_reference_cache_keeps_to_its_budget():
     small = ReferenceCache(budget=one.nbytes - 1)
     small.put("a", one)
     assert len(small) == 0  # larger than the budget: not kept
+
+
+@pytest.mark.parametrize(
+    "value,budget", [(None, 384 * 2**20), ("0", 0), ("1.5", 3 * 2**19), ("abc", None), ("-1", None)]
+)
+def test_the_reference_budget_comes_from_the_environment(monkeypatch, value, budget):
+    from medfm_robust_plugin.errors import PluginError
+    from medfm_robust_plugin.ssim import reference_budget
+
+    if value is None:
+        monkeypatch.delenv("MEDFM_ROBUST_SSIM_REFERENCES_MB", raising=False)
+    else:
+        monkeypatch.setenv("MEDFM_ROBUST_SSIM_REFERENCES_MB", value)
+    if budget is None:
+        with pytest.raises(PluginError, match=f"megabytes >= 0, got '{value}'"):
+            reference_budget()
+        return
+    assert reference_budget() == budget
+    if budget == 0:  # nothing is kept
+        ref = _reference("us_echo_frame60", "ultrasound")
+        array, context = _context(ref.image, "ultrasound")
+        cache = ReferenceCache(budget)
+        cache.put("a", PresentedReference.of(array, context))
+        assert len(cache) == 0
