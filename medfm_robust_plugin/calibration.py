@@ -165,7 +165,21 @@ def calibrate(
         sides.append(value < lo)
         weak, strong = _bracket(probe, hi, lo)
         if strong is None and weak is not None and weak[0] >= 1.0:
-            return finish(1.0, False, "band not reached: SSIM stays above it at full strength")
+            tried = []
+            for whole in _whole_number_tail(probe):
+                if probe.applications - start >= max_applications:
+                    break
+                if in_band(probe(whole)):
+                    return finish(whole, True)
+                tried.append(whole)
+            note = "band not reached: SSIM stays above it at full strength"
+            if not tried:
+                return finish(1.0, False, note)
+            nearest = min(probe.seen, key=lambda s: _distance(probe.seen[s][0], lo, hi))
+            n = len(tried)
+            return finish(
+                nearest, False, f"{note} and at the {n} whole-number parameters next to it"
+            )
         if weak is None and strong is not None and strong[0] <= 0.0:
             return finish(0.0, False, "band not reached: SSIM is below it at zero strength")
         if weak is not None and strong is not None and _stepped(probe, weak[0], strong[0]):
@@ -191,6 +205,27 @@ def calibrate(
 
 
 FLAT = 1e-4  # two SSIMs closer than this are the same: the curve does not move between them
+WHOLE_TAIL = 6  # whole-number parameters next to full strength tried before giving a band up
+
+
+def _whole_number_tail(probe: StrengthProbe) -> list[float]:
+    """The strengths of the ``WHOLE_TAIL`` whole-number parameters next to full strength that the
+    probe has not measured, strongest first (none unless the parameter is one whole number).
+
+    Such a curve need not fall all the way: JPEG quality 1 and 2 clamp every quantization step to
+    255 and can keep more of the image than quality 4-9 (scikit-image's retina: SSIM 0.83 at
+    quality 1, 0.70 at 5), so a band above full strength's SSIM may still lie among them.
+    """
+    spec = probe.corruption
+    lo, hi = spec.param_range or (spec.severity_params[0], spec.severity_params[-1])
+    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (lo, hi))
+    if not whole or lo == hi:
+        return []
+    lo, hi = int(lo), int(hi)
+    measured = {spec.param_for(strength=s) for s in probe.seen}
+    step = 1 if hi > lo else -1
+    tail = [p for p in range(hi, lo, -step) if p not in measured][:WHOLE_TAIL]
+    return [(p - lo) / (hi - lo) for p in tail]
 
 
 def _flat(probe: StrengthProbe, strength: float) -> bool:

@@ -151,6 +151,47 @@ def test_a_curve_that_saturates_early_is_searched_down_to_its_band():
     assert record.strength < 0.005 and record.applications <= 10
 
 
+@corruption(
+    "test_whole_dip",
+    family="test",
+    severity_params=[20, 15, 10, 5, 1],
+    param_range=(40, 1),
+)
+def whole_dip(image, quality, rng):
+    """A whole-number 'quality' whose darkening is deepest at 4, not at 1 (as JPEG's can be)."""
+    gain = {1: 0.75, 2: 0.75, 3: 0.7, 4: 0.45, 5: 0.7}.get(int(quality), 1.0 - 0.4 / quality)
+    return image * np.float32(gain)
+
+
+def test_a_whole_number_curve_that_turns_back_is_searched_next_to_full_strength():
+    """Full strength (quality 1) stays above band 3; quality 4 lies in it, and is found. A band
+    that none of the next whole numbers reaches stays unreachable, with the nearest SSIM kept."""
+    image = ct_slice(96, seed=1).image
+    probe = StrengthProbe(image, whole_dip, seed=0)
+    full = probe(1.0)
+    _, record = calibrate(probe, 3)
+    assert full > PAPER_BANDS[3][1]
+    assert record.in_band and record.reachable, record
+    assert whole_dip.param_for(strength=record.strength) == 4
+    _, five = calibrate(probe, 5)
+    assert not five.in_band and not five.reachable
+    assert "6 whole-number parameters" in five.note
+    assert whole_dip.param_for(strength=five.strength) == 4  # the nearest SSIM tried
+    assert five.applications <= 1 + 6
+
+
+def test_jpeg_finds_a_band_below_its_quality_1_ssim():
+    """scikit-image's retina as a bare array: JPEG quality 1 keeps SSIM 0.83, quality 4 gives
+    0.78 (band 3)."""
+    from skimage import data
+
+    out, params = corrupt(data.retina(), "jpeg_compression", 3, 0, True, mode="ssim")
+    assert params["calibration"]["in_band"], params["calibration"]
+    assert 1 < params["param"] <= 7
+    plain = corrupt(data.retina(), "jpeg_compression", strength=1.0, seed=0)
+    assert image_ssim(plain, data.retina()) > PAPER_BANDS[3][1]
+
+
 def _plain_ssim(a, b, data_range):
     """SSIM written as the formula reads (7 x 7 box, sample covariance, 3-pixel border)."""
     import cv2
