@@ -217,7 +217,7 @@ def _whole_number_tail(probe: StrengthProbe) -> list[float]:
     quality 1, 0.70 at 5), so a band above full strength's SSIM may still lie among them.
     """
     spec = probe.corruption
-    lo, hi = spec.param_range or (spec.severity_params[0], spec.severity_params[-1])
+    lo, hi = spec.strength_ends
     whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (lo, hi))
     if not whole or lo == hi:
         return []
@@ -317,7 +317,7 @@ def table_strength(spec: Corruption, level: int) -> float:
     """
     if not 1 <= level <= len(spec.severity_params):
         return 0.5
-    lo, hi = spec.param_range or (spec.severity_params[0], spec.severity_params[-1])
+    lo, hi = spec.strength_ends
     value = spec.severity_params[level - 1]
     entries = list(zip(*(v if isinstance(v, (tuple, list)) else (v,) for v in (lo, hi, value))))
     positions = []

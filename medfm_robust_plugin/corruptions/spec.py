@@ -75,6 +75,12 @@ class Corruption:
         """True when the corruption is meant for ``modality`` (an empty list means every modality)."""
         return modality is None or not self.modalities or modality in self.modalities
 
+    @property
+    def strength_ends(self) -> tuple[Any, Any]:
+        """The parameters at strength 0 and 1: ``param_range``, else the table's mildest and
+        strongest entries."""
+        return self.param_range or (self.severity_params[0], self.severity_params[-1])
+
     def param_for(self, severity: float | None = None, strength: float | None = None) -> Any:
         """The parameter at an integer or fractional severity (1-5), or at a strength in [0, 1]."""
         if strength is not None:
@@ -82,7 +88,7 @@ class Corruption:
                 raise SeverityError(
                     f"corruption '{self.name}': strength {strength!r} must lie in [0, 1]"
                 )
-            lo, hi = self.param_range or (self.severity_params[0], self.severity_params[-1])
+            lo, hi = self.strength_ends
             return _interpolate(lo, hi, float(strength), self.name)
         if severity is None or isinstance(severity, bool):
             raise SeverityError(f"corruption '{self.name}': severity {severity!r} must be 1-5")
