@@ -346,9 +346,11 @@ def _digest(array: np.ndarray) -> bytes:
 
 class ReferenceCache:
     """The most recently used ``PresentedReference``s, held to ``budget`` bytes in all (least
-    recently used first out; one larger than the budget is not kept). Thread-safe."""
+    recently used first out; one larger than the budget is not kept). Thread-safe. With no
+    budget given, ``reference_budget()`` is read when the first reference is kept, so a bad
+    setting is reported where SSIM is first measured, not when the package is imported."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int | None = None) -> None:
         import threading
         from collections import OrderedDict
 
@@ -365,6 +367,8 @@ class ReferenceCache:
 
     def put(self, key: Any, reference: PresentedReference) -> None:
         with self.lock:
+            if self.budget is None:
+                self.budget = reference_budget()
             self.entries[key] = reference
             self.entries.move_to_end(key)
             # sizes are read now: a float reference grows when it is first used
@@ -400,7 +404,7 @@ def reference_budget() -> int:
     return int(megabytes * 2**20)
 
 
-REFERENCES = ReferenceCache(reference_budget())
+REFERENCES = ReferenceCache()
 
 
 def presented_ssim(
