@@ -110,7 +110,8 @@ def dermoscopy_light_reflection(
     ring = overlays.draw_ellipses((h, w), leds, led_size, np.zeros(LED_COUNT), led_weight)
     halo = overlays.soft_edges(np.maximum(glare, ring), max(0.02 * short, 0.5))
     alpha = np.clip(1.6 * halo, 0.0, 1.0)
-    return overlays.blend(image, np.float32(0.98), alpha)
+    # Reflected light adds to what the skin returns: a pixel brighter than the glare stays as it is.
+    return np.maximum(overlays.blend(image, np.float32(0.98), alpha), image)
 
 
 @corruption(
