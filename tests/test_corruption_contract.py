@@ -23,8 +23,10 @@ SIZE = 128
 MONOTONE_SLACK = 0.005  # SSIM may stay level between two severities, never rise
 # ImageNet-C tables kept as published, for comparability with ImageNet-C results, although they
 # are not monotone in SSIM (glass_blur's level 2 runs one iteration where level 1 runs two; snow's
-# level 2 is harsher than 3). The last test below checks the reference shows the same.
-REFERENCE_NOT_MONOTONE = ("glass_blur", "snow")
+# level 2 is harsher than 3; zoom_blur's level 3 averages fewer zooms than level 2, so the sharp
+# image weighs more, which shows on finely textured skin). The last test below checks the
+# reference shows the same.
+REFERENCE_NOT_MONOTONE = ("glass_blur", "snow", "zoom_blur")
 
 
 def test_catalogue_is_not_empty():

@@ -90,8 +90,55 @@ def _union(masks: list[np.ndarray], size: int) -> np.ndarray:
     return np.any(masks, axis=0) if masks else np.zeros((size, size), bool)
 
 
+def cell_borders(
+    size: int,
+    rng: np.random.Generator,
+    spacing: float,
+    width: float,
+    stretch: float = 1.0,
+    angle: float = 0.0,
+) -> np.ndarray:
+    """1 on the borders of random polygonal cells (a Voronoi network), falling to 0 inside them.
+
+    ``spacing`` is the mean cell size and ``width`` the border's half-width, both in pixels;
+    ``stretch`` > 1 elongates the cells along ``angle`` (radians).
+    """
+    from scipy.spatial import cKDTree
+
+    count = max(4, int(round((size / spacing) ** 2)))
+    seeds = rng.uniform(0, size, (count, 2))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    cos, sin = np.cos(angle), np.sin(angle)
+
+    def warped(points: np.ndarray) -> np.ndarray:
+        along = points[:, 0] * cos + points[:, 1] * sin
+        across = points[:, 1] * cos - points[:, 0] * sin
+        return np.column_stack([along * stretch, across / stretch])
+
+    pixels = np.column_stack([yy.ravel(), xx.ravel()])
+    dist, _ = cKDTree(warped(seeds)).query(warped(pixels), k=2)
+    gap = (dist[:, 1] - dist[:, 0]).reshape(size, size).astype(np.float32)
+    return np.exp(-((gap / width) ** 2))
+
+
+def meandering_lines(size: int, rng: np.random.Generator, scale: float, width: float) -> np.ndarray:
+    """1 on the zero lines of a smooth random field (connected, meandering, like small vessels),
+    falling to 0 about ``width`` pixels away; ``scale`` as in :func:`smooth_texture`."""
+    field = smooth_texture(size, rng, scale)
+    slope = np.hypot(*np.gradient(field))
+    return np.exp(-((field / (width * slope + 1e-6)) ** 2))
+
+
 def dermoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
-    """RGB skin with a pigmented lesion (uint8)."""
+    """RGB skin with a pigmented lesion (uint8), with the fine structure dermoscopy shows.
+
+    Drawn for a field of about 20 mm at 256 pixels (80 um per pixel), features scaled with
+    ``size``: the skin's furrows around polygonal plateaus (0.5-1 mm across, elongated along one
+    direction) and a fine mottling; in the lesion, a pigment network (brown lines around holes of
+    0.2-0.4 mm) that is patchy and fades toward the border, and brown dots (about 0.15 mm).
+    """
+    import cv2
+
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
     skin = np.array([214, 170, 140], np.float32) + rng.uniform(-15, 15, 3).astype(np.float32)
@@ -100,13 +147,41 @@ def dermoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None 
     masks = _lesions(size, rng, (0.25, 0.45), lesions)
     mask = _union(masks, size)
     lesion = np.array([110, 70, 50], np.float32) + 18 * smooth_texture(size, rng, 6)[..., None]
+    # The fine structure has a stream of its own, so a seed keeps its lesion shape and colours.
+    rng = np.random.default_rng([seed, 1])
+    px = size / 256
+    line = max(px, 0.6)
+    furrows = cell_borders(size, rng, 10 * px, line, stretch=1.6, angle=rng.uniform(0, np.pi))
+    image = image * (1 - 0.09 * furrows[..., None])
+    mottle = cv2.GaussianBlur(
+        rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(0.8 * px, 0.5)
+    )
+    image = image * (1 + 0.035 * mottle / (mottle.std() + 1e-6))[..., None]
+    network = cv2.GaussianBlur(
+        cell_borders(size, rng, 4.5 * px, 1.1 * line), (0, 0), max(0.5 * px, 0.4)
+    )
+    patchy = np.clip(0.6 + 0.6 * smooth_texture(size, rng, 10), 0, 1)
+    toward_centre = np.clip(1.5 * cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 6 * px), 0, 1)
+    lesion = lesion * (1 - 0.4 * network * patchy * toward_centre)[..., None]
+    dots = np.zeros((size, size), np.float32)
+    ys, xs = np.nonzero(mask)
+    if len(ys):
+        pick = rng.choice(len(ys), size=min(len(ys), int(25 * px**2) + 1), replace=False)
+        dots[ys[pick], xs[pick]] = 1.0
+        sigma = max(0.9 * px, 0.5)
+        dots = np.clip(cv2.GaussianBlur(dots, (0, 0), sigma) * 2 * np.pi * sigma**2, 0, 1)
+    lesion = lesion * (1 - 0.5 * dots[..., None])
     soft = _soft(mask)
     image = image * (1 - soft[..., None]) + lesion * soft[..., None]
     return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "dermoscopy", tuple(masks))
 
 
 def endoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None = None) -> Phantom:
-    """RGB colon-like mucosa with a polyp, dark lumen and circular field of view (uint8)."""
+    """RGB colon-like mucosa with a polyp, dark lumen and circular field of view (uint8).
+
+    The mucosa shows a network of fine submucosal vessels (darker red, two calibres) and the
+    polyp a fine granular surface (its pit pattern), scaled with ``size``.
+    """
     rng = np.random.default_rng(seed)
     y, x = _grid(size)
     r = np.sqrt(x**2 + y**2)
@@ -119,6 +194,15 @@ def endoscopy(size: int = 256, seed: int = 0, lesions: Sequence[Lesion] | None =
     polyp = np.array([215, 120, 100], np.float32) * (
         1.0 + 0.1 * smooth_texture(size, rng, 8)[..., None]
     )
+    rng = np.random.default_rng([seed, 1])  # the fine structure's own stream, as in dermoscopy
+    line = max(size / 256, 0.6)
+    vessels = np.maximum(
+        meandering_lines(size, rng, 10, 0.8 * line),
+        0.6 * meandering_lines(size, rng, 24, 0.6 * line),
+    )
+    absorbed = np.array([0.3, 1.0, 1.0], np.float32)  # blood absorbs green and blue most
+    image = image * (1 - 0.28 * vessels[..., None] * absorbed)
+    polyp = polyp * (1 + 0.06 * smooth_texture(size, rng, 40)[..., None])
     soft = _soft(mask)
     image = image * (1 - soft[..., None]) + polyp * soft[..., None]
     image[r > 0.98] = 0
@@ -203,8 +287,58 @@ def ultrasound(size: int = 256, seed: int = 0) -> Phantom:
     return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "ultrasound")
 
 
+def _vessel_tree(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    start: np.ndarray,
+    heading: float,
+    width: float,
+    length: float,
+    bend: float,
+    depth: int,
+) -> None:
+    """Draw a vessel (x, y pixels, heading in radians) that bends as it goes, then goes on as a
+    slightly thinner trunk and gives off a thinner branch at an angle, down to about 1 pixel."""
+    import cv2
+
+    if width < 0.5 or depth < 0 or length < 2:
+        return
+    steps = 12
+    theta = heading + (bend + rng.normal(0, 0.25)) * np.linspace(0, 1, steps)[:, None]
+    path = start + np.cumsum(length / steps * np.hstack([np.cos(theta), np.sin(theta)]), axis=0)
+    path = np.vstack([start, path])
+    thickness = max(1, int(round(width)))
+    cv2.polylines(
+        canvas,
+        [np.rint(path * 4).astype(np.int32)],
+        False,
+        min(1.0, width),
+        thickness,
+        cv2.LINE_AA,
+        shift=2,
+    )
+    end, end_heading = path[-1], float(theta[-1, 0])
+    side = 1 if rng.random() < 0.5 else -1
+    trunk_heading = end_heading - side * rng.uniform(0.05, 0.2)
+    trunk_length = length * rng.uniform(0.75, 0.9)
+    _vessel_tree(
+        canvas, rng, end, trunk_heading, 0.85 * width, trunk_length, 0.85 * bend, depth - 1
+    )
+    branch_heading = end_heading + side * rng.uniform(0.6, 1.0)
+    branch_length = length * rng.uniform(0.5, 0.7)
+    _vessel_tree(
+        canvas, rng, end, branch_heading, 0.6 * width, branch_length, rng.normal(0, 0.3), depth - 2
+    )
+
+
 def fundus(size: int = 256, seed: int = 0) -> Phantom:
-    """RGB retinal fundus photograph (uint8): orange-red retina, bright optic disc with cup, vessels."""
+    """RGB retinal fundus photograph (uint8): orange-red retina, bright optic disc with cup, a
+    darker macula, a fine pigment mottle, and a branching vessel tree; mask = the optic disc.
+
+    Veins (darker, wider) and arteries leave the disc in a superior and an inferior arcade that
+    curve around the macula (about 2.5 disc diameters temporal to the disc), plus nasal branches;
+    each vessel goes on as a thinner trunk and gives off thinner branches, down to about 1 pixel.
+    """
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -217,22 +351,34 @@ def fundus(size: int = 256, seed: int = 0) -> Phantom:
     disc_radius = rng.uniform(0.12, 0.16)
     disc_dist = np.sqrt((x - disc_x) ** 2 + (y - disc_y) ** 2)
     mask = disc_dist < disc_radius
+    cup_share = rng.uniform(0.35, 0.55)
+    rng = np.random.default_rng([seed, 1])  # the fine structure's own stream, as in dermoscopy
+    px = size / 256
+    grain = cv2.GaussianBlur(
+        rng.standard_normal((size, size)).astype(np.float32), (0, 0), max(0.9 * px, 0.5)
+    )
+    image = image * (1 + 0.04 * grain / (grain.std() + 1e-6))[..., None]
+    macula_x = disc_x - np.sign(disc_x) * 0.78
+    macula = np.exp(-((x - macula_x) ** 2 + (y - disc_y - 0.05) ** 2) / (2 * 0.12**2))
+    image = image * (1 - 0.35 * macula[..., None])
     disc = _soft(mask)[..., None]
     image = image * (1 - disc) + np.array([245, 200, 120], np.float32) * disc
-    cup = _soft(disc_dist < disc_radius * rng.uniform(0.35, 0.55))[..., None]
+    cup = _soft(disc_dist < disc_radius * cup_share)[..., None]
     image = image * (1 - cup) + np.array([255, 235, 190], np.float32) * cup
-    # Vessels: curved arcades leaving the disc, drawn dark red onto a separate layer.
-    vessels = np.zeros((size, size), np.float32)
     centre = np.array([(disc_x + 1) / 2 * size, (disc_y + 1) / 2 * size])
-    steps = np.linspace(0, 1.6, 40)[:, None]
-    for heading in rng.uniform(0, 2 * np.pi, 8):
-        bend = rng.uniform(-1.2, 1.2)
-        theta = heading + bend * steps
-        points = centre + size / 2 * steps * np.hstack([np.cos(theta), np.sin(theta)])
-        width = max(1, int(round(size * rng.uniform(0.008, 0.016))))
-        cv2.polylines(vessels, [np.rint(points).astype(np.int32)], False, 1.0, width, cv2.LINE_AA)
-    vessels = cv2.GaussianBlur(vessels, (0, 0), 0.8)[..., None] * 0.6
-    image = image * (1 - vessels) + np.array([120, 25, 15], np.float32) * vessels
+    temporal = -np.sign(disc_x)  # +1: the macula is to the right of the disc
+    for colour, calibre in (([150, 35, 20], 1.0), ([185, 50, 30], 0.75)):  # veins, arteries
+        canvas = np.zeros((size, size), np.float32)
+        for up in (-1, 1):  # superior (-1) and inferior arcades
+            heading = up * (np.pi / 2 - 0.3 * temporal) + rng.normal(0, 0.12)
+            width, bend = 3.2 * px * calibre, -up * temporal * 0.42
+            _vessel_tree(canvas, rng, centre, heading, width, 0.22 * size, bend, 6)
+        for _ in range(2):  # nasal branches
+            heading = (np.pi if temporal > 0 else 0.0) + rng.uniform(-0.9, 0.9)
+            width, bend = 2.0 * px * calibre, rng.normal(0, 0.3)
+            _vessel_tree(canvas, rng, centre, heading, width, 0.16 * size, bend, 4)
+        vessels = 0.75 * cv2.GaussianBlur(canvas, (0, 0), max(0.6 * px, 0.4))[..., None]
+        image = image * (1 - vessels) + np.array(colour, np.float32) * vessels
     image[r > 0.95] = 0
     return Phantom(np.clip(image, 0, 255).astype(np.uint8), mask, "fundus")
 
