@@ -56,9 +56,12 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
     misses: list[str] = []
     unreachable_list: list[str] = []
     errors: list[str] = []
+    by_source = {"real": [0, 0], "phantom": [0, 0]}  # [in band, conditions]
     for spec in suite.corruptions():
         for reference in references:
+            source = by_source["real" if reference.real else "phantom"]
             for k in LEVELS:
+                source[1] += 1
                 seed = level_seed(reference.name, spec.name, k)
                 try:
                     _, params = corrupt(
@@ -74,6 +77,7 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
                 where = f"{spec.name} {reference.name} L{k}: SSIM {record['ssim']:.3f}"
                 if record["in_band"]:
                     in_band_count += 1
+                    source[0] += 1
                 elif not record["reachable"]:
                     unreachable += 1
                     unreachable_list.append(where)
@@ -87,6 +91,7 @@ def ssim_mode(modality: str, references: list) -> dict[str, Any]:
         "unreachable_list": unreachable_list,
         "misses": misses,
         "errors": errors,
+        "by_source": by_source,
     }
 
 
@@ -227,6 +232,7 @@ def main() -> int:
         f"{'ssim in band':>13s} {'unreachable':>12s} {'seconds':>8s}"
     )
     totals = {"table_hits": 0, "table_total": 0, "ssim_hits": 0.0, "ssim_total": 0}
+    by_source = {"real": [0, 0], "phantom": [0, 0]}
     for modality in modalities:
         start = time.perf_counter()
         references = reference_images(modality, max_size=256 if args.quick else None)
@@ -244,6 +250,9 @@ def main() -> int:
             row["ssim"] = ssim_mode(modality, references)
             totals["ssim_hits"] += row["ssim"]["in_band_pct"] * row["ssim"]["conditions"] / 100.0
             totals["ssim_total"] += row["ssim"]["conditions"]
+            for source, (hits, total) in row["ssim"]["by_source"].items():
+                by_source[source][0] += hits
+                by_source[source][1] += total
             ssim_cell = f"{row['ssim']['in_band_pct']:.1f}%"
             unreachable_cell = str(row["ssim"]["unreachable"])
         if modality in PHYSICS:
@@ -263,6 +272,12 @@ def main() -> int:
         ssim_pct = 100.0 * totals["ssim_hits"] / totals["ssim_total"]
         print(f"SSIM mode: {ssim_pct:.1f}% of {totals['ssim_total']} (image, corruption, level)")
         figures["ssim_in_band_pct"] = round(ssim_pct, 1)
+        for source, label in (("real", "real images"), ("phantom", "phantoms")):
+            hits, total = by_source[source]
+            if total:
+                pct = 100.0 * hits / total
+                print(f"  on the {label}: {pct:.1f}% of {total}")
+                figures[f"ssim_in_band_pct_{source}"] = round(pct, 1)
     for modality in modalities:
         row = figures[modality]
         for key in ("ct_noise_hu", "ultrasound_speckle_db", "mri_bias_gain", "stain_delta_e"):
